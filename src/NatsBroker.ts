@@ -1,0 +1,145 @@
+/**
+ * The `Broker` over NATS JetStream: publishing through the JetStream client and the administration of
+ * streams and durable pull consumers through the JetStream manager of a `NatsClient`.
+ *
+ * It translates and nothing more: configurations go through `internal/natsConfig`, failures through
+ * `internal/natsErrors`. Retrying a publish is the `Publisher`'s job (on an Effect `Schedule`), so
+ * nats.js's own publish retries stay off; consumers never get a `backoff`, because nats-server 2.9
+ * mistimes `nak(delay)` when one is set.
+ *
+ * @since 0.1.0
+ */
+import type { JetStreamPublishOptions } from "@nats-io/jetstream"
+import { headers as makeHeaders } from "@nats-io/transport-node"
+import { Duration, Effect, Layer, Option, Stream } from "effect"
+import { Broker, type ConsumerConfig, type PublishRequest, type StreamConfig } from "./Broker.js"
+import { fromConsumerInfo, fromStreamInfo, toConsumerConfig, toStreamConfig } from "./internal/natsConfig.js"
+import { fromCause } from "./internal/natsErrors.js"
+import { NatsClient } from "./NatsClient.js"
+import type { NatsError } from "./NatsError.js"
+
+// Lookups answer "not found" with a value, not an error.
+const noneWhen =
+  (...tags: ReadonlyArray<NatsError["reason"]["_tag"]>) =>
+  <A>(effect: Effect.Effect<A, NatsError>): Effect.Effect<Option.Option<A>, NatsError> =>
+    effect.pipe(
+      Effect.map(Option.some),
+      Effect.catchIf(
+        (error) => tags.includes(error.reason._tag),
+        () => Effect.succeed(Option.none())
+      )
+    )
+
+const falseWhen =
+  (...tags: ReadonlyArray<NatsError["reason"]["_tag"]>) =>
+  (effect: Effect.Effect<boolean, NatsError>): Effect.Effect<boolean, NatsError> =>
+    Effect.catchIf(
+      effect,
+      (error) => tags.includes(error.reason._tag),
+      () => Effect.succeed(false)
+    )
+
+/**
+ * Builds the NATS `Broker` from the `NatsClient` in context.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const make: Effect.Effect<Broker["Service"], never, NatsClient> = Effect.gen(function* () {
+  const { jetstream, manager } = yield* NatsClient
+
+  const publish = (request: PublishRequest) => {
+    const options: Partial<JetStreamPublishOptions> = { timeout: Duration.toMillis(request.timeout) }
+    if (request.messageId !== undefined) options.msgID = request.messageId
+    if (request.expectedLastSequence !== undefined) options.expect = { lastSequence: request.expectedLastSequence }
+    if (request.headers.length > 0) {
+      const headers = makeHeaders()
+      for (const [name, value] of request.headers) headers.append(name, value)
+      options.headers = headers
+    }
+    return Effect.tryPromise({
+      try: () => jetstream.publish(request.subject, request.payload, options),
+      catch: (cause) => fromCause("publish", { subject: request.subject })(cause)
+    }).pipe(Effect.map((ack) => ({ stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate })))
+  }
+
+  const streamInfo = (name: string) =>
+    Effect.tryPromise({
+      try: () => manager.streams.info(name),
+      catch: fromCause("streamInfo", { stream: name })
+    }).pipe(Effect.map(fromStreamInfo), noneWhen("StreamNotFound"))
+
+  const addStream = (config: StreamConfig) =>
+    Effect.tryPromise({
+      try: () => manager.streams.add(toStreamConfig(config)),
+      catch: fromCause("addStream", { stream: config.name })
+    }).pipe(Effect.map(fromStreamInfo))
+
+  const updateStream = (config: StreamConfig) =>
+    Effect.tryPromise({
+      try: () => manager.streams.update(config.name, toStreamConfig(config)),
+      catch: fromCause("updateStream", { stream: config.name })
+    }).pipe(Effect.map(fromStreamInfo))
+
+  const deleteStream = (name: string) =>
+    Effect.tryPromise({
+      try: () => manager.streams.delete(name),
+      catch: fromCause("deleteStream", { stream: name })
+    }).pipe(falseWhen("StreamNotFound"))
+
+  const listStreams = Effect.suspend(() =>
+    Stream.fromAsyncIterable(manager.streams.list(), fromCause("listStreams")).pipe(
+      Stream.map(fromStreamInfo),
+      Stream.runCollect
+    )
+  )
+
+  // A missing stream means the consumer is missing too.
+  const consumerInfo = (stream: string, name: string) =>
+    Effect.tryPromise({
+      try: () => manager.consumers.info(stream, name),
+      catch: fromCause("consumerInfo", { stream, consumer: name })
+    }).pipe(Effect.map(fromConsumerInfo), noneWhen("ConsumerNotFound", "StreamNotFound"))
+
+  const addConsumer = (config: ConsumerConfig) =>
+    Effect.tryPromise({
+      try: () => manager.consumers.add(config.stream, toConsumerConfig(config, "add")),
+      catch: fromCause("addConsumer", { stream: config.stream, consumer: config.name })
+    }).pipe(Effect.map(fromConsumerInfo))
+
+  // The whole configuration goes to the server, deliver policy included, so that a change it cannot
+  // make is refused rather than dropped.
+  const updateConsumer = (config: ConsumerConfig) =>
+    Effect.tryPromise({
+      try: () => manager.consumers.update(config.stream, config.name, toConsumerConfig(config, "update")),
+      catch: fromCause("updateConsumer", { stream: config.stream, consumer: config.name })
+    }).pipe(Effect.map(fromConsumerInfo))
+
+  const deleteConsumer = (stream: string, name: string) =>
+    Effect.tryPromise({
+      try: () => manager.consumers.delete(stream, name),
+      catch: fromCause("deleteConsumer", { stream, consumer: name })
+    }).pipe(falseWhen("ConsumerNotFound", "StreamNotFound"))
+
+  return Broker.of({
+    system: "nats",
+    publish,
+    streamInfo,
+    addStream,
+    updateStream,
+    deleteStream,
+    listStreams,
+    consumerInfo,
+    addConsumer,
+    updateConsumer,
+    deleteConsumer
+  })
+})
+
+/**
+ * The NATS `Broker`, over the `NatsClient` in context.
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layer: Layer.Layer<Broker, never, NatsClient> = Layer.effect(Broker, make)
