@@ -7,12 +7,13 @@
  * `TopologyError`, before changing anything) drift it cannot. Streams and consumers that the topology
  * does not name are left alone; nothing is ever deleted by `provision`.
  *
- * Which fields can change in place (nats-server 2.9.10, checked by the tests):
+ * Which fields can change in place (as nats-server 2.9.10 answers):
  * - stream: `subjects`, `description`, `discard`, `maxAge`, `maxMessages`, `maxBytes`, `maxMessageSize`,
- *   `maxMessagesPerSubject`, `duplicateWindow`, `replicas` (on a cluster) are updated; `storage` and
- *   `retention` cannot change: delete and recreate the stream (and lose its messages) to change them.
- * - consumer: `description`, `filterSubject`, `ackWait`, `maxDeliver`, `maxAckPending` are updated;
- *   `deliverPolicy` cannot change: delete the durable (and its position) to change it.
+ *   `maxMessagesPerSubject`, `duplicateWindow` and `replicas` (on a cluster) are updated; `storage` and
+ *   `retention` cannot change: delete and recreate the stream (losing its messages) to change them.
+ * - consumer: `description`, `filterSubject`, `ackWait`, `maxDeliver` and `maxAckPending` are updated;
+ *   `deliverPolicy` cannot change: delete the durable (losing its position) to change it. Consumers are
+ *   always durable, pull, with explicit acks.
  *
  * Migrating from the Python package: its `GLAM_EVENTS` stream also carried `dlq.>`. Provisioning
  * `Topology.glam` over it first removes `dlq.>` from `GLAM_EVENTS`, then creates `GLAM_DLQ` on `dlq.>`
@@ -119,7 +120,7 @@ export class TopologyError extends Schema.TaggedError<TopologyError>()("Topology
 }) {}
 
 interface Where {
-  readonly stream?: string | undefined
+  readonly stream: string
   readonly consumer?: string | undefined
 }
 
@@ -160,7 +161,7 @@ const DEFAULT_DUPLICATE_WINDOW = Duration.minutes(2)
 /**
  * Validates a stream spec and fills in its defaults.
  *
- * @category constructors
+ * @category validation
  * @since 0.1.0
  */
 export const resolveStream = Effect.fnUntraced(function* (spec: StreamSpec) {
@@ -201,7 +202,7 @@ export const resolveStream = Effect.fnUntraced(function* (spec: StreamSpec) {
 /**
  * Validates a consumer spec and fills in its defaults. A filter of `>` means no filter.
  *
- * @category constructors
+ * @category validation
  * @since 0.1.0
  */
 export const resolveConsumer = Effect.fnUntraced(function* (spec: ConsumerSpec) {
@@ -253,7 +254,7 @@ export interface Outcome {
 }
 
 /**
- * What `provision` did, in the order of the topology.
+ * What `provision` did, stream by stream and consumer by consumer.
  *
  * @category models
  * @since 0.1.0
@@ -263,99 +264,80 @@ export interface Report {
   readonly consumers: ReadonlyArray<Outcome>
 }
 
-interface FieldRule<C> {
-  readonly updatable: boolean
-  readonly render: (config: C) => string
-}
+type Rule<C> = readonly [updatable: boolean, render: (config: C) => string]
 
 const limit = (value: number | undefined): string => (value === undefined ? "unlimited" : String(value))
-const age = (value: Duration.Duration | undefined): string =>
-  value === undefined ? "unlimited" : Duration.format(value)
 const text = (value: string | undefined): string => (value === undefined ? "none" : JSON.stringify(value))
 
-const streamRules: { readonly [K in Exclude<keyof StreamConfig, "name">]: FieldRule<StreamConfig> } = {
-  subjects: { updatable: true, render: (c) => [...c.subjects].sort().join(", ") },
-  description: { updatable: true, render: (c) => text(c.description) },
-  retention: { updatable: false, render: (c) => c.retention },
-  storage: { updatable: false, render: (c) => c.storage },
-  discard: { updatable: true, render: (c) => c.discard },
-  maxAge: { updatable: true, render: (c) => age(c.maxAge) },
-  maxMessages: { updatable: true, render: (c) => limit(c.maxMessages) },
-  maxBytes: { updatable: true, render: (c) => limit(c.maxBytes) },
-  maxMessageSize: { updatable: true, render: (c) => limit(c.maxMessageSize) },
-  maxMessagesPerSubject: { updatable: true, render: (c) => limit(c.maxMessagesPerSubject) },
-  duplicateWindow: { updatable: true, render: (c) => Duration.format(c.duplicateWindow) },
-  replicas: { updatable: true, render: (c) => String(c.replicas) }
+const streamRules: { readonly [K in Exclude<keyof StreamConfig, "name">]: Rule<StreamConfig> } = {
+  subjects: [true, (c) => [...c.subjects].sort().join(", ")],
+  description: [true, (c) => text(c.description)],
+  retention: [false, (c) => c.retention],
+  storage: [false, (c) => c.storage],
+  discard: [true, (c) => c.discard],
+  maxAge: [true, (c) => (c.maxAge === undefined ? "unlimited" : Duration.format(c.maxAge))],
+  maxMessages: [true, (c) => limit(c.maxMessages)],
+  maxBytes: [true, (c) => limit(c.maxBytes)],
+  maxMessageSize: [true, (c) => limit(c.maxMessageSize)],
+  maxMessagesPerSubject: [true, (c) => limit(c.maxMessagesPerSubject)],
+  duplicateWindow: [true, (c) => Duration.format(c.duplicateWindow)],
+  replicas: [true, (c) => String(c.replicas)]
 }
 
-const consumerRules: { readonly [K in Exclude<keyof ConsumerConfig, "stream" | "name">]: FieldRule<ConsumerConfig> } = {
-  description: { updatable: true, render: (c) => text(c.description) },
-  filterSubject: { updatable: true, render: (c) => c.filterSubject ?? ">" },
-  deliverPolicy: { updatable: false, render: (c) => c.deliverPolicy },
-  ackWait: { updatable: true, render: (c) => Duration.format(c.ackWait) },
-  maxDeliver: { updatable: true, render: (c) => limit(c.maxDeliver) },
-  maxAckPending: { updatable: true, render: (c) => String(c.maxAckPending) }
+const consumerRules: { readonly [K in Exclude<keyof ConsumerConfig, "stream" | "name">]: Rule<ConsumerConfig> } = {
+  description: [true, (c) => text(c.description)],
+  filterSubject: [true, (c) => c.filterSubject ?? ">"],
+  deliverPolicy: [false, (c) => c.deliverPolicy],
+  ackWait: [true, (c) => Duration.format(c.ackWait)],
+  maxDeliver: [true, (c) => limit(c.maxDeliver)],
+  maxAckPending: [true, (c) => String(c.maxAckPending)]
 }
-
-interface Drift extends FieldChange {
-  readonly updatable: boolean
-}
-
-const diff = <C>(rules: Readonly<Record<string, FieldRule<C>>>, current: C, desired: C): ReadonlyArray<Drift> =>
-  Object.entries(rules).flatMap(([field, rule]) => {
-    const [now, wanted] = [rule.render(current), rule.render(desired)]
-    return now === wanted ? [] : [{ field, current: now, desired: wanted, updatable: rule.updatable }]
-  })
 
 interface Plan<C> {
   readonly where: Where
   readonly desired: C
-  readonly current: Option.Option<C>
-  readonly changes: ReadonlyArray<Drift>
+  readonly exists: boolean
+  readonly changes: ReadonlyArray<FieldChange>
 }
 
+// Fails on the first change the server would refuse, so that nothing is applied when one is refused.
 const plan = <C>(
-  rules: Readonly<Record<string, FieldRule<C>>>,
+  rules: Readonly<Record<string, Rule<C>>>,
   where: Where,
   desired: C,
-  current: Option.Option<C>
-) => {
-  const changes = Option.isSome(current) ? diff(rules, current.value, desired) : []
-  const refused = changes.find((change) => !change.updatable)
-  if (refused === undefined) return Effect.succeed<Plan<C>>({ where, desired, current, changes })
-  return Effect.fail(
-    new TopologyError({
-      ...where,
-      field: refused.field,
-      current: refused.current,
-      desired: refused.desired,
-      message: `${describe(where)}: ${refused.field} cannot change from ${refused.current} to ${refused.desired} in place; delete and recreate it, or keep ${refused.current}`
-    })
-  )
+  info: Option.Option<{ readonly config: C }>
+): Effect.Effect<Plan<C>, TopologyError> => {
+  const changes: Array<FieldChange> = []
+  for (const [field, [updatable, render]] of Object.entries(rules)) {
+    if (Option.isNone(info)) break
+    const [current, wanted] = [render(info.value.config), render(desired)]
+    if (current === wanted) continue
+    if (!updatable) {
+      const message = `${describe(where)}: ${field} cannot change from ${current} to ${wanted} in place; delete and recreate it, or keep ${current}`
+      return Effect.fail(new TopologyError({ ...where, field, current, desired: wanted, message }))
+    }
+    changes.push({ field, current, desired: wanted })
+  }
+  return Effect.succeed({ where, desired, exists: Option.isSome(info), changes })
 }
 
 const apply = <C>(
-  step: Plan<C>,
+  { where, desired, exists, changes }: Plan<C>,
   create: (config: C) => Effect.Effect<unknown, NatsError>,
   update: (config: C) => Effect.Effect<unknown, NatsError>
 ): Effect.Effect<Outcome, NatsError> => {
-  const outcome = (action: Outcome["action"]): Outcome => ({
-    stream: step.where.stream ?? "",
-    ...(step.where.consumer === undefined ? {} : { consumer: step.where.consumer }),
+  const action = !exists ? "created" : changes.length > 0 ? "updated" : "unchanged"
+  const outcome: Outcome = {
+    stream: where.stream,
+    ...(where.consumer === undefined ? {} : { consumer: where.consumer }),
     action,
-    changes: step.changes.map(({ field, current, desired }) => ({ field, current, desired }))
-  })
-  if (Option.isNone(step.current)) {
-    return create(step.desired).pipe(
-      Effect.tap(() => Effect.logInfo(`Topology: created ${describe(step.where)}`)),
-      Effect.as(outcome("created"))
-    )
+    changes
   }
-  if (step.changes.length === 0) return Effect.succeed(outcome("unchanged"))
-  const summary = step.changes.map((c) => `${c.field}: ${c.current} -> ${c.desired}`).join("; ")
-  return update(step.desired).pipe(
-    Effect.tap(() => Effect.logInfo(`Topology: updated ${describe(step.where)} (${summary})`)),
-    Effect.as(outcome("updated"))
+  if (action === "unchanged") return Effect.succeed(outcome)
+  const summary = changes.map((c) => `; ${c.field}: ${c.current} -> ${c.desired}`).join("")
+  return (exists ? update : create)(desired).pipe(
+    Effect.andThen(Effect.logInfo(`Topology: ${action} ${describe(where)}${summary}`)),
+    Effect.as(outcome)
   )
 }
 
@@ -367,9 +349,9 @@ const duplicateOf = <A>(items: ReadonlyArray<A>, key: (item: A) => string): A | 
  * changing anything if some drift cannot be applied in place. Running it again changes nothing.
  *
  * Existing streams are updated before missing ones are created, so that subjects can move from an old
- * stream to a new one in a single run.
+ * stream to a new one in a single run; the report lists streams in that order.
  *
- * @category constructors
+ * @category provisioning
  * @since 0.1.0
  */
 export const provision = Effect.fn("Topology.provision")(function* (topology: Topology) {
@@ -384,45 +366,22 @@ export const provision = Effect.fn("Topology.provision")(function* (topology: To
 
   const broker = yield* Broker
   const streamPlans = yield* Effect.forEach(streams, (desired) =>
-    broker.streamInfo(desired.name).pipe(
-      Effect.flatMap((info) =>
-        plan(
-          streamRules,
-          { stream: desired.name },
-          desired,
-          Option.map(info, (i) => i.config)
-        )
-      )
+    Effect.flatMap(broker.streamInfo(desired.name), (info) =>
+      plan(streamRules, { stream: desired.name }, desired, info)
     )
   )
-  const streamsToCreate = new Set(streamPlans.filter((p) => Option.isNone(p.current)).map((p) => p.desired.name))
+  const created = new Set(streamPlans.filter((p) => !p.exists).map((p) => p.desired.name))
   const consumerPlans = yield* Effect.forEach(consumers, (desired) =>
-    (streamsToCreate.has(desired.stream)
-      ? Effect.succeed(Option.none())
-      : broker.consumerInfo(desired.stream, desired.name)
-    ).pipe(
-      Effect.flatMap((info) =>
-        plan(
-          consumerRules,
-          { stream: desired.stream, consumer: desired.name },
-          desired,
-          Option.map(info, (i) => i.config)
-        )
-      )
+    Effect.flatMap(
+      created.has(desired.stream) ? Effect.succeed(Option.none()) : broker.consumerInfo(desired.stream, desired.name),
+      (info) => plan(consumerRules, { stream: desired.stream, consumer: desired.name }, desired, info)
     )
   )
 
-  const updatesFirst = [
-    ...streamPlans.filter((p) => Option.isSome(p.current)),
-    ...streamPlans.filter((p) => Option.isNone(p.current))
-  ]
-  const streamOutcomes = yield* Effect.forEach(updatesFirst, (p) => apply(p, broker.addStream, broker.updateStream))
-  const consumerOutcomes = yield* Effect.forEach(consumerPlans, (p) =>
-    apply(p, broker.addConsumer, broker.updateConsumer)
-  )
+  const updatesFirst = [...streamPlans.filter((p) => p.exists), ...streamPlans.filter((p) => !p.exists)]
   const report: Report = {
-    streams: streams.flatMap((s) => streamOutcomes.filter((o) => o.stream === s.name)),
-    consumers: consumerOutcomes
+    streams: yield* Effect.forEach(updatesFirst, (p) => apply(p, broker.addStream, broker.updateStream)),
+    consumers: yield* Effect.forEach(consumerPlans, (p) => apply(p, broker.addConsumer, broker.updateConsumer))
   }
   return report
 })
@@ -440,7 +399,7 @@ export const layer = (topology: Topology): Layer.Layer<never, TopologyError | Na
  * Creates the stream when it does not exist and leaves an existing one as it is (even if it differs):
  * the Python package's `ensure_stream`. Prefer `provision`, which also reconciles drift.
  *
- * @category constructors
+ * @category provisioning
  * @since 0.1.0
  */
 export const ensureStream = Effect.fnUntraced(function* (spec: StreamSpec) {
@@ -456,7 +415,7 @@ export const ensureStream = Effect.fnUntraced(function* (spec: StreamSpec) {
 /**
  * Deletes a stream and its messages; `false` when there was no such stream.
  *
- * @category constructors
+ * @category provisioning
  * @since 0.1.0
  */
 export const deleteStream = (name: string): Effect.Effect<boolean, NatsError, Broker> =>
@@ -480,7 +439,7 @@ export interface StreamSummary {
 /**
  * A stream's name, subjects, message count and bytes, or `Option.none()` when it does not exist.
  *
- * @category constructors
+ * @category accessors
  * @since 0.1.0
  */
 export const streamInfo = (name: string): Effect.Effect<Option.Option<StreamSummary>, NatsError, Broker> =>

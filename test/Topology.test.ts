@@ -123,8 +123,14 @@ describe("Topology", () => {
   layer(Env)("over a real nats-server", (it) => {
     it.effect("provision creates streams and consumers, and a second run changes nothing", () =>
       Effect.gen(function* () {
+        const orders: Topology.StreamSpec = {
+          name: "ORDERS",
+          subjects: ["orders.>"],
+          maxAge: "1 hour",
+          maxMessages: 500
+        }
         const topology = Topology.make({
-          streams: [{ name: "ORDERS", subjects: ["orders.>"], maxAge: "1 hour", maxMessages: 500 }],
+          streams: [orders],
           consumers: [{ stream: "ORDERS", name: "billing", filterSubject: "orders.paid", maxDeliver: 5 }]
         })
         const first = yield* Topology.provision(topology)
@@ -133,7 +139,7 @@ describe("Topology", () => {
           consumers: [{ stream: "ORDERS", consumer: "billing", action: "created", changes: [] }]
         })
         const stream = yield* streamConfigOf("ORDERS")
-        expect(stream).toStrictEqual(yield* Topology.resolveStream(topology.streams[0] ?? { name: "", subjects: [] }))
+        expect(stream).toStrictEqual(yield* Topology.resolveStream(orders))
         expect(stream.maxAge).toStrictEqual(Duration.hours(1))
         expect(stream.duplicateWindow).toStrictEqual(Duration.minutes(2))
         const consumer = yield* consumerConfigOf("ORDERS", "billing")
