@@ -1,27 +1,122 @@
 /**
- * The NATS connection as a service.
+ * The NATS connection as a service: one nats.js connection with its JetStream client and manager,
+ * a stream of connection events, a health check and the server's version, living as long as a `Scope`.
  *
- * (Skeleton: connect and close. Retry on first connect, auth, TLS, status, health, drain and
- * `layerConfig` are being filled in.)
+ * The first connect is retried on a `Schedule` while the failure is transient (never when the server
+ * refuses the credentials); once connected, nats.js reconnects forever. Closing the scope drains the
+ * connection (pending publishes are flushed, subscriptions finish) within `drainTimeout`, then closes
+ * it. Publishing and consuming are not here: they belong to the brokers.
  *
  * @since 0.1.0
  */
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream"
 import { connect, type NatsConnection } from "@nats-io/transport-node"
-import { Context, Effect, Layer } from "effect"
-import { fromCause } from "./internal/natsErrors.js"
-import type { NatsError } from "./NatsError.js"
+import {
+  Config,
+  Context,
+  Data,
+  Duration,
+  Effect,
+  Layer,
+  PubSub,
+  type Redacted,
+  Ref,
+  Schedule,
+  type Scope,
+  Stream
+} from "effect"
+import * as ConnectionOptions from "./internal/natsConnectionOptions.js"
+import { fromCause, redactServer } from "./internal/natsErrors.js"
+import * as NatsError from "./NatsError.js"
 
 /**
+ * Files for a TLS connection: a CA to trust the server by, and a client certificate with its key
+ * when the server verifies clients.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface TlsOptions {
+  readonly caFile?: string | undefined
+  readonly certFile?: string | undefined
+  readonly keyFile?: string | undefined
+}
+
+/**
+ * How to reach and authenticate to NATS. Every field is optional; times are `Duration.Input`.
+ *
  * @category models
  * @since 0.1.0
  */
 export interface Options {
+  /** `nats://host:port` or `tls://host:port`, one or many (a cluster). Default `nats://127.0.0.1:4222`. */
   readonly servers?: string | ReadonlyArray<string> | undefined
+  readonly user?: string | undefined
+  readonly password?: Redacted.Redacted<string> | undefined
+  readonly token?: Redacted.Redacted<string> | undefined
+  /** The text of a user NKey seed (`SU...`). */
+  readonly nkeySeed?: Redacted.Redacted<string> | undefined
+  /** Path of a `.creds` file (user JWT and NKey seed). */
+  readonly credsFile?: string | undefined
+  /** Set (even to `{}`) to require TLS. */
+  readonly tls?: TlsOptions | undefined
+  /** The client name the server shows in its monitoring. */
   readonly name?: string | undefined
+  /** When to try the first connect again after a transient failure. Default `defaultConnectRetry`. */
+  readonly connectRetry?: Schedule.Schedule<unknown, NatsError.NatsError> | undefined
+  /** Pause between reconnect attempts once connected; they never stop. Default 2 seconds. */
+  readonly reconnectWait?: Duration.Input | undefined
+  /** Bound of one connect attempt (TCP, TLS and handshake). Default 5 seconds. */
+  readonly connectTimeout?: Duration.Input | undefined
+  /** Bound of the drain on release, after which the connection is closed anyway. Default 5 seconds. */
+  readonly drainTimeout?: Duration.Input | undefined
+  /** Bound of one `health` check. Default 2 seconds. */
+  readonly healthTimeout?: Duration.Input | undefined
 }
 
 /**
+ * The first-connect retry policy: 200 ms doubling, jittered, at most 5 s apart, 6 retries
+ * (7 attempts over about 11 s), so a service started together with its NATS server waits for it.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const defaultConnectRetry: Schedule.Schedule<Duration.Duration> = Schedule.min([
+  Schedule.exponential("200 millis").pipe(Schedule.jittered),
+  Schedule.spaced("5 seconds")
+]).pipe(Schedule.upTo({ times: 6 }))
+
+/**
+ * What happened to the connection. `Closed` is the last event of a `status` stream.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type ConnectionEvent = Data.TaggedEnum<{
+  Disconnected: { readonly server: string }
+  Reconnecting: {}
+  Reconnected: { readonly server: string }
+  Error: { readonly message: string }
+  ServersChanged: { readonly added: ReadonlyArray<string>; readonly deleted: ReadonlyArray<string> }
+  LameDuckMode: { readonly server: string }
+  Stale: {}
+  SlowConsumer: { readonly subject: string; readonly pending: number }
+  ForceReconnect: {}
+  Ping: { readonly pendingPings: number }
+  Closed: {}
+}>
+
+/**
+ * Constructors and guards of `ConnectionEvent`.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const ConnectionEvent = Data.taggedEnum<ConnectionEvent>()
+
+/**
+ * The connection service.
+ *
  * @category services
  * @since 0.1.0
  */
@@ -31,34 +126,230 @@ export class NatsClient extends Context.Service<
     readonly connection: NatsConnection
     readonly jetstream: JetStreamClient
     readonly manager: JetStreamManager
+    /** Connection events from the moment of subscribing; ends with `Closed`. Each subscriber gets every event. */
+    readonly status: Stream.Stream<ConnectionEvent>
+    /** The round trip to the server, or a `NatsError` when disconnected or slower than `healthTimeout`. */
+    readonly health: Effect.Effect<Duration.Duration, NatsError.NatsError>
+    /** The version of the server connected to last, e.g. "2.9.10". */
+    readonly serverVersion: Effect.Effect<string>
+    /** Whether the server connected to last honours `term(reason)` (nats-server 2.11 and later). */
+    readonly supportsTermReason: Effect.Effect<boolean>
   }
 >()("@glam/messaging/NatsClient") {}
 
 /**
+ * Whether a nats-server of this version honours `term(reason)`; older ones redeliver the message.
+ *
+ * @category guards
+ * @since 0.1.0
+ */
+export const supportsTermReason = (version: string): boolean => {
+  const [major = 0, minor = 0] = version.split(".").map((part) => Number.parseInt(part, 10))
+  return major > 2 || (major === 2 && minor >= 11)
+}
+
+const logEvent = ConnectionEvent.$match({
+  Disconnected: ({ server }) => Effect.logWarning(`NATS disconnected from ${server}`),
+  Reconnecting: () => Effect.logDebug("NATS reconnecting"),
+  Reconnected: ({ server }) => Effect.logInfo(`NATS reconnected to ${server}`),
+  Error: ({ message }) => Effect.logWarning(`NATS error: ${message}`),
+  ServersChanged: ({ added, deleted }) =>
+    Effect.logInfo(`NATS servers changed: added [${added.join(", ")}], deleted [${deleted.join(", ")}]`),
+  LameDuckMode: ({ server }) => Effect.logWarning(`NATS server ${server} entered lame duck mode`),
+  Stale: () => Effect.logWarning("NATS connection is stale (no PONG); reconnecting"),
+  SlowConsumer: ({ subject, pending }) => Effect.logWarning(`NATS slow consumer on ${subject}: ${pending} pending`),
+  ForceReconnect: () => Effect.logInfo("NATS reconnect forced"),
+  Ping: ({ pendingPings }) => Effect.logDebug(`NATS ping, ${pendingPings} pending`),
+  Closed: () => Effect.logInfo("NATS connection closed")
+})
+
+/**
+ * The service over a connection, with the status fiber in the current scope. `events` is ended
+ * with `Closed` by whoever owns the connection.
+ */
+const makeService = Effect.fnUntraced(function* (
+  connection: NatsConnection,
+  events: PubSub.PubSub<ConnectionEvent>,
+  healthTimeout: Duration.Input
+) {
+  const statusIterable = connection.status()
+  yield* Effect.addFinalizer(() => Effect.sync(() => ConnectionOptions.stopStatusIterator(statusIterable)))
+  const connected = yield* Ref.make(!connection.isClosed())
+  const version = yield* Ref.make(connection.info?.version ?? "")
+  const track = (event: ConnectionEvent) => {
+    switch (event._tag) {
+      case "Disconnected":
+      case "Closed":
+        return Ref.set(connected, false)
+      case "Reconnected":
+        // Another server of a cluster may run another version.
+        return Effect.andThen(
+          Ref.set(connected, true),
+          Ref.update(version, (last) => connection.info?.version ?? last)
+        )
+      default:
+        return Effect.void
+    }
+  }
+  yield* Stream.fromAsyncIterable(statusIterable, (cause) => cause).pipe(
+    Stream.map(ConnectionOptions.toConnectionEvent),
+    Stream.runForEach((event) => Effect.all([track(event), logEvent(event), PubSub.publish(events, event)])),
+    Effect.catchCause((cause) => Effect.logError("NATS status watcher stopped", cause)),
+    Effect.forkScoped
+  )
+
+  const unhealthy = (reason: NatsError.NatsErrorReason) => Effect.fail(NatsError.make("health", reason))
+  const health = Effect.gen(function* () {
+    if (connection.isClosed()) return yield* unhealthy(new NatsError.Closed({ message: "the connection is closed" }))
+    if (!(yield* Ref.get(connected))) {
+      return yield* unhealthy(new NatsError.ConnectionRefused({ message: "disconnected; reconnecting" }))
+    }
+    const millis = yield* Effect.tryPromise({ try: () => connection.rtt(), catch: fromCause("health") })
+    return Duration.millis(millis)
+  }).pipe(
+    Effect.timeoutOrElse({
+      duration: healthTimeout,
+      orElse: () =>
+        unhealthy(
+          new NatsError.Timeout({
+            message: `no answer within ${Duration.format(Duration.fromInputUnsafe(healthTimeout))}`
+          })
+        )
+    }),
+    Effect.withSpan("NatsClient.health")
+  )
+
+  const manager = yield* Effect.tryPromise({
+    // Checking the JetStream API here would fail the whole connection while JetStream is still starting.
+    try: () => jetstreamManager(connection, { checkAPI: false }),
+    catch: fromCause("jetstreamManager")
+  })
+  return NatsClient.of({
+    connection,
+    jetstream: jetstream(connection),
+    manager,
+    status: Stream.fromPubSub(events).pipe(Stream.takeUntil(ConnectionEvent.$is("Closed"))),
+    health,
+    serverVersion: Ref.get(version),
+    supportsTermReason: Effect.map(Ref.get(version), supportsTermReason)
+  })
+})
+
+const drainThenClose = (connection: NatsConnection, drainTimeout: Duration.Input) =>
+  Effect.gen(function* () {
+    if (connection.isClosed()) return
+    const drained = yield* Effect.tryPromise({ try: () => connection.drain(), catch: fromCause("drain") }).pipe(
+      Effect.timeout(drainTimeout),
+      Effect.result
+    )
+    if (drained._tag === "Success") return yield* Effect.logInfo("NATS connection drained and closed")
+    yield* Effect.logWarning(`NATS drain did not finish (${drained.failure.message}); closing the connection`)
+    yield* Effect.tryPromise(() => connection.close()).pipe(Effect.timeout(drainTimeout), Effect.ignore)
+  })
+
+/**
+ * Connects, retrying the first connect on `options.connectRetry`; closing the current scope drains
+ * and closes the connection.
+ *
  * @category constructors
  * @since 0.1.0
  */
-export const make = Effect.fnUntraced(function* (options: Options = {}) {
-  const servers = options.servers === undefined ? ["nats://127.0.0.1:4222"] : options.servers
-  const connection = yield* Effect.acquireRelease(
-    Effect.tryPromise({
-      try: () => connect({ servers: typeof servers === "string" ? servers : [...servers], ...nameOf(options) }),
-      catch: fromCause("connect")
-    }),
-    (nc) => Effect.promise(() => nc.close())
+export const make = Effect.fnUntraced(function* (
+  options: Options = {}
+): Effect.fn.Return<NatsClient["Service"], NatsError.NatsError, Scope.Scope> {
+  const connectionOptions = yield* ConnectionOptions.toConnectionOptions(options)
+  const servers = ConnectionOptions.redactedServersOf(options)
+  const events = yield* PubSub.sliding<ConnectionEvent>(256)
+  const attempts = yield* Ref.make(0)
+  const connectOnce = Effect.gen(function* () {
+    const attempt = yield* Ref.updateAndGet(attempts, (n) => n + 1)
+    yield* Effect.logDebug(`NATS connect attempt ${attempt} to ${servers.join(", ")}`)
+    return yield* Effect.tryPromise({ try: () => connect(connectionOptions), catch: fromCause("connect", { servers }) })
+  }).pipe(Effect.tapError((error) => Effect.logWarning(`NATS connect failed: ${error.message}`)))
+
+  const connection = yield* Effect.acquireRelease(connectOnce, (connection) =>
+    Effect.andThen(
+      drainThenClose(connection, options.drainTimeout ?? ConnectionOptions.defaults.drainTimeout),
+      PubSub.end(events, ConnectionEvent.Closed())
+    )
+  ).pipe(Effect.retry({ while: (error) => error.isRetryable, schedule: options.connectRetry ?? defaultConnectRetry }))
+  yield* Effect.logInfo(
+    `NATS connected to ${redactServer(connection.getServer())} (server ${connection.info?.version})`
   )
-  const manager = yield* Effect.tryPromise({
-    try: () => jetstreamManager(connection),
-    catch: fromCause("jetstreamManager")
-  })
-  return NatsClient.of({ connection, jetstream: jetstream(connection), manager })
+  return yield* makeService(connection, events, options.healthTimeout ?? ConnectionOptions.defaults.healthTimeout)
 })
 
-const nameOf = (options: Options): { name?: string } => (options.name === undefined ? {} : { name: options.name })
+/**
+ * Adapts a connection made elsewhere. The caller keeps owning it: closing the scope stops watching
+ * it and ends `status`, but neither drains nor closes it.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const fromConnection = Effect.fnUntraced(function* (
+  connection: NatsConnection,
+  options: { readonly healthTimeout?: Duration.Input | undefined } = {}
+): Effect.fn.Return<NatsClient["Service"], NatsError.NatsError, Scope.Scope> {
+  const events = yield* PubSub.sliding<ConnectionEvent>(256)
+  yield* Effect.addFinalizer(() => PubSub.end(events, ConnectionEvent.Closed()))
+  return yield* makeService(connection, events, options.healthTimeout ?? ConnectionOptions.defaults.healthTimeout)
+})
 
 /**
+ * The connection as a layer: connected when the layer is built, drained and closed when it is released.
+ *
  * @category layers
  * @since 0.1.0
  */
-export const layer = (options: Options = {}): Layer.Layer<NatsClient, NatsError> =>
+export const layer = (options: Options = {}): Layer.Layer<NatsClient, NatsError.NatsError> =>
   Layer.effect(NatsClient, make(options))
+
+const optionalString = (name: string) => Config.String(name).pipe(Config.withDefault(undefined))
+const optionalSecret = (name: string) => Config.Redacted(name).pipe(Config.withDefault(undefined))
+
+/**
+ * The options read from the environment: `NATS_SERVERS` (comma-separated, default
+ * `nats://127.0.0.1:4222`), `NATS_USER`, `NATS_PASSWORD`, `NATS_TOKEN`, `NATS_NKEY_SEED`,
+ * `NATS_CREDS_FILE`, `NATS_TLS_CA_FILE`, `NATS_TLS_CERT_FILE`, `NATS_TLS_KEY_FILE` and `NATS_NAME`.
+ * Secrets are read as `Redacted`. An empty variable counts as unset unless the `ConfigProvider`
+ * preserves empty strings; then an empty `NATS_SERVERS` is an error.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const config: Config.Config<Options> = Config.all({
+  servers: Config.schema(ConnectionOptions.ServerList, "NATS_SERVERS").pipe(
+    Config.withDefault(ConnectionOptions.defaultServers)
+  ),
+  user: optionalString("NATS_USER"),
+  password: optionalSecret("NATS_PASSWORD"),
+  token: optionalSecret("NATS_TOKEN"),
+  nkeySeed: optionalSecret("NATS_NKEY_SEED"),
+  credsFile: optionalString("NATS_CREDS_FILE"),
+  caFile: optionalString("NATS_TLS_CA_FILE"),
+  certFile: optionalString("NATS_TLS_CERT_FILE"),
+  keyFile: optionalString("NATS_TLS_KEY_FILE"),
+  name: optionalString("NATS_NAME")
+}).pipe(
+  Config.map(
+    ({ caFile, certFile, keyFile, ...rest }): Options =>
+      caFile === undefined && certFile === undefined && keyFile === undefined
+        ? rest
+        : { ...rest, tls: { caFile, certFile, keyFile } }
+  )
+)
+
+/**
+ * The connection as a layer configured from the environment (see `config`); `overrides` win over
+ * what the environment says (e.g. `{ name, connectRetry }`).
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layerConfig = (
+  overrides: Options = {}
+): Layer.Layer<NatsClient, NatsError.NatsError | Config.ConfigError> =>
+  Layer.effect(
+    NatsClient,
+    Effect.flatMap(config, (fromConfig) => make({ ...fromConfig, ...overrides }))
+  )

@@ -2,29 +2,55 @@
  * The one place where what nats.js throws becomes a `NatsError` reason.
  *
  * nats.js reports JetStream API failures with numeric codes (`StreamNotFound: 10059`,
- * `StreamWrongLastSequence: 10071`, ...) and transport failures with error classes; both are
- * translated here so that no other module inspects a nats.js error.
+ * `StreamWrongLastSequence: 10071`, ...), transport failures with error classes, and some failures
+ * only in a message ("Authorization Violation") or in a Node error code (`ECONNREFUSED`, TLS
+ * certificate codes); all of them are translated here so that no other module inspects a nats.js error.
  */
 
-import { JetStreamApiCodes, jserrors } from "@nats-io/jetstream/internal"
+import { JetStreamApiCodes, JetStreamStatusError, jserrors } from "@nats-io/jetstream/internal"
 import { errors as coreErrors } from "@nats-io/transport-node"
+import { Predicate } from "effect"
 import * as NatsError from "../NatsError.js"
 
-const messageOf = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
+/** What the caller knows about the failed operation; it only enriches the reason, never changes it. */
+export interface Context {
+  readonly stream?: string
+  readonly consumer?: string
+  readonly subject?: string
+  /** The servers a connect tried, already stripped of credentials. */
+  readonly servers?: ReadonlyArray<string>
+}
 
 /** Translates anything nats.js threw during `operation` into a `NatsError`. */
 export const fromCause =
-  (
-    operation: string,
-    context: { readonly stream?: string; readonly consumer?: string; readonly subject?: string } = {}
-  ) =>
+  (operation: string, context: Context = {}) =>
   (cause: unknown): NatsError.NatsError =>
-    NatsError.make(operation, reasonOf(cause, context))
+    NatsError.make(operation, withServers(reasonOf(cause, context), context))
 
-const reasonOf = (
-  cause: unknown,
-  context: { readonly stream?: string; readonly consumer?: string; readonly subject?: string }
-): NatsError.NatsErrorReason => {
+/** Removes the user-info part of a server URL (`nats://user:password@host` → `nats://<redacted>@host`). */
+export const redactServer = (server: string): string => server.replace(/^([a-z]+:\/\/)?[^/@]*@/i, "$1<redacted>@")
+
+const messageOf = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
+
+const codeOf = (cause: unknown): string | undefined =>
+  Predicate.hasProperty(cause, "code") && typeof cause.code === "string" ? cause.code : undefined
+
+/** Node's TLS verification failures: the server's certificate was not trusted, so retrying cannot help. */
+const TLS_CERTIFICATE_CODES = new Set([
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+  "CERT_UNTRUSTED",
+  "ERR_TLS_CERT_ALTNAME_INVALID"
+])
+
+const AUTH_MESSAGE = /authorization violation|authentication (expired|timeout)|user authentication revoked/i
+
+const reasonOf = (cause: unknown, context: Context): NatsError.NatsErrorReason => {
   if (NatsError.isNatsError(cause)) return cause.reason
   const message = messageOf(cause)
   if (cause instanceof jserrors.JetStreamApiError) {
@@ -40,14 +66,11 @@ const reasonOf = (
         return new NatsError.Rejected({ message, cause, code: cause.code })
     }
   }
-  if (cause instanceof jserrors.JetStreamNotEnabled) {
-    // nats.js says "jetstream is not enabled" when nothing answered a publish: no stream covers the subject.
-    return new NatsError.StreamNotFound({
-      message:
-        context.subject === undefined ? "no stream for this subject" : `no stream for subject ${context.subject}`,
-      cause,
-      ...pick(context, "subject")
-    })
+  if (cause instanceof jserrors.JetStreamNotEnabled) return jetStreamNotEnabled(cause, context)
+  if (cause instanceof JetStreamStatusError) {
+    if (cause.code === 408) return new NatsError.Timeout({ message, cause })
+    if (cause.code === 503) return new NatsError.NoResponders({ message, cause })
+    return new NatsError.Other({ message, cause, code: cause.code })
   }
   if (cause instanceof coreErrors.TimeoutError) return new NatsError.Timeout({ message, cause })
   if (cause instanceof coreErrors.NoRespondersError) return new NatsError.NoResponders({ message, cause })
@@ -56,19 +79,84 @@ const reasonOf = (
       ? new NatsError.NoResponders({ message, cause })
       : new NatsError.Other({ message, cause })
   }
-  if (cause instanceof coreErrors.AuthorizationError || cause instanceof coreErrors.UserAuthenticationExpiredError) {
+  if (
+    cause instanceof coreErrors.AuthorizationError ||
+    cause instanceof coreErrors.UserAuthenticationExpiredError ||
+    cause instanceof coreErrors.PermissionViolationError ||
+    AUTH_MESSAGE.test(message)
+  ) {
     return new NatsError.AuthFailed({ message, cause })
   }
-  if (cause instanceof coreErrors.PermissionViolationError) return new NatsError.AuthFailed({ message, cause })
+  const code = codeOf(cause) ?? codeOf(Predicate.hasProperty(cause, "cause") ? cause.cause : undefined)
+  if (code !== undefined && TLS_CERTIFICATE_CODES.has(code)) {
+    return new NatsError.AuthFailed({ message: `TLS certificate of the server rejected: ${message}`, cause })
+  }
   if (cause instanceof coreErrors.ClosedConnectionError || cause instanceof coreErrors.DrainingConnectionError) {
     return new NatsError.Closed({ message, cause })
   }
-  if (cause instanceof coreErrors.ConnectionError) return new NatsError.ConnectionRefused({ message, cause })
+  if (code === "ECONNREFUSED") return new NatsError.ConnectionRefused({ message, cause })
+  if (cause instanceof coreErrors.ConnectionError) {
+    // "server does not support 'tls'" and its mirror are configuration mismatches, not outages.
+    return /does not support 'tls'|requires tls|tls is not available/i.test(message)
+      ? new NatsError.Other({ message, cause })
+      : new NatsError.ConnectionRefused({ message, cause })
+  }
   return new NatsError.Other({ message, cause })
 }
 
+/**
+ * nats.js says "jetstream is not enabled" when the server said so for the account, and also whenever
+ * nobody answered a JetStream request. When the
+ * request was a publish to a plain subject, no stream covers that subject; when it was a `$JS.`
+ * API call, JetStream itself did not answer (disabled, or not ready yet after a restart).
+ */
+const jetStreamNotEnabled = (cause: Error, context: Context): NatsError.NatsErrorReason => {
+  if (cause.cause instanceof jserrors.JetStreamApiError) {
+    // The server did answer: JetStream is off for this account (10039), which retrying cannot change.
+    return new NatsError.Rejected({ message: cause.cause.message, cause, code: cause.cause.code })
+  }
+  const subject = context.subject ?? noResponderSubjectOf(cause)
+  if (subject === undefined || subject.startsWith("$JS.")) {
+    return new NatsError.NoResponders({
+      message: "JetStream did not answer: it is not enabled for this account, or not ready yet",
+      cause
+    })
+  }
+  return new NatsError.StreamNotFound({ message: `no stream for subject ${subject}`, cause, subject })
+}
+
+const noResponderSubjectOf = (cause: unknown): string | undefined => {
+  let current = cause
+  for (let depth = 0; depth < 4 && current instanceof Error; depth++) {
+    if (current instanceof coreErrors.NoRespondersError) return current.subject
+    current = current.cause
+  }
+  return undefined
+}
+
+const withServers = (reason: NatsError.NatsErrorReason, context: Context): NatsError.NatsErrorReason => {
+  if (context.servers === undefined || context.servers.length === 0) return reason
+  const message = `${reason.message} (servers tried: ${context.servers.join(", ")})`
+  switch (reason._tag) {
+    case "ConnectionRefused":
+      return new NatsError.ConnectionRefused({ message, cause: reason.cause })
+    case "AuthFailed":
+      return new NatsError.AuthFailed({ message, cause: reason.cause })
+    case "Timeout":
+      return new NatsError.Timeout({ message, cause: reason.cause })
+    case "Other":
+      return new NatsError.Other({
+        message,
+        cause: reason.cause,
+        ...(reason.code === undefined ? {} : { code: reason.code })
+      })
+    default:
+      return reason
+  }
+}
+
 const pick = <K extends "stream" | "consumer" | "subject">(
-  context: { readonly stream?: string; readonly consumer?: string; readonly subject?: string },
+  context: Context,
   ...keys: ReadonlyArray<K>
 ): { [P in K]?: string } => {
   const out: { [P in K]?: string } = {}

@@ -197,3 +197,23 @@ export const eventually = <A, E, R>(
     Effect.retry(Schedule.spaced(options.interval ?? "50 millis")),
     Effect.timeout(options.timeout ?? "10 seconds")
   )
+
+/** `authorization` block with user/password pairs (nats-server 2.9 syntax). */
+export const usersConfig = (users: ReadonlyArray<{ readonly user: string; readonly password: string }>): string =>
+  [
+    "authorization {",
+    "  users = [",
+    ...users.map(
+      ({ user, password }) => `    { user: ${JSON.stringify(user)}, password: ${JSON.stringify(password)} }`
+    ),
+    "  ]",
+    "}",
+    ""
+  ].join("\n")
+
+/** `authorization` block with a single token. */
+export const tokenConfig = (token: string): string => `authorization {\n  token: ${JSON.stringify(token)}\n}\n`
+
+/** `authorization` block admitting the users of these NKey public keys (`U...`). */
+export const nkeyUsersConfig = (publicKeys: ReadonlyArray<string>): string =>
+  ["authorization {", "  users = [", ...publicKeys.map((nkey) => `    { nkey: ${nkey} }`), "  ]", "}", ""].join("\n")

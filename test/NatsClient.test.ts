@@ -1,0 +1,473 @@
+import { writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { describe, expect, it } from "@effect/vitest"
+import { connect, nkeys } from "@nats-io/transport-node"
+import {
+  ConfigProvider,
+  Context,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Logger,
+  Redacted,
+  Ref,
+  References,
+  Schedule,
+  Scope,
+  Stream
+} from "effect"
+import * as NatsClient from "../src/NatsClient.js"
+import type { NatsError } from "../src/NatsError.js"
+import * as NatsServer from "./support/NatsServer.js"
+import { makeCertificates, serverTlsConfig } from "./support/tls.js"
+
+/** Every log line (as JSON, with annotations and causes) written while `effect` runs, at every level. */
+const withCapturedLogs = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.gen(function* () {
+    const lines: Array<string> = []
+    const capture = Logger.make((options) => {
+      lines.push(Logger.formatJson.log(options))
+    })
+    const exit = yield* effect.pipe(
+      Effect.provide(Logger.layer([capture])),
+      Effect.provideService(References.MinimumLogLevel, "All"),
+      Effect.exit
+    )
+    return { exit, lines }
+  })
+
+const connectAttempts = (lines: ReadonlyArray<string>) =>
+  lines.filter((line) => line.includes("NATS connect attempt")).length
+
+const failureOf = <A>(exit: Exit.Exit<A, NatsError>): NatsError => {
+  if (Exit.isSuccess(exit)) throw new Error("expected a failure, got a success")
+  const error = exit.cause.reasons.find((reason) => reason._tag === "Fail")
+  if (error === undefined || error._tag !== "Fail") throw new Error(`expected a typed failure: ${String(exit.cause)}`)
+  return error.error
+}
+
+/** The secret appears nowhere a user could see it: message, `String`, JSON, logs. */
+const expectNoSecret = (secret: string, error: NatsError, lines: ReadonlyArray<string>) => {
+  expect(error.message).not.toContain(secret)
+  expect(String(error)).not.toContain(secret)
+  expect(JSON.stringify(error)).not.toContain(secret)
+  for (const line of lines) expect(line).not.toContain(secret)
+}
+
+const noRetry = Schedule.spaced("10 millis").pipe(Schedule.upTo({ times: 5 }))
+
+describe("NatsClient", () => {
+  it.live("connects: health is a round trip, serverVersion is the server's, JetStream answers", () =>
+    Effect.gen(function* () {
+      const server = yield* NatsServer.make()
+      const client = yield* NatsClient.make({ servers: server.url, name: "connects-test" })
+      const rtt = yield* client.health
+      expect(Duration.isDuration(rtt)).toBe(true)
+      expect(Duration.toMillis(rtt)).toBeGreaterThanOrEqual(0)
+      expect(yield* client.serverVersion).toMatch(/^2\.9\.\d+$/)
+      expect(yield* client.supportsTermReason).toBe(false)
+      const account = yield* Effect.promise(() => client.manager.getAccountInfo())
+      expect(account.streams).toBe(0)
+    })
+  )
+
+  it.live("layer connects, and its release closes the connection", () =>
+    Effect.gen(function* () {
+      const server = yield* NatsServer.make()
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(NatsClient.layer({ servers: server.url }), scope)
+      const client = Context.get(context, NatsClient.NatsClient)
+      yield* client.health
+      yield* Scope.close(scope, Exit.void)
+      expect(client.connection.isClosed()).toBe(true)
+    })
+  )
+
+  it("supportsTermReason needs nats-server 2.11", () => {
+    expect(NatsClient.supportsTermReason("2.9.10")).toBe(false)
+    expect(NatsClient.supportsTermReason("2.10.22")).toBe(false)
+    expect(NatsClient.supportsTermReason("2.11.0")).toBe(true)
+    expect(NatsClient.supportsTermReason("3.0.0")).toBe(true)
+  })
+
+  describe("authentication", () => {
+    it.live("user and password: the right pair connects; a wrong one is AuthFailed, not retried, never shown", () =>
+      Effect.gen(function* () {
+        const password = "correct-horse-battery-staple"
+        const wrong = "wrong-password-1234"
+        const server = yield* NatsServer.make({ config: NatsServer.usersConfig([{ user: "alice", password }]) })
+        const good = yield* NatsClient.make({ servers: server.url, user: "alice", password: Redacted.make(password) })
+        yield* good.health
+
+        const { exit, lines } = yield* withCapturedLogs(
+          NatsClient.make({ servers: server.url, user: "alice", password: Redacted.make(wrong), connectRetry: noRetry })
+        )
+        const error = failureOf(exit)
+        expect(error.reason._tag).toBe("AuthFailed")
+        expect(error.isRetryable).toBe(false)
+        expect(connectAttempts(lines)).toBe(1)
+        expectNoSecret(wrong, error, lines)
+        expectNoSecret(password, error, lines)
+      })
+    )
+
+    it.live("token: the right one connects; a wrong one is AuthFailed and never shown", () =>
+      Effect.gen(function* () {
+        const token = "s3cr3t-token-abcdef"
+        const wrong = "not-the-token-987654"
+        const server = yield* NatsServer.make({ config: NatsServer.tokenConfig(token) })
+        const good = yield* NatsClient.make({ servers: server.url, token: Redacted.make(token) })
+        yield* good.health
+
+        const { exit, lines } = yield* withCapturedLogs(
+          NatsClient.make({ servers: server.url, token: Redacted.make(wrong), connectRetry: noRetry })
+        )
+        const error = failureOf(exit)
+        expect(error.reason._tag).toBe("AuthFailed")
+        expect(connectAttempts(lines)).toBe(1)
+        expectNoSecret(wrong, error, lines)
+        expectNoSecret(token, error, lines)
+      })
+    )
+
+    it.live(
+      "NKey: the admitted user's seed connects; another user's seed is AuthFailed; a malformed seed fails early",
+      () =>
+        Effect.gen(function* () {
+          const admitted = nkeys.createUser()
+          const stranger = nkeys.createUser()
+          const seedOf = (pair: nkeys.KeyPair) => new TextDecoder().decode(pair.getSeed())
+          const server = yield* NatsServer.make({ config: NatsServer.nkeyUsersConfig([admitted.getPublicKey()]) })
+
+          const good = yield* NatsClient.make({ servers: server.url, nkeySeed: Redacted.make(seedOf(admitted)) })
+          yield* good.health
+
+          const refused = yield* withCapturedLogs(
+            NatsClient.make({ servers: server.url, nkeySeed: Redacted.make(seedOf(stranger)), connectRetry: noRetry })
+          )
+          const error = failureOf(refused.exit)
+          expect(error.reason._tag).toBe("AuthFailed")
+          expectNoSecret(seedOf(stranger), error, refused.lines)
+
+          const malformed = "SUNOTAREALSEEDATALL0123456789"
+          const early = yield* withCapturedLogs(
+            NatsClient.make({ servers: server.url, nkeySeed: Redacted.make(malformed) })
+          )
+          const invalid = failureOf(early.exit)
+          expect(invalid.message).toContain("NKey seed")
+          expect(connectAttempts(early.lines)).toBe(0)
+          expectNoSecret(malformed, invalid, early.lines)
+        })
+    )
+
+    it.live(
+      "TLS: a client trusting the test CA connects (with a client certificate); one that does not is AuthFailed",
+      () =>
+        Effect.gen(function* () {
+          const certificates = yield* makeCertificates
+          const server = yield* NatsServer.make({ config: serverTlsConfig(certificates, { verifyClients: true }) })
+          const tls = {
+            caFile: certificates.caFile,
+            certFile: certificates.clientCertFile,
+            keyFile: certificates.clientKeyFile
+          }
+          const byIp = yield* NatsClient.make({ servers: server.url, tls })
+          yield* byIp.health
+          const byName = yield* NatsClient.make({ servers: `tls://localhost:${server.port}`, tls })
+          yield* byName.health
+
+          const untrusting = yield* withCapturedLogs(
+            NatsClient.make({
+              servers: server.url,
+              tls: { certFile: certificates.clientCertFile, keyFile: certificates.clientKeyFile },
+              connectRetry: noRetry
+            })
+          )
+          const error = failureOf(untrusting.exit)
+          expect(error.reason._tag).toBe("AuthFailed")
+          expect(error.message).toContain("TLS")
+          expect(connectAttempts(untrusting.lines)).toBe(1)
+        })
+    )
+
+    it.live("a missing certificate or creds file is a typed error naming the file, before any connect attempt", () =>
+      Effect.gen(function* () {
+        const certificates = yield* makeCertificates
+        const missingCa = join(certificates.dir, "no-such-ca.pem")
+        const tls = yield* withCapturedLogs(NatsClient.make({ tls: { caFile: missingCa } }))
+        expect(failureOf(tls.exit).message).toContain(missingCa)
+        expect(connectAttempts(tls.lines)).toBe(0)
+
+        const missingCreds = join(certificates.dir, "no-such.creds")
+        const creds = yield* withCapturedLogs(NatsClient.make({ credsFile: missingCreds }))
+        expect(failureOf(creds.exit).message).toContain(missingCreds)
+        expect(connectAttempts(creds.lines)).toBe(0)
+
+        const garbageCreds = join(certificates.dir, "garbage.creds")
+        writeFileSync(garbageCreds, "this is not a creds file\n")
+        const garbage = yield* withCapturedLogs(NatsClient.make({ credsFile: garbageCreds }))
+        expect(failureOf(garbage.exit).message).toContain(garbageCreds)
+        expect(connectAttempts(garbage.lines)).toBe(0)
+
+        const halfPair = yield* Effect.exit(NatsClient.make({ tls: { certFile: certificates.clientCertFile } }))
+        expect(failureOf(halfPair).message).toContain("keyFile")
+      })
+    )
+  })
+
+  it.live(
+    "nothing listening: ConnectionRefused after the configured retries, naming the servers but no credentials",
+    () =>
+      Effect.gen(function* () {
+        const port = yield* NatsServer.freePort
+        const otherPort = yield* NatsServer.freePort
+        const retries = yield* Ref.make(0)
+        const { exit, lines } = yield* withCapturedLogs(
+          NatsClient.make({
+            servers: [`nats://127.0.0.1:${port}`, `nats://alice:hunter2@127.0.0.1:${otherPort}`],
+            connectRetry: Schedule.spaced("20 millis").pipe(
+              Schedule.upTo({ times: 2 }),
+              Schedule.tap(() => Ref.update(retries, (n) => n + 1))
+            )
+          })
+        )
+        const error = failureOf(exit)
+        expect(error.reason._tag).toBe("ConnectionRefused")
+        expect(error.isRetryable).toBe(true)
+        expect(connectAttempts(lines)).toBe(3)
+        expect(yield* Ref.get(retries)).toBe(2)
+        expect(error.message).toContain(`nats://127.0.0.1:${port}`)
+        expect(error.message).toContain(`127.0.0.1:${otherPort}`)
+        expectNoSecret("hunter2", error, lines)
+      })
+  )
+
+  it.live(
+    "a server restart: status shows Disconnected then Reconnected to every subscriber, and the client works again",
+    () =>
+      Effect.gen(function* () {
+        const server = yield* NatsServer.make()
+        const client = yield* NatsClient.make({ servers: server.url, reconnectWait: "100 millis" })
+        yield* Effect.promise(() => client.manager.streams.add({ name: "RESTART", subjects: ["restart.>"] }))
+        const untilReconnected = client.status.pipe(
+          Stream.takeUntil(NatsClient.ConnectionEvent.$is("Reconnected")),
+          Stream.runCollect,
+          Effect.timeout("20 seconds")
+        )
+        const first = yield* Effect.forkChild(untilReconnected, { startImmediately: true })
+        const second = yield* Effect.forkChild(untilReconnected, { startImmediately: true })
+
+        // More failed attempts than nats.js's default limit (10): reconnecting must not give up.
+        const manyAttempts = yield* Effect.forkChild(
+          client.status.pipe(
+            Stream.filter(NatsClient.ConnectionEvent.$is("Reconnecting")),
+            Stream.take(12),
+            Stream.runDrain,
+            Effect.timeout("20 seconds")
+          ),
+          { startImmediately: true }
+        )
+
+        yield* server.stop
+        const down = yield* NatsServer.eventually(Effect.flip(client.health))
+        expect(down.reason._tag).toBe("ConnectionRefused")
+        yield* Fiber.join(manyAttempts)
+        expect(client.connection.isClosed()).toBe(false)
+        yield* server.start
+
+        for (const events of [yield* Fiber.join(first), yield* Fiber.join(second)]) {
+          const tags = events.map((event) => event._tag)
+          expect(tags).toContain("Disconnected")
+          expect(tags.at(-1)).toBe("Reconnected")
+          expect(tags.indexOf("Disconnected")).toBeLessThan(tags.indexOf("Reconnected"))
+        }
+        yield* NatsServer.eventually(client.health)
+        const ack = yield* NatsServer.eventually(
+          Effect.tryPromise(() => client.jetstream.publish("restart.a", "after"))
+        )
+        expect(ack.stream).toBe("RESTART")
+        client.connection.subscribe("echo", {
+          callback: (_error, message) => {
+            message.respond(message.data)
+          }
+        })
+        const reply = yield* Effect.tryPromise(() => client.connection.request("echo", "ping", { timeout: 2000 }))
+        expect(reply.string()).toBe("ping")
+      })
+  )
+
+  it.live(
+    "closing the scope drains: what was published just before arrives elsewhere, then the connection is closed",
+    () =>
+      Effect.gen(function* () {
+        const server = yield* NatsServer.make()
+        const observer = yield* Effect.acquireRelease(
+          Effect.promise(() => connect({ servers: server.url })),
+          (nc) => Effect.promise(() => nc.close())
+        )
+        const count = 20_000
+        let received = 0
+        const all = yield* Deferred.make<void>()
+        observer.subscribe("drain.check", {
+          callback: () => {
+            received++
+            if (received === count) Deferred.doneUnsafe(all, Effect.void)
+          }
+        })
+        yield* Effect.promise(() => observer.flush())
+
+        const scope = yield* Scope.make()
+        const client = yield* NatsClient.make({ servers: server.url }).pipe(Scope.provide(scope))
+        const statusTail = yield* Effect.forkChild(Stream.runCollect(client.status), { startImmediately: true })
+        let handledByClient = 0
+        client.connection.subscribe("drain.inbound", {
+          callback: () => {
+            handledByClient++
+          }
+        })
+        yield* Effect.promise(() => client.connection.flush())
+        const payload = new Uint8Array(1024)
+        // Routed to the client's subscription before its release starts: a drain handles every one.
+        for (let i = 0; i < count; i++) observer.publish("drain.inbound", payload)
+        yield* Effect.promise(() => observer.flush())
+        for (let i = 0; i < count; i++) client.connection.publish("drain.check", payload)
+        yield* Scope.close(scope, Exit.void)
+
+        expect(client.connection.isClosed()).toBe(true)
+        expect(handledByClient).toBe(count)
+        yield* Deferred.await(all).pipe(Effect.timeout("10 seconds"))
+        expect(received).toBe(count)
+        const tail = yield* Fiber.join(statusTail).pipe(Effect.timeout("5 seconds"))
+        expect(tail.at(-1)?._tag).toBe("Closed")
+      })
+  )
+
+  it.live("a drain that cannot finish (server gone) is cut at drainTimeout, logged, and the connection closed", () =>
+    Effect.gen(function* () {
+      const server = yield* NatsServer.make()
+      const scope = yield* Scope.make()
+      const { exit, lines } = yield* withCapturedLogs(
+        Effect.gen(function* () {
+          const client = yield* NatsClient.make({ servers: server.url, drainTimeout: "300 millis" }).pipe(
+            Scope.provide(scope)
+          )
+          client.connection.subscribe("anything", { callback: () => {} })
+          yield* server.kill
+          yield* NatsServer.eventually(Effect.flip(client.health))
+          yield* Scope.close(scope, Exit.void)
+          return client
+        })
+      )
+      if (Exit.isFailure(exit)) throw new Error(String(exit.cause))
+      expect(exit.value.connection.isClosed()).toBe(true)
+      expect(lines.some((line) => line.includes("NATS drain did not finish"))).toBe(true)
+    })
+  )
+
+  it.live("fromConnection adapts a connection it does not own: the scope ends watching it, not the connection", () =>
+    Effect.gen(function* () {
+      const server = yield* NatsServer.make()
+      const nc = yield* Effect.acquireRelease(
+        Effect.promise(() => connect({ servers: server.url })),
+        (nc) => Effect.promise(() => nc.close())
+      )
+      const scope = yield* Scope.make()
+      const client = yield* NatsClient.fromConnection(nc).pipe(Scope.provide(scope))
+      yield* client.health
+      expect(yield* client.serverVersion).toMatch(/^2\.9\./)
+      yield* Scope.close(scope, Exit.void)
+      expect(nc.isClosed()).toBe(false)
+      yield* Effect.promise(() => nc.flush())
+    })
+  )
+
+  describe("layerConfig", () => {
+    it.effect("reads the servers list, user and password from the environment; secrets stay redacted", () =>
+      Effect.gen(function* () {
+        const options = yield* NatsClient.config.parse(
+          ConfigProvider.fromEnv({
+            env: {
+              NATS_SERVERS: "nats://n1:4222, tls://n2:4222",
+              NATS_USER: "alice",
+              NATS_PASSWORD: "pa55word-from-env",
+              NATS_TOKEN: "token-from-env",
+              NATS_TLS_CA_FILE: "/etc/nats/ca.pem",
+              NATS_NAME: "orders"
+            }
+          })
+        )
+        expect(options.servers).toEqual(["nats://n1:4222", "tls://n2:4222"])
+        expect(options.user).toBe("alice")
+        expect(options.name).toBe("orders")
+        expect(options.tls?.caFile).toBe("/etc/nats/ca.pem")
+        expect(options.password === undefined ? undefined : Redacted.value(options.password)).toBe("pa55word-from-env")
+        expect(String(options.password)).not.toContain("pa55word")
+        expect(JSON.stringify(options)).not.toContain("pa55word")
+        expect(JSON.stringify(options)).not.toContain("token-from-env")
+
+        const defaults = yield* NatsClient.config.parse(ConfigProvider.fromEnv({ env: {} }))
+        expect(defaults.servers).toEqual(["nats://127.0.0.1:4222"])
+        expect(defaults.user).toBeUndefined()
+        expect(defaults.tls).toBeUndefined()
+      })
+    )
+
+    it.effect("a bad NATS_SERVERS is a ConfigError that says what is wrong, without credentials", () =>
+      Effect.gen(function* () {
+        const messageFor = (env: Record<string, string>) =>
+          NatsClient.config.parse(ConfigProvider.fromEnv({ env, preserveEmptyStrings: true })).pipe(
+            Effect.flip,
+            Effect.map((error) => error.message)
+          )
+
+        const notNats = yield* messageFor({ NATS_SERVERS: "http://alice:hunter2@n1:4222" })
+        expect(notNats).toContain("NATS_SERVERS")
+        expect(notNats).toContain("is not a NATS server URL")
+        expect(notNats).not.toContain("hunter2")
+
+        const empty = yield* messageFor({ NATS_SERVERS: "" })
+        expect(empty).toContain("NATS_SERVERS")
+        expect(empty).toContain("expected at least one NATS server URL")
+
+        const trailingComma = yield* messageFor({ NATS_SERVERS: "nats://n1:4222," })
+        expect(trailingComma).toContain("is not a NATS server URL")
+      })
+    )
+
+    it.live("layerConfig connects with user and password from the environment; overrides win", () =>
+      Effect.gen(function* () {
+        const password = "env-password-42"
+        const server = yield* NatsServer.make({ config: NatsServer.usersConfig([{ user: "svc", password }]) })
+        const unused = yield* NatsServer.freePort
+        const env = { NATS_SERVERS: server.url, NATS_USER: "svc", NATS_PASSWORD: password }
+        const build = (environment: Record<string, string>, overrides?: NatsClient.Options) =>
+          Layer.build(NatsClient.layerConfig(overrides)).pipe(
+            Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env: environment })),
+            Effect.map(Context.get(NatsClient.NatsClient))
+          )
+
+        const client = yield* build(env)
+        yield* client.health
+
+        const overridden = yield* build(
+          { ...env, NATS_SERVERS: `nats://127.0.0.1:${unused}` },
+          { servers: server.url, name: "overridden" }
+        )
+        yield* overridden.health
+
+        const { exit, lines } = yield* withCapturedLogs(
+          build({ ...env, NATS_PASSWORD: "wrong-env-password" }, { connectRetry: noRetry })
+        )
+        if (Exit.isSuccess(exit)) throw new Error("expected a failure")
+        const error = exit.cause.reasons.find((reason) => reason._tag === "Fail")
+        if (error?._tag !== "Fail" || error.error._tag !== "NatsError") throw new Error(String(exit.cause))
+        expect(error.error.reason._tag).toBe("AuthFailed")
+        expectNoSecret("wrong-env-password", error.error, lines)
+        expectNoSecret(password, error.error, lines)
+      })
+    )
+  })
+})
