@@ -145,7 +145,6 @@ export const stopStatusIterator = (iterable: AsyncIterable<unknown>): void => {
   if (Predicate.hasProperty(iterable, "stop") && typeof iterable.stop === "function") iterable.stop()
 }
 
-/** A comma-separated string (as in the environment) or a list, of at least one `nats://` or `tls://` URL. */
 const ServerUrl = Schema.Trim.check(
   Schema.makeFilter(
     (url: string) =>
@@ -154,6 +153,7 @@ const ServerUrl = Schema.Trim.check(
   )
 )
 
+/** A comma-separated string (as in the environment) or a list, of at least one `nats://` or `tls://` URL. */
 export const ServerList = Schema.Union([Schema.String, Schema.Array(Schema.String)]).pipe(
   Schema.decodeTo(
     Schema.Array(ServerUrl).check(
