@@ -1,1 +1,16 @@
-export {}
+/**
+ * @glam/messaging: typed events over NATS JetStream for Effect services.
+ *
+ * @since 0.1.0
+ */
+
+export * as Broker from "./Broker.js"
+export * as Envelope from "./Envelope.js"
+export * as Event from "./Event.js"
+export * as MessageContext from "./MessageContext.js"
+export * as NatsBroker from "./NatsBroker.js"
+export * as NatsClient from "./NatsClient.js"
+export * as NatsError from "./NatsError.js"
+export * as Publisher from "./Publisher.js"
+export * as ServiceIdentity from "./ServiceIdentity.js"
+export * as Topology from "./Topology.js"
