@@ -31,6 +31,7 @@ import {
 import { Headers as HttpHeaders, HttpTraceContext } from "effect/http"
 import type { Headers } from "./Broker.js"
 import * as IsoDateTime from "./internal/isoDateTime.js"
+import { describe, firstIssue } from "./internal/schemaIssues.js"
 
 /**
  * An event as the library hands it to handlers and takes it from publishers.
@@ -173,33 +174,6 @@ const WireEnvelope = Schema.Struct({
 })
 
 const decodeWireEnvelope = Schema.decodeUnknownResult(WireEnvelope)
-
-const formatIssue = SchemaIssue.makeFormatterStandardSchemaV1()
-
-type IssuePath = ReadonlyArray<PropertyKey | { readonly key: PropertyKey }> | undefined
-
-const formatPath = (prefix: string | undefined, path: IssuePath): string | undefined => {
-  let out = prefix
-  for (const segment of path ?? []) {
-    const key = typeof segment === "object" ? segment.key : segment
-    out = typeof key === "number" ? `${out ?? ""}[${key}]` : out === undefined ? String(key) : `${out}.${String(key)}`
-  }
-  return out
-}
-
-// The first problem of a schema failure: its wire path (under `prefix`) and what was expected there.
-const firstIssue = (
-  error: Schema.SchemaError,
-  prefix?: string
-): { readonly path: string | undefined; readonly detail: string } => {
-  const first = formatIssue(error.issue).issues[0]
-  return first === undefined
-    ? { path: prefix, detail: error.message }
-    : { path: formatPath(prefix, first.path), detail: first.message }
-}
-
-const describe = (what: string, path: string | undefined, detail: string): string =>
-  path === undefined ? `${what}: ${detail}` : `${what}: ${detail} at ${path}`
 
 const stringField = (object: JsonObject, key: string): string | undefined => {
   const value = object[key]
@@ -394,19 +368,13 @@ const traceStateOf = (span: Tracer.AnySpan): Option.Option<string> => {
  * @since 0.1.0
  */
 export const headersFor = (envelope: Pick<Envelope<unknown>, "eventId">, span?: Tracer.AnySpan): Headers => {
-  if (span === undefined) return [["Nats-Msg-Id", envelope.eventId]]
-  const traceparent = `00-${span.traceId.padStart(32, "0")}-${span.spanId}-${span.sampled ? "01" : "00"}`
-  const state = traceStateOf(span)
-  return Option.isSome(state)
-    ? [
-        ["Nats-Msg-Id", envelope.eventId],
-        ["traceparent", traceparent],
-        ["tracestate", state.value]
-      ]
-    : [
-        ["Nats-Msg-Id", envelope.eventId],
-        ["traceparent", traceparent]
-      ]
+  const headers: Array<readonly [string, string]> = [["Nats-Msg-Id", envelope.eventId]]
+  if (span !== undefined) {
+    headers.push(["traceparent", `00-${span.traceId.padStart(32, "0")}-${span.spanId}-${span.sampled ? "01" : "00"}`])
+    const state = traceStateOf(span)
+    if (Option.isSome(state)) headers.push(["tracestate", state.value])
+  }
+  return headers
 }
 
 /**

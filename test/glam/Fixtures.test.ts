@@ -131,6 +131,16 @@ describe("pydantic fixtures", () => {
     expect(received?.data).toEqual({ identifiers, topic: "orders/create", webhook_id: "wh-1", payload_size: 2048 })
   })
 
+  it("webhook: a missing occurred_at becomes the decoding time, like pydantic's default_factory", () => {
+    const [line] = fixture("webhook.jsonl")
+    const wire: { readonly data: Record<string, unknown> } = JSON.parse(new TextDecoder().decode(line))
+    const { occurred_at: _, ...data } = wire.data
+    const decoded = Events.WebhookAppUninstalled.decodeExit(new TextEncoder().encode(JSON.stringify({ ...wire, data })))
+    assert(Exit.isSuccess(decoded), String(decoded))
+    expect(DateTime.isDateTime(decoded.value.data.occurred_at)).toBe(true)
+    expect(DateTime.toEpochMillis(decoded.value.data.occurred_at)).toBeGreaterThan(Date.parse("2026-01-01T00:00:00Z"))
+  })
+
   it("error payload: original_data kept as JSON, and the defaults", () => {
     const decode = Envelope.decoder(ErrorPayload.ErrorPayload)
     const [full, minimal] = fixture("error_payload.jsonl").map((raw) => {

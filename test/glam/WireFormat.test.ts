@@ -4,8 +4,10 @@ import { assert, describe, expect, it } from "@effect/vitest"
 import { DateTime, Exit } from "effect"
 import * as Envelope from "../../src/Envelope.js"
 import type * as Event from "../../src/Event.js"
+import * as Catalog from "../../src/glam/Catalog.js"
 import * as ErrorPayload from "../../src/glam/ErrorPayload.js"
 import * as Events from "../../src/glam/Events.js"
+import * as Merchant from "../../src/glam/Merchant.js"
 import { at, identifiers } from "./samples.js"
 
 const envelopeOf = <A>(eventType: string, data: A): Envelope.Envelope<A> => ({
@@ -212,6 +214,23 @@ describe("wire format of the GLAM payloads", () => {
       ["max_retries", 3],
       ["original_data", null]
     ])
+  })
+
+  it("defaulted fields may be left out when a payload is made, as with a pydantic constructor", () => {
+    expect(
+      Catalog.CatalogSyncCompletedPayload.make({
+        identifiers,
+        sync_id: "9a1b2c3d-4e5f-4a6b-8c7d-0e1f2a3b4c5d",
+        total_items: 1,
+        status: "COMPLETED"
+      })
+    ).toMatchObject({ first_sync: false, has_changes: false, email: null })
+    expect(
+      Merchant.MerchantUninstalledPayload.make({ identifiers, updated_at: at("2026-11-27T09:00:00Z") }).status
+    ).toBe("UNINSTALLED")
+    expect(
+      ErrorPayload.ErrorPayload.make({ identifiers, error_code: "E", error_message: "m", failed_operation: "o" })
+    ).toMatchObject({ retry_count: 0, max_retries: 3, original_data: null })
   })
 
   it("open payloads: the extra fields written back as they came", () => {
