@@ -1,5 +1,5 @@
 import { assert, describe, expect, it } from "@effect/vitest"
-import { DateTime, Effect, Exit, Option, Result, Schema } from "effect"
+import { Context, DateTime, Effect, Exit, Option, Result, Schema, SchemaTransformation } from "effect"
 import type * as Envelope from "../src/Envelope.js"
 import * as Event from "../src/Event.js"
 
@@ -119,6 +119,25 @@ describe("Event.make", () => {
     expect([payload, encoded, subject]).toEqual([true, true, true])
     // @ts-expect-error a payload of another event is refused
     JobStopped.encodeExit(envelopeOf(JobStopped.subject, { job: "x", attempts: 1 }))
+  })
+
+  it("refuses payload schemas that need services to decode", () => {
+    class Tenants extends Context.Service<Tenants, { readonly canonical: (name: string) => string }>()(
+      "test/Tenants"
+    ) {}
+    const TenantName = Schema.String.pipe(
+      Schema.decodeTo(
+        Schema.String,
+        SchemaTransformation.transformEffect({
+          decode: (name: string) => Effect.map(Tenants, (tenants) => tenants.canonical(name)),
+          encode: (name: string) => Effect.succeed(name)
+        })
+      )
+    )
+    const definition = () =>
+      // @ts-expect-error DecodingServices must be never: a message is decoded with no services at hand
+      Event.make("evt.tenants.renamed.v1", Schema.Struct({ name: TenantName }))
+    expect(typeof definition).toBe("function")
   })
 })
 
