@@ -7,7 +7,7 @@
 import { NodeRuntime } from "@effect/platform-node"
 import { NatsBroker, NatsClient, Publisher, ServiceIdentity, Topology } from "@glam/messaging"
 import { Events } from "@glam/messaging/glam"
-import { Config, Console, Effect, Layer } from "effect"
+import { Config, Console, Effect, Layer, Schedule } from "effect"
 
 const identifiers = {
   merchant_id: "0b5e3f5c-8d7a-4c1e-9f2b-6a4d3c2b1a00",
@@ -39,7 +39,10 @@ const program = Effect.gen(function* () {
 
 const Messaging = Layer.mergeAll(Publisher.layer(), Topology.layer(Topology.glam)).pipe(
   Layer.provideMerge(NatsBroker.layer),
-  Layer.provide(NatsClient.layerConfig()),
+  // Give up quickly when nothing answers: this is a demo, not a service waiting for its infrastructure.
+  Layer.provide(
+    NatsClient.layerConfig({ connectRetry: Schedule.spaced("500 millis").pipe(Schedule.upTo({ times: 1 })) })
+  ),
   Layer.provide(ServiceIdentity.layerConfig(Config.String("SERVICE_NAME").pipe(Config.withDefault("glam-example"))))
 )
 
@@ -49,7 +52,7 @@ program.pipe(
     error.reason._tag === "ConnectionRefused"
       ? Console.error(
           `No NATS server answered (${error.reason.message}). Start one with: nats-server -js -a 127.0.0.1 -p 4222, or set NATS_SERVERS.`
-        ).pipe(Effect.andThen(Effect.sync(() => process.exit(1))))
+        ).pipe(Effect.andThen(Effect.sync(() => (process.exitCode = 1))))
       : Effect.fail(error)
   ),
   NodeRuntime.runMain
