@@ -152,6 +152,10 @@ describe("NatsError mapping (internal/natsErrors)", () => {
     expect(tls.message).toContain("TLS")
     expect(reasonOf(new errors.ConnectionError("server does not support 'tls'"))._tag).toBe("Other")
     expect(reasonOf(new errors.DrainingConnectionError())._tag).toBe("Closed")
+    // what a pending ping or request gets when the socket drops: transient, so retryable
+    const dropped = reasonOf(new errors.RequestError("connection disconnected"))
+    expect(dropped._tag).toBe("ConnectionRefused")
+    expect(dropped.isRetryable).toBe(true)
 
     const noJetStream = new jserrors.JetStreamNotEnabled("jetstream is not enabled", {
       cause: new errors.RequestError("no responders: '$JS.API.INFO'", {

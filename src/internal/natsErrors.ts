@@ -75,9 +75,10 @@ const reasonOf = (cause: unknown, context: Context): NatsError.NatsErrorReason =
   if (cause instanceof coreErrors.TimeoutError) return new NatsError.Timeout({ message, cause })
   if (cause instanceof coreErrors.NoRespondersError) return new NatsError.NoResponders({ message, cause })
   if (cause instanceof coreErrors.RequestError) {
-    return cause.isNoResponders()
-      ? new NatsError.NoResponders({ message, cause })
-      : new NatsError.Other({ message, cause })
+    if (cause.isNoResponders()) return new NatsError.NoResponders({ message, cause })
+    // Requests and pings pending when the socket drops are rejected with "connection disconnected".
+    if (/disconnected/i.test(message)) return new NatsError.ConnectionRefused({ message, cause })
+    return new NatsError.Other({ message, cause })
   }
   if (
     cause instanceof coreErrors.AuthorizationError ||

@@ -1,0 +1,27 @@
+import { NodeRuntime } from "@effect/platform-node"
+import { NatsBroker, NatsClient, Publisher, ServiceIdentity, Topology } from "@glam/messaging"
+import { Events } from "@glam/messaging/glam"
+import { Console, Effect, Layer } from "effect"
+
+const program = Effect.gen(function* () {
+  const publisher = yield* Publisher.Publisher
+  const receipt = yield* publisher.publish(Events.CreditBalanceLow, {
+    identifiers: {
+      merchant_id: "0b5e3f5c-8d7a-4c1e-9f2b-6a4d3c2b1a00",
+      platform_name: "shopify",
+      platform_shop_id: "gid://shopify/Shop/1001",
+      domain: "demo-shop.myshopify.com"
+    },
+    balance: 4.5,
+    email: "owner@demo-shop.example"
+  })
+  yield* Console.log(`${receipt.subject} stored as ${receipt.stream}#${receipt.seq}`)
+})
+
+const MessagingLive = Layer.mergeAll(Publisher.layer(), Topology.layer(Topology.glam)).pipe(
+  Layer.provideMerge(NatsBroker.layer),
+  Layer.provide(NatsClient.layerConfig()), // NATS_SERVERS, NATS_USER, NATS_PASSWORD, ...
+  Layer.provide(ServiceIdentity.layerConfig()) // SERVICE_NAME
+)
+
+program.pipe(Effect.provide(MessagingLive), NodeRuntime.runMain)
