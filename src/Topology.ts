@@ -488,7 +488,20 @@ export const glamEvents: StreamSpec = {
 }
 
 /**
+ * The name of the stream that keeps the server's max-deliveries advisories.
+ *
+ * @category constants
+ * @since 0.1.0
+ */
+export const glamAdvisoriesStreamName = "GLAM_ADVISORIES"
+
+/**
  * `GLAM_DLQ` on `dlq.>`: file storage, dead letters kept 30 days, longer than the events they replace.
+ *
+ * The duplicate window is one hour, not two minutes: a dead letter is written under the id
+ * `dlq:<stream>:<seq>` before its original is settled, and the same message can come back for a second
+ * write long after the first (its redelivery after a crash, or the max-deliveries advisory of a message
+ * whose subscriber died between writing and settling). Within the window the server stores it once.
  *
  * @category constants
  * @since 0.1.0
@@ -498,13 +511,32 @@ export const glamDeadLetters: StreamSpec = {
   subjects: ["dlq.>"],
   retention: "limits",
   storage: "file",
-  maxAge: Duration.days(30)
+  maxAge: Duration.days(30),
+  duplicateWindow: Duration.hours(1)
 }
 
 /**
- * The GLAM default topology: `GLAM_EVENTS` and `GLAM_DLQ`, no consumers (subscribers declare theirs).
+ * `GLAM_ADVISORIES` on `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>`, kept 30 days.
+ *
+ * Advisories are core NATS messages, lost when nobody listens at the moment the server gives up on a
+ * message; this stream keeps them until `DeadLetter.watchAdvisories` has written their dead letters.
  *
  * @category constants
  * @since 0.1.0
  */
-export const glam: Topology = make({ streams: [glamEvents, glamDeadLetters] })
+export const glamAdvisories: StreamSpec = {
+  name: glamAdvisoriesStreamName,
+  subjects: ["$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>"],
+  retention: "limits",
+  storage: "file",
+  maxAge: Duration.days(30)
+}
+
+/**
+ * The GLAM default topology: `GLAM_EVENTS`, `GLAM_DLQ` and `GLAM_ADVISORIES`, no consumers (subscribers
+ * declare theirs).
+ *
+ * @category constants
+ * @since 0.1.0
+ */
+export const glam: Topology = make({ streams: [glamEvents, glamDeadLetters, glamAdvisories] })

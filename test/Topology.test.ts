@@ -315,7 +315,8 @@ describe("Topology", () => {
             action: "updated",
             changes: [{ field: "subjects", current: "cmd.>, dlq.>, evt.>", desired: "cmd.>, evt.>" }]
           },
-          { stream: Topology.glamDeadLetterStreamName, action: "created", changes: [] }
+          { stream: Topology.glamDeadLetterStreamName, action: "created", changes: [] },
+          { stream: Topology.glamAdvisoriesStreamName, action: "created", changes: [] }
         ])
 
         const events = yield* streamConfigOf("GLAM_EVENTS")
@@ -326,6 +327,11 @@ describe("Topology", () => {
         expect(dlq.subjects).toStrictEqual(["dlq.>"])
         expect(dlq.storage).toBe("file")
         expect(dlq.maxAge).toStrictEqual(Duration.days(30))
+        expect(dlq.duplicateWindow).toStrictEqual(Duration.hours(1))
+        const advisories = yield* streamConfigOf("GLAM_ADVISORIES")
+        expect(advisories.subjects).toStrictEqual(["$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>"])
+        expect(advisories.storage).toBe("file")
+        expect(advisories.maxAge).toStrictEqual(Duration.days(30))
 
         const summary = yield* Topology.streamInfo("GLAM_EVENTS").pipe(Effect.flatMap(Effect.fromOption))
         expect(summary.messages).toBe(2)
@@ -339,7 +345,7 @@ describe("Topology", () => {
         expect((yield* publish("evt.y", "new event")).stream).toBe("GLAM_EVENTS")
 
         const again = yield* Topology.provision(Topology.glam)
-        expect(again.streams.map((o) => o.action)).toStrictEqual(["unchanged", "unchanged"])
+        expect(again.streams.map((o) => o.action)).toStrictEqual(["unchanged", "unchanged", "unchanged"])
       })
     )
 
