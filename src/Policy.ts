@@ -217,7 +217,7 @@ export const make = <E>(options: Options<E>): Policy<E> => {
  * @category constructors
  * @since 0.1.0
  */
-export const defaults: Policy<never> = make<never>({ rules: {} })
+export const defaults: Policy<unknown> = make<unknown>({ default: redeliverWithBackoff })
 
 /**
  * Why a handling failed, as the policy sees it.
