@@ -10,7 +10,7 @@
  *
  * @since 0.1.0
  */
-import type { Duration, Effect, Option } from "effect"
+import type { Duration, Effect, Option, Stream } from "effect"
 import { Context } from "effect"
 import type { NatsError } from "./NatsError.js"
 
@@ -173,6 +173,79 @@ export interface ConsumerInfo {
 }
 
 /**
+ * A message stored in a stream, read by sequence (dead-letter records, advisories, replay).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface StoredMessage {
+  readonly stream: string
+  readonly subject: string
+  readonly seq: number
+  readonly payload: Uint8Array
+  readonly headers: Headers
+  /** When the server stored it, in milliseconds since the epoch. */
+  readonly timestampMillis: number
+}
+
+/**
+ * One delivery of a message by a durable pull consumer.
+ *
+ * The settlement verbs are plain synchronous methods, as in nats.js: they send one protocol message and
+ * do not wait for the server. The first of `ack`, `nak` or `term` settles the delivery and later calls
+ * are no-ops; `working` may be called any number of times before that. Call them on the message
+ * (`message.ack()`), not detached.
+ *
+ * Settle every delivery: until it is settled it holds one of the `maxMessages` slots of its consume,
+ * and a consume whose slots are all held pulls nothing more.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Message {
+  readonly stream: string
+  readonly consumer: string
+  readonly subject: string
+  readonly payload: Uint8Array
+  readonly headers: Headers
+  readonly streamSeq: number
+  readonly consumerSeq: number
+  /** 1 on the first delivery, incremented by every redelivery. */
+  readonly deliveryCount: number
+  /** Messages left for this consumer after this one, as the server counted when delivering it. */
+  readonly pending: number
+  /** When the server stored the message, in milliseconds since the epoch. */
+  readonly timestampMillis: number
+  /** Done: the message will not be delivered again. */
+  ack(): void
+  /** Deliver again, after `delayMillis` (the server holds the delay, so it survives a crash of this process). */
+  nak(delayMillis?: number): void
+  /**
+   * Never deliver again. The reason is sent only to servers that understand it (2.11 and newer; 2.9
+   * ignores a `term` that carries a reason and redelivers the message after ack-wait).
+   */
+  term(reason?: string): void
+  /** Still being handled: restarts the ack-wait clock. Does not settle. */
+  working(): void
+}
+
+/**
+ * How a consume loop pulls.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface ConsumeOptions {
+  /**
+   * At most this many deliveries are held by the client at once: buffered, or emitted and not yet settled.
+   * Only free slots are pulled from the server.
+   */
+  readonly maxMessages: number
+  /** How often the server must show it is alive while nothing is delivered; missed heartbeats re-pull. */
+  readonly idleHeartbeat?: Duration.Duration | undefined
+}
+
+/**
  * The broker service: publishing and the administration of streams and consumers.
  *
  * Every operation fails only with `NatsError`; "not found" on a lookup is `Option.none()`, not an error.
@@ -197,5 +270,15 @@ export class Broker extends Context.Service<
     readonly updateConsumer: (config: ConsumerConfig) => Effect.Effect<ConsumerInfo, NatsError>
     /** `false` when there was no such consumer. */
     readonly deleteConsumer: (stream: string, name: string) => Effect.Effect<boolean, NatsError>
+    /** A stored message by sequence; `Option.none()` when there is none (deleted, expired, never stored). */
+    readonly getMessage: (stream: string, seq: number) => Effect.Effect<Option.Option<StoredMessage>, NatsError>
+    /**
+     * The deliveries of a durable pull consumer, until the stream is interrupted. It keeps going across
+     * server restarts and across the consumer being deleted and created again (it waits for it); it
+     * fails only when it cannot go on (e.g. the stream itself is gone for good, or auth is revoked).
+     */
+    readonly consume: (stream: string, consumer: string, options: ConsumeOptions) => Stream.Stream<Message, NatsError>
+    /** Whether `term(reason)` reaches the server with its reason (nats-server 2.11 and newer). */
+    readonly supportsTermReason: Effect.Effect<boolean>
   }
 >()("@glam/messaging/Broker") {}

@@ -12,8 +12,16 @@
 import type { JetStreamPublishOptions } from "@nats-io/jetstream"
 import { headers as makeHeaders } from "@nats-io/transport-node"
 import { Duration, Effect, Layer, Option, Stream } from "effect"
-import { Broker, type ConsumerConfig, type PublishRequest, type StreamConfig } from "./Broker.js"
+import {
+  Broker,
+  type ConsumeOptions,
+  type ConsumerConfig,
+  type PublishRequest,
+  type StoredMessage,
+  type StreamConfig
+} from "./Broker.js"
 import { fromConsumerInfo, fromStreamInfo, toConsumerConfig, toStreamConfig } from "./internal/natsConfig.js"
+import { consume as consumeMessages, headerPairs } from "./internal/natsConsume.js"
 import { fromCause } from "./internal/natsErrors.js"
 import { NatsClient } from "./NatsClient.js"
 import type { NatsError } from "./NatsError.js"
@@ -46,7 +54,8 @@ const falseWhen =
  * @since 0.1.0
  */
 export const make: Effect.Effect<Broker["Service"], never, NatsClient> = Effect.gen(function* () {
-  const { jetstream, manager } = yield* NatsClient
+  const client = yield* NatsClient
+  const { jetstream, manager } = client
 
   const publish = (request: PublishRequest) => {
     const options: Partial<JetStreamPublishOptions> = { timeout: Duration.toMillis(request.timeout) }
@@ -121,6 +130,29 @@ export const make: Effect.Effect<Broker["Service"], never, NatsClient> = Effect.
       catch: fromCause("deleteConsumer", { stream, consumer: name })
     }).pipe(falseWhen("ConsumerNotFound", "StreamNotFound"))
 
+  // nats.js answers a sequence with no message (code 10037) with `null`.
+  const getMessage = (stream: string, seq: number) =>
+    Effect.tryPromise({
+      try: () => manager.streams.getMessage(stream, { seq }),
+      catch: fromCause("getMessage", { stream })
+    }).pipe(
+      Effect.map((stored) =>
+        stored === null
+          ? Option.none()
+          : Option.some<StoredMessage>({
+              stream,
+              subject: stored.subject,
+              seq: stored.seq,
+              payload: stored.data,
+              headers: headerPairs(stored.header),
+              timestampMillis: stored.time.getTime()
+            })
+      )
+    )
+
+  const consume = (stream: string, consumer: string, options: ConsumeOptions) =>
+    consumeMessages(client, stream, consumer, options)
+
   return Broker.of({
     system: "nats",
     publish,
@@ -132,7 +164,10 @@ export const make: Effect.Effect<Broker["Service"], never, NatsClient> = Effect.
     consumerInfo,
     addConsumer,
     updateConsumer,
-    deleteConsumer
+    deleteConsumer,
+    getMessage,
+    consume,
+    supportsTermReason: client.supportsTermReason
   })
 })
 
