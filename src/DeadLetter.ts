@@ -15,6 +15,14 @@
  * with the size and sha256 of the whole; both text fields are then null. `originalBytes` reassembles
  * and checks them. `dlq._chunk`, `dlq._replayed` and `dlq._missing.<stream>` are reserved subjects.
  *
+ * The dedupe key is the stream message, not the consumer: when two consumers give up on the same
+ * message, the first record stands for both, and one replay redelivers it to every consumer.
+ *
+ * `list` reads the dead-letter stream; `replay` republishes original bytes to original subjects and
+ * records each replay with a marker on `dlq._replayed`; `watchAdvisories` dead-letters what a consumer
+ * was given `maxDeliver` times without ever settling it, from the server's advisories that
+ * `GLAM_ADVISORIES` keeps.
+ *
  * Not here: when to dead-letter (`Policy`) and the consume loop (`Subscriber`).
  *
  * @since 0.1.0
@@ -658,15 +666,16 @@ export const replay = Effect.fn("DeadLetter.replay")(function* (options: ReplayO
 export const advisorySubject = (stream: string, consumer: string): string =>
   `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${stream}.${consumer}`
 
+// The fields of the server's advisory that matter here (it has no subject and no data).
 const decodeAdvisory = Schema.decodeUnknownExit(
   Schema.fromJsonString(
     Schema.Struct({
       stream: Schema.String,
       consumer: Schema.String,
-      stream_seq: Schema.Int,
+      streamSeq: Schema.Int,
       deliveries: Schema.Int,
       timestamp: Envelope.Timestamp
-    })
+    }).pipe(Schema.encodeKeys({ streamSeq: "stream_seq" }))
   )
 )
 
@@ -725,7 +734,7 @@ export const watchAdvisories = Effect.fnUntraced(function* (options: WatchOption
         yield* Effect.logError(`${advisoryStream}#${message.streamSeq} is not a max-deliveries advisory; terminated`)
         return message.term()
       }
-      const { stream, stream_seq: seq, consumer, deliveries, timestamp } = advisory.value
+      const { stream, streamSeq: seq, consumer, deliveries, timestamp } = advisory.value
       const written = yield* broker.getMessage(stream, seq).pipe(
         Effect.flatMap((original) =>
           publish(

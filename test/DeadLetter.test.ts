@@ -584,4 +584,34 @@ describe("DeadLetter", () => {
       ])
     }).pipe(Effect.provide(messaging()))
   )
+
+  it.live(
+    "max deliveries while GLAM_DLQ is missing: the advisory is not acked, and dead-lettered once the stream exists",
+    () =>
+      Effect.gen(function* () {
+        const original = yield* exhaustDeliveries("evt.crash.later.v1", "patient", bytes('{"later":true}'))
+        const watcher = yield* DeadLetter.watchAdvisories({
+          stream: "GLAM_EVENTS",
+          consumer: "patient",
+          retryDelay: "200 millis"
+        }).pipe(Effect.forkChild)
+        const refused = yield* NatsServer.eventually(
+          Effect.flatMap(advisoryState("patient"), (s) => (s.numRedelivered > 0 ? Effect.succeed(s) : Effect.fail(s)))
+        )
+        expect(refused.ackFloor.streamSeq).toBe(0)
+        yield* Topology.provision(Topology.make({ streams: [Topology.glamDeadLetters] }))
+        const entry = yield* NatsServer.eventually(
+          DeadLetter.list().pipe(
+            Effect.map((entries) => entries[0]),
+            Effect.flatMap(Effect.fromNullishOr)
+          )
+        )
+        expect(entry.record.streamSeq).toBe(original.seq)
+        expect(entry.record.originalPayload).toBe('{"later":true}')
+        yield* NatsServer.eventually(
+          Effect.flatMap(advisoryState("patient"), (s) => (s.ackFloor.streamSeq === 1 ? Effect.void : Effect.fail(s)))
+        )
+        yield* Fiber.interrupt(watcher)
+      }).pipe(Effect.provide(messaging(Topology.make({ streams: [Topology.glamEvents, Topology.glamAdvisories] }))))
+  )
 })
