@@ -21,8 +21,9 @@ import {
   type StreamConfig
 } from "./Broker.js"
 import { fromConsumerInfo, fromStreamInfo, toConsumerConfig, toStreamConfig } from "./internal/natsConfig.js"
-import { consume as consumeMessages, headerPairs } from "./internal/natsConsume.js"
+import { consume as consumeMessages } from "./internal/natsConsume.js"
 import { fromCause } from "./internal/natsErrors.js"
+import { headerPairs } from "./internal/natsPull.js"
 import { NatsClient } from "./NatsClient.js"
 import type { NatsError } from "./NatsError.js"
 

@@ -1,9 +1,17 @@
 import { assert, describe, expect, layer } from "@effect/vitest"
-import { Duration, Effect, Layer, Option } from "effect"
-import { Broker, type ConsumerConfig, type StreamConfig } from "../src/Broker.js"
+import { Clock, Deferred, Duration, Effect, Fiber, Layer, Option, Queue, Schedule, Stream } from "effect"
+import {
+  Broker,
+  type ConsumeOptions,
+  type ConsumerConfig,
+  type Headers,
+  type Message,
+  type StreamConfig
+} from "../src/Broker.js"
 import * as NatsBroker from "../src/NatsBroker.js"
 import * as NatsClientModule from "../src/NatsClient.js"
 import { NatsClient } from "../src/NatsClient.js"
+import type { NatsError } from "../src/NatsError.js"
 import * as NatsServer from "./support/NatsServer.js"
 
 const Env = NatsBroker.layer.pipe(
@@ -266,6 +274,345 @@ describe("NatsBroker", () => {
         expect(refused.reason._tag).toBe("Rejected")
         expect(yield* broker.deleteConsumer("CUPD", "c")).toBe(true)
         expect(yield* broker.consumerInfo("CUPD", "c")).toStrictEqual(Option.none())
+      })
+    )
+  })
+})
+
+const ConsumeEnv = (clientOptions: Omit<NatsClientModule.Options, "servers"> = {}) =>
+  NatsBroker.layer.pipe(
+    Layer.provideMerge(
+      Layer.unwrap(
+        Effect.map(NatsServer.NatsServerService, (server) =>
+          NatsClientModule.layer({ servers: server.url, ...clientOptions })
+        )
+      )
+    ),
+    Layer.provideMerge(NatsServer.layer())
+  )
+
+/** A stream and a durable consumer on it, created fresh for one test. */
+const setup = (name: string, consumer: Partial<ConsumerConfig> = {}) =>
+  Effect.gen(function* () {
+    const broker = yield* Broker
+    yield* broker.addStream(streamConfig(name, [`${name.toLowerCase()}.>`]))
+    yield* broker.addConsumer({ ...consumerConfig(name, "worker"), ...consumer })
+    return { broker, subject: `${name.toLowerCase()}.x` }
+  })
+
+const publishMany = (subject: string, count: number, headers: Headers = []) =>
+  Effect.flatMap(Broker, (broker) =>
+    Effect.forEach(
+      Array.from({ length: count }, (_, i) => i),
+      (i) => broker.publish({ subject, payload: bytes(`message ${i + 1}`), headers, timeout }),
+      { concurrency: 64 }
+    )
+  )
+
+/** Runs the consume in the test's scope; deliveries (or the stream's failure) land in a queue. */
+const consumeInto = (stream: string, options: ConsumeOptions = { maxMessages: 100 }) =>
+  Effect.gen(function* () {
+    const broker = yield* Broker
+    const received = yield* Queue.unbounded<Message, NatsError>()
+    const fiber = yield* broker.consume(stream, "worker", options).pipe(
+      Stream.runForEach((message) => Queue.offer(received, message)),
+      Effect.catchCause((cause) => Queue.failCause(received, cause)),
+      Effect.forkScoped
+    )
+    return { received, fiber }
+  })
+
+const next = (received: Queue.Queue<Message, NatsError>) => Queue.take(received).pipe(Effect.timeout("10 seconds"))
+
+const state = (stream: string) =>
+  Effect.flatMap(Broker, (broker) => broker.consumerInfo(stream, "worker")).pipe(
+    Effect.flatMap(Effect.fromOption),
+    Effect.map((info) => info.state)
+  )
+
+const text = (payload: Uint8Array) => new TextDecoder().decode(payload)
+
+describe("NatsBroker consume", () => {
+  layer(ConsumeEnv(), { excludeTestServices: true })("over a real nats-server", (it) => {
+    it.effect("delivers every message in stream order with its sequence, count, pending, headers and bytes", () =>
+      Effect.gen(function* () {
+        const { subject } = yield* setup("ORDER")
+        const headers: Headers = [
+          ["traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"],
+          ["X-Tag", "a"],
+          ["X-Tag", "b"]
+        ]
+        const total = 2000
+        yield* Effect.forEach(
+          Array.from({ length: total }, (_, i) => i + 1),
+          (n) =>
+            Effect.flatMap(Broker, (broker) =>
+              broker.publish({ subject, payload: bytes(`message ${n}`), headers, timeout })
+            ),
+          { concurrency: 1 }
+        )
+        const broker = yield* Broker
+        const messages = yield* broker.consume("ORDER", "worker", { maxMessages: 256 }).pipe(
+          Stream.tap((message) => Effect.sync(() => message.ack())),
+          Stream.take(total),
+          Stream.runCollect
+        )
+        expect(messages.map((m) => m.streamSeq)).toStrictEqual(Array.from({ length: total }, (_, i) => i + 1))
+        expect(messages.map((m) => m.consumerSeq)).toStrictEqual(Array.from({ length: total }, (_, i) => i + 1))
+        expect(messages.every((m) => m.deliveryCount === 1)).toBe(true)
+        expect(messages.map((m) => m.pending)).toStrictEqual(Array.from({ length: total }, (_, i) => total - i - 1))
+        expect(messages.every((m, i) => text(m.payload) === `message ${i + 1}`)).toBe(true)
+        expect(messages.every((m) => m.subject === subject && m.stream === "ORDER" && m.consumer === "worker")).toBe(
+          true
+        )
+        expect(messages[0]?.headers).toStrictEqual(headers)
+        expect(messages[total - 1]?.headers).toStrictEqual(headers)
+        const stored = yield* broker.getMessage("ORDER", 1).pipe(Effect.flatMap(Effect.fromOption))
+        expect(messages[0]?.timestampMillis).toBe(stored.timestampMillis)
+        const after = yield* NatsServer.eventually(Effect.filterOrFail(state("ORDER"), (s) => s.numAckPending === 0))
+        expect(after.numPending).toBe(0)
+        expect(after.ackFloor.streamSeq).toBe(total)
+      })
+    )
+
+    it.effect("ack removes a message from the pending acknowledgements", () =>
+      Effect.gen(function* () {
+        const { subject } = yield* setup("ACKS")
+        yield* publishMany(subject, 3)
+        const { received } = yield* consumeInto("ACKS")
+        const first = yield* next(received)
+        yield* next(received)
+        yield* next(received)
+        expect((yield* state("ACKS")).numAckPending).toBe(3)
+        first.ack()
+        first.ack()
+        const after = yield* NatsServer.eventually(Effect.filterOrFail(state("ACKS"), (s) => s.numAckPending === 2))
+        expect(after.ackFloor.streamSeq).toBe(1)
+      })
+    )
+
+    it.effect("nak() redelivers at once with the delivery count incremented", () =>
+      Effect.gen(function* () {
+        const { subject } = yield* setup("NAKS")
+        yield* publishMany(subject, 1)
+        const { received } = yield* consumeInto("NAKS")
+        const first = yield* next(received)
+        expect(first.deliveryCount).toBe(1)
+        first.nak()
+        const again = yield* next(received)
+        expect(again.streamSeq).toBe(first.streamSeq)
+        expect(again.deliveryCount).toBe(2)
+        expect(text(again.payload)).toBe("message 1")
+        again.ack()
+      })
+    )
+
+    it.effect("nak(delay) redelivers no sooner than the delay", () =>
+      Effect.gen(function* () {
+        const { subject } = yield* setup("NAKDELAY")
+        yield* publishMany(subject, 1)
+        const { received } = yield* consumeInto("NAKDELAY")
+        const first = yield* next(received)
+        const nakedAt = yield* Clock.currentTimeMillis
+        first.nak(800)
+        const again = yield* next(received)
+        const elapsed = (yield* Clock.currentTimeMillis) - nakedAt
+        expect(again.streamSeq).toBe(first.streamSeq)
+        expect(again.deliveryCount).toBe(2)
+        expect(elapsed).toBeGreaterThanOrEqual(800)
+        expect(elapsed).toBeLessThan(800 + 3000)
+        again.ack()
+      })
+    )
+
+    it.effect("term, with or without a reason, is never redelivered, even past ack-wait", () =>
+      Effect.gen(function* () {
+        const { subject } = yield* setup("TERMS", { ackWait: Duration.seconds(1) })
+        yield* publishMany(subject, 2)
+        const { received } = yield* consumeInto("TERMS")
+        const first = yield* next(received)
+        const second = yield* next(received)
+        first.term()
+        second.term("some reason")
+        yield* Effect.sleep("2500 millis")
+        expect(yield* Queue.poll(received)).toStrictEqual(Option.none())
+        const after = yield* state("TERMS")
+        expect(after.numAckPending).toBe(0)
+        expect(after.numRedelivered).toBe(0)
+      })
+    )
+
+    it.effect("working keeps a message past its ack-wait; without it the message comes back", () =>
+      Effect.gen(function* () {
+        const { subject } = yield* setup("WORKING", { ackWait: Duration.seconds(1) })
+        yield* publishMany(subject, 1)
+        const { received } = yield* consumeInto("WORKING")
+        const kept = yield* next(received)
+        yield* Effect.sync(() => kept.working()).pipe(
+          Effect.repeat({ schedule: Schedule.spaced("300 millis"), times: 10 })
+        )
+        expect(yield* Queue.poll(received)).toStrictEqual(Option.none())
+        kept.ack()
+
+        yield* publishMany(subject, 1)
+        const dropped = yield* next(received)
+        expect(dropped.streamSeq).toBe(2)
+        const back = yield* next(received)
+        expect(back.streamSeq).toBe(2)
+        expect(back.deliveryCount).toBe(2)
+        back.ack()
+      })
+    )
+
+    it.effect("the client holds at most maxMessages unsettled deliveries, and pulls more as they are settled", () =>
+      Effect.gen(function* () {
+        const { subject } = yield* setup("BOUND")
+        yield* publishMany(subject, 1000)
+        const { received } = yield* consumeInto("BOUND", { maxMessages: 10 })
+        const held = yield* Effect.forEach(Array.from({ length: 10 }), () => next(received))
+        yield* Effect.sleep("1 second")
+        expect(yield* Queue.size(received)).toBe(0)
+        const bounded = yield* state("BOUND")
+        expect(bounded.numAckPending).toBe(10)
+        expect(bounded.numPending).toBe(990)
+
+        for (const message of held.slice(0, 4)) message.ack()
+        const more = yield* Effect.forEach(Array.from({ length: 4 }), () => next(received))
+        expect(more.map((m) => m.streamSeq)).toStrictEqual([11, 12, 13, 14])
+        yield* Effect.sleep("500 millis")
+        expect(yield* Queue.size(received)).toBe(0)
+        expect((yield* state("BOUND")).numAckPending).toBe(10)
+      })
+    )
+
+    it.effect("interrupting the stream stops pulling", () =>
+      Effect.gen(function* () {
+        const { subject, broker } = yield* setup("STOP")
+        yield* publishMany(subject, 3)
+        const taken = yield* broker.consume("STOP", "worker", { maxMessages: 10 }).pipe(
+          Stream.take(3),
+          Stream.tap((message) => Effect.sync(() => message.ack())),
+          Stream.runCollect
+        )
+        expect(taken.map((m) => m.streamSeq)).toStrictEqual([1, 2, 3])
+        yield* NatsServer.eventually(Effect.filterOrFail(state("STOP"), (s) => s.numAckPending === 0))
+        yield* publishMany(subject, 5)
+        yield* Effect.sleep("500 millis")
+        const after = yield* state("STOP")
+        expect(after.numAckPending).toBe(0)
+        expect(after.numPending).toBe(5)
+      })
+    )
+
+    it.effect("interrupting the stream naks what arrived but was never emitted, so it comes back at once", () =>
+      Effect.gen(function* () {
+        const { subject, broker } = yield* setup("HANDBACK", { ackWait: Duration.minutes(1) })
+        yield* publishMany(subject, 1)
+        const handling = yield* Deferred.make<Message>()
+        const fiber = yield* broker.consume("HANDBACK", "worker", { maxMessages: 10 }).pipe(
+          Stream.runForEach((message) => Effect.andThen(Deferred.succeed(handling, message), Effect.never)),
+          Effect.forkScoped
+        )
+        const first = yield* Deferred.await(handling)
+        yield* publishMany(subject, 5)
+        // The five arrive while the handler holds the first: they wait in the stream's buffer.
+        yield* NatsServer.eventually(Effect.filterOrFail(state("HANDBACK"), (s) => s.numAckPending === 6))
+        yield* Fiber.interrupt(fiber)
+        first.ack()
+        // Without the nak they would come back only after the one-minute ack-wait.
+        const { received } = yield* consumeInto("HANDBACK")
+        const again = yield* Effect.forEach(Array.from({ length: 5 }), () => next(received))
+        expect(again.map((m) => m.streamSeq)).toStrictEqual([2, 3, 4, 5, 6])
+        expect(again.every((m) => m.deliveryCount === 2)).toBe(true)
+        for (const message of again) message.ack()
+      })
+    )
+
+    it.effect("keeps consuming when the consumer is deleted and created again", () =>
+      Effect.gen(function* () {
+        const { subject, broker } = yield* setup("RECREATE")
+        yield* publishMany(subject, 1)
+        const { received } = yield* consumeInto("RECREATE", { maxMessages: 10, idleHeartbeat: Duration.seconds(1) })
+        ;(yield* next(received)).ack()
+        expect(yield* broker.deleteConsumer("RECREATE", "worker")).toBe(true)
+        yield* Effect.sleep("300 millis")
+        yield* broker.addConsumer({ ...consumerConfig("RECREATE", "worker"), deliverPolicy: "new" })
+        yield* publishMany(subject, 3)
+        const after = yield* Effect.forEach(Array.from({ length: 3 }), () => next(received))
+        expect(after.map((m) => text(m.payload))).toStrictEqual(["message 1", "message 2", "message 3"])
+        expect(after.map((m) => m.streamSeq)).toStrictEqual([2, 3, 4])
+        for (const message of after) message.ack()
+      })
+    )
+
+    it.effect("fails with ConsumerNotFound when the consumer does not exist", () =>
+      Effect.gen(function* () {
+        const { broker } = yield* setup("NOCONSUMER")
+        const error = yield* broker
+          .consume("NOCONSUMER", "nobody", { maxMessages: 10 })
+          .pipe(Stream.runDrain, Effect.flip)
+        expect(error.reason._tag).toBe("ConsumerNotFound")
+      })
+    )
+
+    it.effect("getMessage reads a stored message by sequence, and none for a sequence with no message", () =>
+      Effect.gen(function* () {
+        const { subject, broker } = yield* setup("GET")
+        const before = yield* Clock.currentTimeMillis
+        yield* broker.publish({
+          subject,
+          payload: bytes("stored"),
+          headers: [["X-Tag", "a"]],
+          messageId: "g-1",
+          timeout
+        })
+        const stored = yield* broker.getMessage("GET", 1).pipe(Effect.flatMap(Effect.fromOption))
+        expect(stored.stream).toBe("GET")
+        expect(stored.subject).toBe(subject)
+        expect(stored.seq).toBe(1)
+        expect(text(stored.payload)).toBe("stored")
+        expect(stored.headers).toStrictEqual([
+          ["X-Tag", "a"],
+          ["Nats-Msg-Id", "g-1"]
+        ])
+        expect(stored.timestampMillis).toBeGreaterThanOrEqual(before - 1000)
+        expect(yield* broker.getMessage("GET", 2)).toStrictEqual(Option.none())
+        const missingStream = yield* broker.getMessage("NO_SUCH_STREAM", 1).pipe(Effect.flip)
+        expect(missingStream.reason._tag).toBe("StreamNotFound")
+      })
+    )
+
+    it.effect("nats-server 2.9 does not support term reasons", () =>
+      Effect.gen(function* () {
+        const broker = yield* Broker
+        const { serverVersion } = yield* NatsClient
+        expect(yield* broker.supportsTermReason).toBe(NatsClientModule.supportsTermReason(yield* serverVersion))
+        expect(NatsClientModule.supportsTermReason("2.9.10")).toBe(false)
+      })
+    )
+  })
+
+  layer(ConsumeEnv({ reconnectWait: "200 millis" }), { excludeTestServices: true })("across a server restart", (it) => {
+    it.effect("messages published after the restart arrive on the same stream", () =>
+      Effect.gen(function* () {
+        const server = yield* NatsServer.NatsServerService
+        const { subject } = yield* setup("RESTART")
+        yield* publishMany(subject, 3)
+        const { received } = yield* consumeInto("RESTART", { maxMessages: 10, idleHeartbeat: Duration.seconds(1) })
+        const before = yield* Effect.forEach(Array.from({ length: 3 }), () => next(received))
+        for (const message of before) message.ack()
+        yield* NatsServer.eventually(Effect.filterOrFail(state("RESTART"), (s) => s.numAckPending === 0))
+
+        yield* server.stop
+        yield* Effect.sleep("1 second")
+        yield* server.start
+        yield* NatsServer.eventually(publishMany(subject, 1), { timeout: "20 seconds", interval: "200 millis" })
+        yield* publishMany(subject, 2)
+        const after = yield* Effect.forEach(Array.from({ length: 3 }), () =>
+          Queue.take(received).pipe(Effect.timeout("20 seconds"))
+        )
+        expect(after.map((m) => m.streamSeq)).toStrictEqual([4, 5, 6])
+        for (const message of after) message.ack()
       })
     )
   })

@@ -1,97 +1,142 @@
 /**
- * The consume loop of a durable pull consumer over nats.js (first version: nats.js `consume()` with a
- * callback; flow control by settled slots comes next).
+ * The consume loop of a durable pull consumer as a `Stream` of `Broker.Message`s: the Effect half,
+ * around the pull flow of `natsPull`.
+ *
+ * Deliveries arrive in one subscription callback and are offered to the Stream's queue (no Promise
+ * per message; the Stream takes them in chunks). The queue needs no capacity of its own: it only ever
+ * holds deliveries that occupy a slot, so never more than `maxMessages`.
+ *
+ * Around that, fibers in the Stream's scope: one re-pulls after a reset (a reconnect, since a
+ * restarted server forgot the requests; two missed heartbeats; the consumer deleted; the server ending
+ * a pull), once the consumer answers again, waiting on a `Schedule` for as long as it is gone; one
+ * checks heartbeats; one logs statuses. Interrupting the Stream unsubscribes, so nothing more is pulled,
+ * and naks what arrived but was never emitted, so that it is redelivered at once.
+ *
+ * Not here: decoding, handlers, policies (`Consumer`, `Subscriber`).
  */
-import type { JsMsg } from "@nats-io/jetstream"
-import type { MsgHdrs } from "@nats-io/transport-node"
-import { Cause, Effect, Queue, Stream } from "effect"
-import type { ConsumeOptions, Headers, Message } from "../Broker.js"
+import { Duration, Effect, Queue, Schedule, Stream } from "effect"
+import type { ConsumeOptions, Message } from "../Broker.js"
 import type { NatsClient } from "../NatsClient.js"
-import type { NatsError } from "../NatsError.js"
+import * as NatsError from "../NatsError.js"
 import { fromCause } from "./natsErrors.js"
+import { type LogEntry, PullFlow } from "./natsPull.js"
 
-const noHeaders: Headers = Object.freeze([])
+const DEFAULT_IDLE_HEARTBEAT = Duration.seconds(5)
 
-/** Headers as ordered pairs, a repeated name once per value. */
-export const headerPairs = (headers: MsgHdrs | undefined): Headers => {
-  if (headers === undefined) return noHeaders
-  const pairs: Array<readonly [string, string]> = []
-  for (const [name, values] of headers) for (const value of values) pairs.push([name, value])
-  return pairs
-}
+// How often to ask for a consumer that is gone, or for JetStream while it does not answer.
+const consumerWait = Schedule.min([Schedule.exponential("100 millis"), Schedule.spaced("2 seconds")])
 
-class NatsMessage implements Message {
-  readonly subject: string
-  readonly payload: Uint8Array
-  readonly headers: Headers
-  readonly streamSeq: number
-  readonly consumerSeq: number
-  readonly deliveryCount: number
-  readonly pending: number
-  readonly timestampMillis: number
-  constructor(
-    readonly stream: string,
-    readonly consumer: string,
-    private readonly msg: JsMsg,
-    private readonly termReason: boolean
-  ) {
-    const info = msg.info
-    this.subject = msg.subject
-    this.payload = msg.data
-    this.headers = headerPairs(msg.headers)
-    this.streamSeq = info.streamSequence
-    this.consumerSeq = info.deliverySequence
-    this.deliveryCount = info.deliveryCount
-    this.pending = info.pending
-    this.timestampMillis = Math.floor(info.timestampNanos / 1_000_000)
-  }
-  ack(): void {
-    this.msg.ack()
-  }
-  nak(delayMillis?: number): void {
-    this.msg.nak(delayMillis)
-  }
-  term(reason?: string): void {
-    if (this.termReason && reason !== undefined) this.msg.term(reason)
-    else this.msg.term()
-  }
-  working(): void {
-    this.msg.working()
-  }
-}
+const notFound = (error: NatsError.NatsError): boolean =>
+  error.reason._tag === "ConsumerNotFound" || error.reason._tag === "StreamNotFound"
 
-/** The deliveries of `consumer` on `stream` as a Stream; interrupting it closes the nats.js consume. */
+/**
+ * The deliveries of `consumer` on `stream`. Fails at once when the consumer does not exist; once it
+ * did, waits for it whenever it is gone.
+ */
 export const consume = (
-  { jetstream, supportsTermReason }: NatsClient["Service"],
+  client: NatsClient["Service"],
   stream: string,
   consumer: string,
   options: ConsumeOptions
-): Stream.Stream<Message, NatsError> =>
-  Stream.callback<Message, NatsError>((queue) =>
+): Stream.Stream<Message, NatsError.NatsError> =>
+  Stream.callback<Message, NatsError.NatsError>((deliveries) =>
     Effect.gen(function* () {
-      const termReason = yield* supportsTermReason
-      const pullConsumer = yield* Effect.tryPromise({
-        try: () => jetstream.consumers.get(stream, consumer),
+      const { connection, manager, jetstream } = client
+      const where = `consume ${stream}/${consumer}`
+      const heartbeat = options.idleHeartbeat ?? DEFAULT_IDLE_HEARTBEAT
+      const consumerInfo = Effect.tryPromise({
+        try: () => manager.consumers.info(stream, consumer),
         catch: fromCause("consume", { stream, consumer })
       })
-      const messages = yield* Effect.acquireRelease(
-        Effect.tryPromise({
-          try: () =>
-            pullConsumer.consume({
-              max_messages: options.maxMessages,
-              callback: (msg) => {
-                Queue.offerUnsafe(queue, new NatsMessage(stream, consumer, msg, termReason))
-              }
-            }),
+      yield* consumerInfo.pipe(
+        Effect.tapError((error) => Effect.logWarning(`${where}: ${error.message}; trying again`)),
+        Effect.retry({ while: (error) => error.isRetryable, schedule: consumerWait })
+      )
+
+      const wakeups = yield* Queue.unbounded<void>()
+      const logs = yield* Queue.unbounded<LogEntry>()
+      const flow = new PullFlow({
+        connection,
+        apiPrefix: jetstream.apiPrefix,
+        // nats.js sets it to the connection's inbox prefix, which permissions may require.
+        inboxPrefix: jetstream.getOptions().watcherPrefix,
+        stream,
+        consumer,
+        maxMessages: Math.max(1, Math.floor(options.maxMessages)),
+        heartbeatMillis: Math.max(1, Math.round(Duration.toMillis(heartbeat))),
+        deliveries,
+        wakeups,
+        logs
+      })
+      const subscription = yield* Effect.acquireRelease(
+        Effect.try({
+          try: () => connection.subscribe(flow.inbox, { callback: flow.receive }),
           catch: fromCause("consume", { stream, consumer })
         }),
-        (messages) => Effect.promise(() => messages.close())
+        (subscription) =>
+          Effect.gen(function* () {
+            flow.close()
+            if (!subscription.isClosed()) subscription.unsubscribe()
+            // nats-server 2.9 keeps the requests of a gone subscriber on its waiting list until something
+            // sweeps it, and a redelivery meant for such a request is lost until ack-wait (while another
+            // message is delivered twice). A consumer info request sweeps the list, so that naks sent
+            // from now on, here or by whoever still holds deliveries, redeliver at once.
+            if (!connection.isClosed()) yield* consumerInfo.pipe(Effect.timeout("2 seconds"), Effect.ignore)
+            const unsent = yield* Queue.clear(deliveries).pipe(Effect.orElseSucceed(() => []))
+            for (const message of unsent) message.nak()
+          })
       )
-      const closed = yield* Effect.promise(() => messages.closed())
-      if (closed instanceof Error) {
-        Queue.failCauseUnsafe(queue, Cause.fail(fromCause("consume", { stream, consumer })(closed)))
-      } else {
-        Queue.endUnsafe(queue)
-      }
-    })
+
+      const waitForConsumer = Effect.gen(function* () {
+        let gone = false
+        yield* consumerInfo.pipe(
+          Effect.tapError((error) => {
+            if (gone || !notFound(error)) return Effect.logDebug(`${where}: ${error.message}; waiting`)
+            gone = true
+            return Effect.logWarning(`${where}: ${error.message}; waiting for it to be created again`)
+          }),
+          Effect.retry({ while: (error) => error.isRetryable || notFound(error), schedule: consumerWait })
+        )
+        if (gone) yield* Effect.logInfo(`${where}: the consumer is back; consuming again`)
+      })
+
+      const resets = Effect.forever(
+        Effect.gen(function* () {
+          yield* Queue.take(wakeups)
+          const reset = flow.reset
+          if (reset === undefined) return
+          yield* Effect.logWithLevel(reset.level)(`${where}: ${reset.reason}; pulling again`)
+          if (reset.pause) yield* Effect.sleep(heartbeat)
+          yield* waitForConsumer
+          flow.restart()
+        })
+      )
+      const heartbeats = Effect.sync(() => flow.checkHeartbeats()).pipe(Effect.repeat(Schedule.spaced(heartbeat)))
+      const reconnects = client.status.pipe(
+        Stream.runForEach((event) =>
+          event._tag === "Reconnected"
+            ? Effect.sync(() => flow.requestReset({ level: "Debug", reason: "reconnected", pause: false }))
+            : Effect.void
+        )
+      )
+      const statusLogs = Effect.forever(
+        Effect.flatMap(Queue.take(logs), (entry) => Effect.logWithLevel(entry.level)(`${where}: ${entry.message}`))
+      )
+      // Unsubscribed by someone else: the connection was closed (or drained) under the Stream.
+      const closed = Effect.promise(() => subscription.closed).pipe(
+        Effect.flatMap(() =>
+          flow.isClosing
+            ? Effect.never
+            : Effect.fail(
+                NatsError.make("consume", new NatsError.Closed({ message: `${where}: the connection closed` }))
+              )
+        )
+      )
+
+      flow.restart()
+      yield* Effect.all([resets, heartbeats, reconnects, statusLogs, closed], {
+        concurrency: "unbounded",
+        discard: true
+      })
+    }).pipe(Effect.annotateLogs({ stream, consumer }))
   )

@@ -1,0 +1,285 @@
+/**
+ * The synchronous half of the consume loop: pull requests sized by free slots, the subscription
+ * callback, and the deliveries with their settle verbs, all over the core NATS connection.
+ *
+ * Every delivery holds one of `maxMessages` slots from its arrival until the first `ack`, `nak` or
+ * `term`; a pull asks the server only for slots that are neither held nor already asked for. That is
+ * the bound nats.js `consume()` cannot give: it pulls again whenever its outstanding requests fall
+ * under 75 % of `max_messages`, whatever the application still holds (with `max_messages: 10` and
+ * nothing acknowledged it received 1,000 messages, the consumer's `max_ack_pending`).
+ *
+ * Not here: waiting, retrying and logging, which need Effect (`natsConsume`).
+ */
+import type { Msg, MsgHdrs, NatsConnection, PublishOptions } from "@nats-io/transport-node"
+import { createInbox } from "@nats-io/transport-node"
+import { Cause, Queue } from "effect"
+import type { Headers, Message } from "../Broker.js"
+import { supportsTermReason } from "../NatsClient.js"
+import * as NatsError from "../NatsError.js"
+import { fromCause } from "./natsErrors.js"
+
+const noHeaders: Headers = Object.freeze([])
+
+/** Headers as ordered pairs, a repeated name once per value. */
+export const headerPairs = (headers: MsgHdrs | undefined): Headers => {
+  if (headers === undefined) return noHeaders
+  const pairs: Array<readonly [string, string]> = []
+  for (const [name, values] of headers) for (const value of values) pairs.push([name, value])
+  return pairs
+}
+
+/** Why the outstanding pulls are presumed lost, and how loudly to say so. */
+export interface Reset {
+  readonly level: "Debug" | "Info" | "Warn"
+  readonly reason: string
+  /** Wait one heartbeat first: the server refused the request, so asking again at once would only repeat that. */
+  readonly pause: boolean
+}
+
+/** A status worth a log line, handed from the callback to a fiber. */
+export interface LogEntry {
+  readonly level: "Debug" | "Info" | "Warn"
+  readonly message: string
+}
+
+export interface PullFlowOptions {
+  readonly connection: NatsConnection
+  readonly apiPrefix: string
+  readonly inboxPrefix: string | undefined
+  readonly stream: string
+  readonly consumer: string
+  readonly maxMessages: number
+  readonly heartbeatMillis: number
+  /** Where deliveries go: the Stream's queue. */
+  readonly deliveries: Queue.Queue<Message, NatsError.NatsError | Cause.Done>
+  /** Offered to when a reset is requested. */
+  readonly wakeups: Queue.Queue<void>
+  readonly logs: Queue.Queue<LogEntry>
+}
+
+// The server refuses a pull whose heartbeat is more than half its expiry.
+const MIN_EXPIRES_MILLIS = 30_000
+
+const encoder = new TextEncoder()
+
+/** The state of one consume: slots, outstanding pulls, liveness. One per Stream run. */
+export class PullFlow {
+  /** Deliveries handed to the Stream and not settled yet. */
+  private held = 0
+  /** Messages asked for by pull requests the server still holds, as far as the client knows. */
+  private outstanding = 0
+  /** Bumped by everything that arrives on the inbox; the heartbeat check watches it. */
+  private activity = 0
+  private seenActivity = 0
+  private missedChecks = 0
+  /** `false` while a reset waits for the consumer, and once closing: nothing is pulled. */
+  private active = false
+  private closing = false
+  /** The pending reset, if any; further requests join it. */
+  reset: Reset | undefined = undefined
+
+  readonly connection: NatsConnection
+  readonly stream: string
+  readonly consumer: string
+  readonly inbox: string
+  readonly ackBody = encoder.encode("+ACK")
+  readonly nakBody = encoder.encode("-NAK")
+  readonly termBody = encoder.encode("+TERM")
+  readonly workingBody = encoder.encode("+WPI")
+  private readonly maxMessages: number
+  private readonly refillAt: number
+  private readonly pullSubject: string
+  private readonly pullTail: string
+  private readonly pullOptions: Partial<PublishOptions>
+  private readonly deliveries: PullFlowOptions["deliveries"]
+  private readonly wakeups: Queue.Queue<void>
+  private readonly logs: Queue.Queue<LogEntry>
+
+  constructor(options: PullFlowOptions) {
+    this.connection = options.connection
+    this.stream = options.stream
+    this.consumer = options.consumer
+    this.inbox = createInbox(options.inboxPrefix)
+    this.maxMessages = options.maxMessages
+    // Ask in quarters, as nats.js does: a busy consumer sends one request per ~maxMessages/4 settles.
+    this.refillAt = Math.max(1, Math.floor(options.maxMessages / 4))
+    this.pullSubject = `${options.apiPrefix}.CONSUMER.MSG.NEXT.${options.stream}.${options.consumer}`
+    const expiresNanos = Math.max(MIN_EXPIRES_MILLIS, options.heartbeatMillis * 4) * 1_000_000
+    this.pullTail = `,"expires":${expiresNanos},"idle_heartbeat":${options.heartbeatMillis * 1_000_000}}`
+    this.pullOptions = { reply: this.inbox }
+    this.deliveries = options.deliveries
+    this.wakeups = options.wakeups
+    this.logs = options.logs
+  }
+
+  /** The subscription callback: the hot path. */
+  readonly receive = (error: Error | null, msg: Msg): void => {
+    if (error !== null) {
+      this.fail(fromCause("consume", { stream: this.stream, consumer: this.consumer })(error))
+    } else if (msg.subject === this.inbox) {
+      this.activity++
+      this.status(msg)
+    } else {
+      this.activity++
+      this.held++
+      const message = new NatsMessage(this, msg)
+      if (!Queue.offerUnsafe(this.deliveries, message)) message.nak()
+      // The last outstanding message arrived: slots freed meanwhile (fewer than a quarter) are pulled now.
+      if (this.outstanding > 0 && --this.outstanding === 0) this.refill()
+    }
+  }
+
+  /** Sends a settle verb; the first of ack, nak and term also frees the delivery's slot. */
+  send(reply: string, body: Uint8Array, settles: boolean): void {
+    // After the connection closed the server redelivers after ack-wait anyway; publishing would throw.
+    if (!this.connection.isClosed()) this.connection.publish(reply, body)
+    if (settles) {
+      this.held--
+      this.refill()
+    }
+  }
+
+  /** Pulls the free slots, unless most of them are already asked for. */
+  private refill(): void {
+    if (!this.active || this.connection.isClosed()) return
+    const free = this.maxMessages - this.held - this.outstanding
+    if (free <= 0 || (free < this.refillAt && this.outstanding > 0)) return
+    this.outstanding += free
+    this.connection.publish(this.pullSubject, `{"batch":${free}${this.pullTail}`, this.pullOptions)
+  }
+
+  /**
+   * Forgets the requests the server may have dropped and pulls again. Requests it did keep may still
+   * deliver on top, by at most `maxMessages`; losing them instead would cost an ack-wait each.
+   */
+  restart(): void {
+    if (this.closing) return
+    this.reset = undefined
+    this.outstanding = 0
+    this.missedChecks = 0
+    this.seenActivity = this.activity
+    this.active = true
+    this.refill()
+  }
+
+  /** Stops pulling until `restart`; the first request since the last restart wakes the reset fiber. */
+  requestReset(reset: Reset): void {
+    if (this.closing) return
+    this.active = false
+    if (this.reset !== undefined) return
+    this.reset = reset
+    Queue.offerUnsafe(this.wakeups, undefined)
+  }
+
+  /** Called every heartbeat interval: two intervals with pulls pending and nothing on the inbox mean lost pulls. */
+  checkHeartbeats(): void {
+    if (!this.active || this.outstanding === 0 || this.activity !== this.seenActivity) {
+      this.seenActivity = this.activity
+      this.missedChecks = 0
+    } else if (++this.missedChecks >= 2) {
+      this.requestReset({ level: "Warn", reason: "missed two heartbeats", pause: false })
+    }
+  }
+
+  close(): void {
+    this.closing = true
+    this.active = false
+  }
+
+  get isClosing(): boolean {
+    return this.closing
+  }
+
+  fail(error: NatsError.NatsError): void {
+    Queue.failCauseUnsafe(this.deliveries, Cause.fail(error))
+  }
+
+  private status(msg: Msg): void {
+    const headers = msg.headers
+    const code = headers?.code ?? 0
+    if (code === 100) return // an idle heartbeat: its arrival was the point
+    const left = Number(headers?.get("Nats-Pending-Messages") || 0)
+    if (left > 0) this.outstanding = Math.max(0, this.outstanding - left)
+    const description = headers?.description.toLowerCase() ?? ""
+    if (code === 404 || code === 408) {
+      // A request expired or ran dry: ask again for what it did not deliver.
+      this.refill()
+    } else if (code === 409 && (description === "consumer deleted" || description === "stream deleted")) {
+      this.requestReset({ level: "Warn", reason: description, pause: false })
+    } else if (code === 400 || (code === 409 && description === "consumer is push based")) {
+      const message = `${this.stream}/${this.consumer}: the server refused the pull (${code} ${description})`
+      this.fail(NatsError.make("consume", new NatsError.Rejected({ message, code })))
+    } else if (code === 409 || code === 503) {
+      // A limit (max waiting, max batch), a leader change, or JetStream not answering.
+      this.requestReset({ level: "Warn", reason: `the server ended a pull (${code} ${description})`, pause: true })
+    } else {
+      Queue.offerUnsafe(this.logs, { level: "Debug", message: `status ${code} ${description} on the pull inbox` })
+    }
+  }
+}
+
+/** One delivery: fields read once from the message and its ack subject; the verbs go through the flow. */
+class NatsMessage implements Message {
+  readonly stream: string
+  readonly consumer: string
+  readonly subject: string
+  readonly payload: Uint8Array
+  readonly headers: Headers
+  readonly deliveryCount: number
+  readonly streamSeq: number
+  readonly consumerSeq: number
+  readonly timestampMillis: number
+  readonly pending: number
+  private readonly flow: PullFlow
+  private readonly reply: string
+  private settled = false
+
+  constructor(flow: PullFlow, msg: Msg) {
+    this.flow = flow
+    this.stream = flow.stream
+    this.consumer = flow.consumer
+    this.subject = msg.subject
+    this.payload = msg.data
+    this.headers = headerPairs(msg.headers)
+    this.reply = msg.reply ?? ""
+    // $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<nanos>.<pending>; with
+    // domains (2.10+) <domain>.<account hash> come before the stream and a random token at the end.
+    const tokens = this.reply.split(".")
+    const at = tokens.length === 9 ? 4 : 6
+    this.deliveryCount = Number(tokens[at])
+    this.streamSeq = Number(tokens[at + 1])
+    this.consumerSeq = Number(tokens[at + 2])
+    const nanos = tokens[at + 3] ?? ""
+    this.timestampMillis = nanos.length > 6 ? Number(nanos.slice(0, -6)) : 0
+    this.pending = Number(tokens[at + 4])
+  }
+
+  ack(): void {
+    this.settle(this.flow.ackBody)
+  }
+
+  nak(delayMillis?: number): void {
+    this.settle(
+      delayMillis === undefined || delayMillis <= 0
+        ? this.flow.nakBody
+        : encoder.encode(`-NAK {"delay":${Math.round(delayMillis) * 1_000_000}}`)
+    )
+  }
+
+  term(reason?: string): void {
+    // Before 2.11 the server does not read "+TERM <reason>" as a term, and redelivers after ack-wait.
+    const withReason =
+      reason !== undefined && reason !== "" && supportsTermReason(this.flow.connection.info?.version ?? "")
+    this.settle(withReason ? encoder.encode(`+TERM ${reason}`) : this.flow.termBody)
+  }
+
+  working(): void {
+    if (!this.settled) this.flow.send(this.reply, this.flow.workingBody, false)
+  }
+
+  private settle(body: Uint8Array): void {
+    if (this.settled) return
+    this.settled = true
+    this.flow.send(this.reply, body, true)
+  }
+}
