@@ -5,12 +5,15 @@
  */
 
 export * as Broker from "./Broker.js"
+export * as DeadLetter from "./DeadLetter.js"
 export * as Envelope from "./Envelope.js"
 export * as Event from "./Event.js"
 export * as MessageContext from "./MessageContext.js"
 export * as NatsBroker from "./NatsBroker.js"
 export * as NatsClient from "./NatsClient.js"
 export * as NatsError from "./NatsError.js"
+export * as Policy from "./Policy.js"
 export * as Publisher from "./Publisher.js"
 export * as ServiceIdentity from "./ServiceIdentity.js"
+export * as Subscriber from "./Subscriber.js"
 export * as Topology from "./Topology.js"

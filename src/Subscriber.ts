@@ -1,0 +1,513 @@
+/**
+ * Handlers as Effect programs: a `Layer` that consumes one or more events from a durable pull consumer,
+ * runs a handler for each message and settles the message by the handler's outcome and a `Policy`.
+ *
+ * What a subscriber does around each message:
+ * - decodes it once (a decode failure goes to the policy's `decodeFailure` rule: dead-letter by default);
+ * - runs the handler with the Python package's log context (`event_id`, `event_type`, `correlation_id`,
+ *   `source_service`, `service`, `entry_point`), a consumer span continuing the publisher's trace, and the
+ *   message as `MessageContext.Current`, so events the handler publishes inherit its correlation id;
+ * - sends `working` for messages held longer than half the ack-wait (running or waiting in the buffer),
+ *   so the server never redelivers them behind the handler's back;
+ * - settles: `ack` on success; on failure, in-process retries and then the policy's settlement (`nak` with
+ *   a delay, `term`, `ack`, or a dead letter written and acknowledged by the server before the original
+ *   is terminated; if writing it fails, the original is nak'ed with backoff, never dropped).
+ *
+ * Concurrency N means at most N handlers in flight. With N = 1 messages are handled in stream order;
+ * `orderBy` keeps order per key at any N. When the layer's scope closes, the subscriber stops pulling,
+ * naks what it holds but has not started, lets running handlers finish within `shutdownTimeout`, and
+ * naks (without delay) those that did not; nothing unfinished is acknowledged.
+ *
+ * @since 0.1.0
+ */
+import {
+  Cause,
+  Clock,
+  DateTime,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Option,
+  Queue,
+  Schedule,
+  Schema,
+  type Scope,
+  Stream
+} from "effect"
+import { Broker, type Message } from "./Broker.js"
+import * as DeadLetter from "./DeadLetter.js"
+import * as Envelope from "./Envelope.js"
+import * as Event from "./Event.js"
+import * as MessageContext from "./MessageContext.js"
+import type { NatsError } from "./NatsError.js"
+import * as Policy from "./Policy.js"
+import { ServiceIdentity } from "./ServiceIdentity.js"
+import * as Topology from "./Topology.js"
+
+/**
+ * What a handler receives: the decoded envelope, whose `eventType` (checked equal to the NATS subject)
+ * tells which event of the subscription it is and narrows `data`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type Received<E extends Event.Any> = E extends Event.Any
+  ? Envelope.Envelope<Event.Payload<E>> & { readonly eventType: E["subject"] }
+  : never
+
+/**
+ * A handler that ran longer than `handlerTimeout`; the policy treats it as a defect.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class HandlerTimeout extends Schema.TaggedError<HandlerTimeout>()("HandlerTimeout", {
+  subject: Schema.String,
+  streamSeq: Schema.Number,
+  timeoutMillis: Schema.Number
+}) {
+  override get message(): string {
+    return `handler for ${this.subject} #${this.streamSeq} ran longer than ${this.timeoutMillis} ms`
+  }
+}
+
+/**
+ * Subscriber options. Only `handler` is required (and `policy` when the handler can fail).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Options<E extends Event.Any, Err, R> {
+  readonly handler: (envelope: Received<E>) => Effect.Effect<void, Err, R>
+  /**
+   * The rules for the handler's errors (see `Policy.make`, which checks them against the error union).
+   * Default `Policy.defaults`: every error and defect is redelivered with backoff, decode failures are
+   * dead-lettered, and a message is dead-lettered at its 5th delivery.
+   */
+  readonly policy?: Policy.Policy<NoInfer<Err>> | undefined
+  /** The stream to consume. Default `GLAM_EVENTS`. */
+  readonly stream?: string | undefined
+  /** The durable consumer name. Default `<service>-<queueGroup>`, as the Python package names them. */
+  readonly durable?: string | undefined
+  /** Default: the filter subject with `.` as `-` and wildcards dropped (`evt-merchant-created-v1`). */
+  readonly queueGroup?: string | undefined
+  /** Default: the one subject, or the common prefix of the subjects followed by `>`. */
+  readonly filterSubject?: string | undefined
+  /** Where a new durable starts. Default `all` (it reads the stream's history). */
+  readonly deliverPolicy?: Topology.ConsumerSpec["deliverPolicy"]
+  /** Handlers in flight at most. Default 1 (stream order). */
+  readonly concurrency?: number | undefined
+  /** Default 30 seconds. */
+  readonly ackWait?: Duration.Input | undefined
+  /** Unacknowledged messages the server lets this durable have. Default `max(1000, 2 × prefetch)`. */
+  readonly maxAckPending?: number | undefined
+  /** Messages held by the client. Default `max(64, 2 × concurrency)`, at most `maxAckPending`. */
+  readonly prefetch?: number | undefined
+  /** A handler running longer is interrupted and its message goes to the policy's `defect` rule. */
+  readonly handlerTimeout?: Duration.Input | undefined
+  /** Messages with the same key are handled one at a time, in stream order. */
+  readonly orderBy?: ((envelope: Received<E>) => string) | undefined
+  /** How long running handlers may take to finish when the scope closes. Default 10 seconds. */
+  readonly shutdownTimeout?: Duration.Input | undefined
+}
+
+const commonPrefixFilter = (subjects: ReadonlyArray<string>): string => {
+  const [first, ...rest] = subjects.map((subject) => subject.split("."))
+  if (first === undefined) return ">"
+  if (rest.length === 0) return first.join(".")
+  let length = 0
+  while (length < first.length && rest.every((tokens) => tokens[length] === first[length])) length++
+  return length === 0 ? ">" : `${first.slice(0, length).join(".")}.>`
+}
+
+const groupName = (filter: string): string =>
+  filter
+    .split(".")
+    .filter((token) => token !== ">" && token !== "*")
+    .join("-") || "all"
+
+/** A stable lane for a key, so that one key is always handled by the same worker. */
+const laneOf = (key: string, lanes: number): number => {
+  let hash = 0
+  for (let i = 0; i < key.length; i++) hash = (Math.imul(hash, 31) + key.charCodeAt(i)) | 0
+  return Math.abs(hash) % lanes
+}
+
+interface Item<E extends Event.Any> {
+  readonly message: Message
+  readonly decoded: Exit.Exit<Received<E>, Envelope.DecodeError>
+}
+
+/**
+ * Runs a subscriber in the current scope; see the module documentation.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const make = <const E extends Event.Any, Err = never, R = never>(
+  events: E | ReadonlyArray<E>,
+  options: Options<E, Err, R>
+): Effect.Effect<void, Topology.TopologyError | NatsError, Broker | ServiceIdentity | R | Scope.Scope> =>
+  Effect.gen(function* () {
+    const broker = yield* Broker
+    const identity = yield* ServiceIdentity
+    const clock = yield* Clock.Clock
+    const list: ReadonlyArray<E> = Event.isEvent(events) ? [events] : events
+    const group = Event.group(...list)
+    const policy: Policy.Policy<Err> = options.policy ?? Policy.defaults
+    const compiled = Policy.compile(policy)
+    const stream = options.stream ?? Topology.glamEventsStreamName
+    const filterSubject = options.filterSubject ?? commonPrefixFilter(group.subjects)
+    const durable = options.durable ?? `${identity.name}-${options.queueGroup ?? groupName(filterSubject)}`
+    const concurrency = Math.max(1, options.concurrency ?? 1)
+    const ackWait = Duration.fromInputUnsafe(options.ackWait ?? "30 seconds")
+    const ackWaitMillis = Duration.toMillis(ackWait)
+    const prefetchWanted = options.prefetch ?? Math.max(64, 2 * concurrency)
+    const maxAckPending = options.maxAckPending ?? Math.max(1000, 2 * prefetchWanted)
+    const prefetch = Math.min(prefetchWanted, maxAckPending)
+    const handlerTimeout = Option.map(Option.fromUndefinedOr(options.handlerTimeout), Duration.fromInputUnsafe)
+    const shutdownTimeout = Duration.fromInputUnsafe(options.shutdownTimeout ?? "10 seconds")
+
+    // The server gives up one delivery after the policy would, so the policy decides whenever it runs at all;
+    // the server's max-deliveries advisory covers messages whose handler never got to decide.
+    yield* Topology.provision(
+      Topology.make({
+        consumers: [
+          {
+            stream,
+            name: durable,
+            filterSubject,
+            deliverPolicy: options.deliverPolicy,
+            ackWait,
+            maxAckPending,
+            maxDeliver: compiled.maxDeliveries + 1
+          }
+        ]
+      })
+    )
+
+    const decode = (message: Message): Exit.Exit<Received<E>, Envelope.DecodeError> => {
+      const decoded = group.decodeExit(message.subject, message.payload)
+      if (Exit.isFailure(decoded)) return Exit.failCause(decoded.cause)
+      const envelope = decoded.value.envelope
+      if (envelope.eventType !== message.subject) {
+        return Exit.fail(
+          new Envelope.DecodeError({
+            stage: "Envelope",
+            path: "event_type",
+            message: `Envelope: event_type "${envelope.eventType}" does not match the subject "${message.subject}"`,
+            raw: message.payload,
+            subject: message.subject,
+            eventId: envelope.eventId,
+            eventType: envelope.eventType,
+            correlationId: envelope.correlationId
+          })
+        )
+      }
+      // The group decoded it with the event of this subject, and eventType equals that subject: the
+      // pairing `Received<E>` describes, which the compiler cannot follow through the union.
+      return Exit.succeed(envelope as Received<E>)
+    }
+
+    // Messages held by this process (buffered or running), with when `working` was last sent for them.
+    const held = new Map<Message, number>()
+    // When each message first failed here, so that a dead-letter record can say it.
+    const firstFailures = new Map<string, number>()
+    const rememberFailure = (message: Message, now: number): number => {
+      const key = `${message.stream}:${message.streamSeq}`
+      const first = firstFailures.get(key)
+      if (first !== undefined) return first
+      if (firstFailures.size >= 10_000) {
+        const oldest = firstFailures.keys().next()
+        if (oldest.done !== true) firstFailures.delete(oldest.value)
+      }
+      firstFailures.set(key, now)
+      return now
+    }
+    const forget = (message: Message) => {
+      held.delete(message)
+      if (firstFailures.size > 0) firstFailures.delete(`${message.stream}:${message.streamSeq}`)
+    }
+
+    const deadLetter = (
+      message: Message,
+      failure: Policy.Failure<Err>,
+      decision: DeadLetter.Decision,
+      envelope: Option.Option<Envelope.Envelope<unknown>>
+    ) =>
+      Effect.gen(function* () {
+        const now = clock.currentTimeMillisUnsafe()
+        const firstFailureAt = rememberFailure(message, now)
+        const written = yield* DeadLetter.publish({
+          message,
+          consumer: durable,
+          failure: describe(failure),
+          decision,
+          retryCount: message.deliveryCount - 1,
+          maxRetries: compiled.maxDeliveries - 1,
+          firstFailureAt: DateTime.makeUnsafe(firstFailureAt),
+          lastFailureAt: DateTime.makeUnsafe(now),
+          envelope: Option.getOrUndefined(envelope)
+        }).pipe(Effect.provideService(Broker, broker), Effect.provideService(ServiceIdentity, identity), Effect.exit)
+        if (Exit.isSuccess(written)) {
+          message.term(decision)
+          forget(message)
+          return
+        }
+        const delay = yield* compiled.settle({ _tag: "Defect", defect: written.cause }, message.deliveryCount)
+        yield* Effect.logError("could not write the dead letter; the message will be delivered again", written.cause)
+        message.nak(delay._tag === "Nak" ? Duration.toMillis(delay.delay) : 1000)
+        held.delete(message)
+      })
+
+    const settleFailure = (
+      message: Message,
+      failure: Policy.Failure<Err>,
+      envelope: Option.Option<Envelope.Envelope<unknown>>
+    ) =>
+      Effect.gen(function* () {
+        rememberFailure(message, clock.currentTimeMillisUnsafe())
+        const settlement = yield* compiled.settle(failure, message.deliveryCount)
+        switch (settlement._tag) {
+          case "Ack":
+            yield* Effect.logWarning(`dropped by policy after ${describe(failure).code}: acknowledged without handling`)
+            message.ack()
+            return forget(message)
+          case "Nak":
+            yield* Effect.logWarning(
+              `${describe(failure).code}: delivery ${message.deliveryCount} failed, redelivery in ${Duration.format(settlement.delay)}`
+            )
+            message.nak(Duration.toMillis(settlement.delay))
+            held.delete(message)
+            return
+          case "Term":
+            yield* Effect.logWarning(
+              `terminated by policy after ${describe(failure).code}: ${describe(failure).message}`
+            )
+            message.term(describe(failure).message)
+            return forget(message)
+          case "DeadLetter": {
+            const decision: DeadLetter.Decision =
+              failure._tag === "Decode"
+                ? "decode failure"
+                : settlement.maxDeliveriesReached
+                  ? "max deliveries"
+                  : "policy"
+            yield* Effect.logError(
+              `dead-lettered (${decision}) after ${describe(failure).code}: ${describe(failure).message}`
+            )
+            return yield* deadLetter(message, failure, decision, envelope)
+          }
+        }
+      })
+
+    const runHandler = (message: Message, envelope: Received<E>): Effect.Effect<void, Policy.Failure<Err>, R> => {
+      const guarded = Option.isSome(handlerTimeout)
+        ? options.handler(envelope).pipe(
+            Effect.timeoutOrElse({
+              duration: handlerTimeout.value,
+              orElse: () =>
+                Effect.die(
+                  new HandlerTimeout({
+                    subject: message.subject,
+                    streamSeq: message.streamSeq,
+                    timeoutMillis: Duration.toMillis(handlerTimeout.value)
+                  })
+                )
+            })
+          )
+        : options.handler(envelope)
+      return guarded.pipe(
+        Effect.catchCause((cause): Effect.Effect<never, Policy.Failure<Err>> => {
+          if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(Cause.interrupt())
+          const error = Cause.findErrorOption(cause)
+          return Option.isSome(error)
+            ? Effect.fail({ _tag: "Error", error: error.value })
+            : Effect.fail({ _tag: "Defect", defect: Cause.squash(cause) })
+        }),
+        Effect.retry(compiled.retrySchedule)
+      )
+    }
+
+    const handle = (item: Item<E>): Effect.Effect<void, never, R> => {
+      const { message, decoded } = item
+      if (Exit.isFailure(decoded)) {
+        const error = Cause.findErrorOption(decoded.cause)
+        if (Option.isNone(error)) return Effect.sync(() => message.nak())
+        const envelope = Envelope.decodeEnvelopeExit(message.payload, message.subject)
+        return settleFailure(
+          message,
+          { _tag: "Decode", error: error.value },
+          Exit.isSuccess(envelope) ? Option.some(envelope.value) : Option.none()
+        )
+      }
+      const envelope = decoded.value
+      return runHandler(message, envelope).pipe(
+        Effect.matchEffect({
+          onSuccess: () =>
+            Effect.sync(() => {
+              message.ack()
+              forget(message)
+            }),
+          onFailure: (failure) => settleFailure(message, failure, Option.some(envelope))
+        }),
+        // Interrupted (shutdown past its deadline): give the message back at once, never ack it.
+        Effect.onInterrupt(() =>
+          Effect.sync(() => {
+            message.nak()
+            held.delete(message)
+          })
+        ),
+        MessageContext.withMessage({
+          correlationId: envelope.correlationId,
+          eventId: envelope.eventId,
+          eventType: envelope.eventType
+        }),
+        Effect.withSpan(`${message.subject} process`, {
+          kind: "consumer",
+          parent: Option.getOrUndefined(Envelope.parentSpanFromHeaders(message.headers)),
+          attributes: {
+            "messaging.system": broker.system,
+            "messaging.operation": "process",
+            "messaging.destination.name": message.subject,
+            "messaging.message.id": envelope.eventId,
+            "messaging.consumer.group.name": durable
+          }
+        }),
+        Effect.annotateLogs({
+          event_id: envelope.eventId,
+          event_type: envelope.eventType,
+          correlation_id: envelope.correlationId,
+          source_service: envelope.sourceService,
+          service: identity.name,
+          entry_point: "event_listener"
+        })
+      )
+    }
+
+    // Lanes: one shared queue when order does not matter, one queue per worker when it does.
+    const ordered = options.orderBy !== undefined || concurrency === 1
+    const lanes = yield* Effect.forEach(Array.from({ length: ordered ? concurrency : 1 }), () =>
+      Queue.bounded<Item<E>, Cause.Done>(ordered ? 1 : concurrency)
+    )
+    const laneFor = (item: Item<E>): Queue.Queue<Item<E>, Cause.Done> => {
+      if (lanes.length === 1 || options.orderBy === undefined || Exit.isFailure(item.decoded)) {
+        return lanes[0] as Queue.Queue<Item<E>, Cause.Done>
+      }
+      return lanes[laneOf(options.orderBy(item.decoded.value), lanes.length)] as Queue.Queue<Item<E>, Cause.Done>
+    }
+
+    // A worker takes one item at a time, so an idle worker never waits behind a busy one's batch.
+    const workers = yield* Effect.forEach(Array.from({ length: concurrency }), (_, index) =>
+      Queue.take(lanes[ordered ? index : 0] as Queue.Queue<Item<E>, Cause.Done>).pipe(
+        Effect.flatMap(handle),
+        Effect.forever,
+        Effect.catchIf(Cause.isDone, () => Effect.void),
+        Effect.forkDetach
+      )
+    )
+
+    const dispatcher = yield* broker.consume(stream, durable, { maxMessages: prefetch }).pipe(
+      Stream.runForEach((message) => {
+        held.set(message, clock.currentTimeMillisUnsafe())
+        const item: Item<E> = { message, decoded: decode(message) }
+        return Queue.offer(laneFor(item), item)
+      }),
+      Effect.tapCause((cause) =>
+        Cause.hasInterruptsOnly(cause) ? Effect.void : Effect.logError("subscriber stopped consuming", cause)
+      ),
+      Effect.forkDetach
+    )
+
+    // `working` for everything held longer than half the ack-wait.
+    const keepAlive = yield* Effect.sync(() => {
+      const now = clock.currentTimeMillisUnsafe()
+      for (const [message, since] of held) {
+        if (now - since >= ackWaitMillis / 2) {
+          message.working()
+          held.set(message, now)
+        }
+      }
+    }).pipe(Effect.repeat(Schedule.spaced(Duration.millis(Math.max(10, ackWaitMillis / 4)))), Effect.forkDetach)
+
+    const advisories = yield* DeadLetter.watchAdvisories({ stream, consumer: durable }).pipe(
+      Effect.catchCause((cause) =>
+        Effect.logWarning(
+          `max-deliveries advisories for ${stream}/${durable} are not watched; messages that crash the process every time will not be dead-lettered`,
+          cause
+        )
+      ),
+      Effect.forkDetach
+    )
+
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function* () {
+        yield* Fiber.interrupt(dispatcher)
+        // What was received but not started goes back at once.
+        for (const lane of lanes) {
+          for (const item of yield* Queue.clear(lane)) {
+            item.message.nak()
+            held.delete(item.message)
+          }
+          yield* Queue.end(lane)
+        }
+        const finished = yield* Fiber.joinAll(workers).pipe(Effect.timeout(shutdownTimeout), Effect.exit)
+        if (Exit.isFailure(finished)) {
+          yield* Effect.logWarning(
+            `handlers still running after ${Duration.format(shutdownTimeout)}: interrupting them; their messages are nak'ed`
+          )
+          yield* Fiber.interruptAll(workers)
+        }
+        yield* Fiber.interrupt(keepAlive)
+        yield* Fiber.interrupt(advisories)
+        yield* Effect.logInfo(`subscriber ${durable} stopped`)
+      })
+    )
+    yield* Effect.logInfo(
+      `subscriber ${durable} consuming ${filterSubject} from ${stream} (concurrency ${concurrency}, prefetch ${prefetch})`
+    )
+  })
+
+/**
+ * The failure as the dead-letter record and the logs describe it.
+ */
+const describe = (failure: Policy.Failure<unknown>): { code: string; message: string; operation: string } => {
+  switch (failure._tag) {
+    case "Decode":
+      return { code: "DecodeError", message: failure.error.message, operation: `decode (${failure.error.stage})` }
+    case "Defect": {
+      const defect = failure.defect
+      const code = defect instanceof Error ? defect.name : "Defect"
+      const message = defect instanceof Error ? defect.message : String(defect)
+      return { code, message, operation: "handler" }
+    }
+    case "Error": {
+      const error = failure.error
+      const tag =
+        typeof error === "object" && error !== null && "_tag" in error && typeof error._tag === "string"
+          ? error._tag
+          : "Error"
+      const message =
+        error instanceof Error
+          ? error.message
+          : typeof error === "string"
+            ? error
+            : (JSON.stringify(error) ?? String(error))
+      return { code: tag, message, operation: "handler" }
+    }
+  }
+}
+
+/**
+ * A subscriber as a layer: it runs while the layer's scope is open.
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layer = <const E extends Event.Any, Err = never, R = never>(
+  events: E | ReadonlyArray<E>,
+  options: Options<E, Err, R>
+): Layer.Layer<never, Topology.TopologyError | NatsError, Broker | ServiceIdentity | R> =>
+  Layer.effectDiscard(make(events, options))
