@@ -470,6 +470,18 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
     )
   })
 
+/** A tagged error's message, or its fields when it has none (`Data.TaggedError`s often have none). */
+const messageOf = (error: unknown): string => {
+  if (typeof error === "string") return error
+  if (error instanceof Error && error.message !== "") return error.message
+  if (typeof error === "object" && error !== null) {
+    const fields = Object.fromEntries(Object.entries(error).filter(([key]) => key !== "_tag"))
+    const json = JSON.stringify(fields)
+    if (json !== undefined && json !== "{}") return json
+  }
+  return String(error)
+}
+
 /**
  * The failure as the dead-letter record and the logs describe it.
  */
@@ -489,13 +501,7 @@ const describe = (failure: Policy.Failure<unknown>): { code: string; message: st
         typeof error === "object" && error !== null && "_tag" in error && typeof error._tag === "string"
           ? error._tag
           : "Error"
-      const message =
-        error instanceof Error
-          ? error.message
-          : typeof error === "string"
-            ? error
-            : (JSON.stringify(error) ?? String(error))
-      return { code: tag, message, operation: "handler" }
+      return { code: tag, message: messageOf(error), operation: "handler" }
     }
   }
 }

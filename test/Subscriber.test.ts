@@ -125,6 +125,8 @@ describe("Subscriber", () => {
         const record = letters[0]?.envelope.data
         expect(letters[0]?.subject).toBe("dlq.test.happened.v1")
         expect(record.error_code).toBe("Invalid")
+        expect(record.error_message).toContain("bad address")
+        expect(record.decision).toBe("policy")
         expect(record.original_subject).toBe("evt.test.happened.v1")
         expect(record.stream_seq).toBe(3)
         expect(record.delivery_count).toBe(1)
