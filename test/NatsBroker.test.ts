@@ -1,5 +1,19 @@
 import { assert, describe, expect, layer } from "@effect/vitest"
-import { Clock, Deferred, Duration, Effect, Fiber, Layer, Option, Queue, Schedule, Stream } from "effect"
+import {
+  type Cause,
+  Clock,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Option,
+  Queue,
+  Schedule,
+  Scope,
+  Stream
+} from "effect"
 import {
   Broker,
   type ConsumeOptions,
@@ -8,6 +22,7 @@ import {
   type Message,
   type StreamConfig
 } from "../src/Broker.js"
+import { type LogEntry, PullFlow } from "../src/internal/natsPull.js"
 import * as NatsBroker from "../src/NatsBroker.js"
 import * as NatsClientModule from "../src/NatsClient.js"
 import { NatsClient } from "../src/NatsClient.js"
@@ -542,6 +557,68 @@ describe("NatsBroker consume", () => {
         expect(after.map((m) => text(m.payload))).toStrictEqual(["message 1", "message 2", "message 3"])
         expect(after.map((m) => m.streamSeq)).toStrictEqual([2, 3, 4])
         for (const message of after) message.ack()
+      })
+    )
+
+    it.effect("fails with Closed when the connection is closed under it", () =>
+      Effect.gen(function* () {
+        const server = yield* NatsServer.NatsServerService
+        const { subject } = yield* setup("CLOSED")
+        const scope = yield* Scope.make()
+        const client = yield* NatsClientModule.make({ servers: server.url }).pipe(Scope.provide(scope))
+        const broker = yield* NatsBroker.make.pipe(Effect.provideService(NatsClient, client))
+        const received = yield* Queue.unbounded<Message, NatsError>()
+        const fiber = yield* broker.consume("CLOSED", "worker", { maxMessages: 10 }).pipe(
+          Stream.runForEach((message) => Queue.offer(received, message)),
+          Effect.flip,
+          Effect.forkScoped
+        )
+        yield* publishMany(subject, 1)
+        ;(yield* next(received)).ack()
+        yield* Scope.close(scope, Exit.void)
+        const error = yield* Fiber.join(fiber).pipe(Effect.timeout("10 seconds"))
+        expect(error.reason._tag).toBe("Closed")
+      })
+    )
+
+    it.effect("two heartbeat intervals with pulls pending and nothing arriving request a re-pull", () =>
+      Effect.gen(function* () {
+        yield* setup("LIVENESS")
+        const { connection, jetstream } = yield* NatsClient
+        const deliveries = yield* Queue.unbounded<Message, NatsError | Cause.Done>()
+        const wakeups = yield* Queue.unbounded<void>()
+        const logs = yield* Queue.unbounded<LogEntry>()
+        const flow = new PullFlow({
+          connection,
+          apiPrefix: jetstream.apiPrefix,
+          inboxPrefix: undefined,
+          stream: "LIVENESS",
+          consumer: "worker",
+          maxMessages: 10,
+          heartbeatMillis: 500,
+          deliveries,
+          wakeups,
+          logs
+        })
+        const subscription = connection.subscribe(flow.inbox, { callback: flow.receive })
+        flow.restart()
+        // The server's idle heartbeats keep an idle pull alive.
+        for (let check = 0; check < 4; check++) {
+          yield* Effect.sleep("600 millis")
+          flow.checkHeartbeats()
+        }
+        expect(flow.reset).toBeUndefined()
+        expect(yield* Queue.size(wakeups)).toBe(0)
+        // Without the subscription nothing arrives: the pulls are presumed lost.
+        subscription.unsubscribe()
+        yield* Effect.sleep("600 millis")
+        flow.checkHeartbeats()
+        expect(flow.reset).toBeUndefined()
+        yield* Effect.sleep("600 millis")
+        flow.checkHeartbeats()
+        expect(flow.reset?.reason).toBe("missed two heartbeats")
+        expect(yield* Queue.size(wakeups)).toBe(1)
+        flow.close()
       })
     )
 

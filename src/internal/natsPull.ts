@@ -203,6 +203,7 @@ export class PullFlow {
     const description = headers?.description.toLowerCase() ?? ""
     if (code === 404 || code === 408) {
       // A request expired or ran dry: ask again for what it did not deliver.
+      this.log("Debug", `a pull ended (${code} ${description}) with ${left} messages not delivered`)
       this.refill()
     } else if (code === 409 && (description === "consumer deleted" || description === "stream deleted")) {
       this.requestReset({ level: "Warn", reason: description, pause: false })
@@ -213,8 +214,12 @@ export class PullFlow {
       // A limit (max waiting, max batch), a leader change, or JetStream not answering.
       this.requestReset({ level: "Warn", reason: `the server ended a pull (${code} ${description})`, pause: true })
     } else {
-      Queue.offerUnsafe(this.logs, { level: "Debug", message: `status ${code} ${description} on the pull inbox` })
+      this.log("Debug", `status ${code} ${description} on the pull inbox`)
     }
+  }
+
+  private log(level: LogEntry["level"], message: string): void {
+    Queue.offerUnsafe(this.logs, { level, message })
   }
 }
 
