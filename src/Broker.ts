@@ -273,9 +273,12 @@ export class Broker extends Context.Service<
     /** A stored message by sequence; `Option.none()` when there is none (deleted, expired, never stored). */
     readonly getMessage: (stream: string, seq: number) => Effect.Effect<Option.Option<StoredMessage>, NatsError>
     /**
-     * The deliveries of a durable pull consumer, until the stream is interrupted. It keeps going across
-     * server restarts and across the consumer being deleted and created again (it waits for it); it
-     * fails only when it cannot go on (e.g. the stream itself is gone for good, or auth is revoked).
+     * The deliveries of a durable pull consumer, until the stream is interrupted (which stops pulling
+     * and hands back, with a nak, what arrived but was never emitted). It fails at once when the
+     * consumer does not exist. Once started it keeps going across server restarts and across the
+     * consumer (or its stream) being deleted and created again, waiting for it as long as it takes; it
+     * fails only when it cannot go on: permissions refused, a pull the server rejects, the connection
+     * closed under it.
      */
     readonly consume: (stream: string, consumer: string, options: ConsumeOptions) => Stream.Stream<Message, NatsError>
     /** Whether `term(reason)` reaches the server with its reason (nats-server 2.11 and newer). */

@@ -560,6 +560,25 @@ describe("NatsBroker consume", () => {
       })
     )
 
+    it.effect("keeps consuming when the stream is deleted and created again with its consumer", () =>
+      Effect.gen(function* () {
+        const { subject, broker } = yield* setup("REBUILT")
+        yield* publishMany(subject, 1)
+        const { received } = yield* consumeInto("REBUILT", { maxMessages: 10, idleHeartbeat: Duration.seconds(1) })
+        ;(yield* next(received)).ack()
+        expect(yield* broker.deleteStream("REBUILT")).toBe(true)
+        yield* Effect.sleep("500 millis")
+        yield* setup("REBUILT")
+        yield* publishMany(subject, 2)
+        const after = yield* Effect.forEach(Array.from({ length: 2 }), () => next(received))
+        expect(after.map((m) => [m.streamSeq, text(m.payload)])).toStrictEqual([
+          [1, "message 1"],
+          [2, "message 2"]
+        ])
+        for (const message of after) message.ack()
+      })
+    )
+
     it.effect("fails with Closed when the connection is closed under it", () =>
       Effect.gen(function* () {
         const server = yield* NatsServer.NatsServerService

@@ -49,7 +49,7 @@ export const consume = (
         catch: fromCause("consume", { stream, consumer })
       })
       yield* consumerInfo.pipe(
-        Effect.tapError((error) => Effect.logWarning(`${where}: ${error.message}; trying again`)),
+        Effect.tapError((error) => Effect.logWarning(`${where}: ${error.reason.message}; trying again`)),
         Effect.retry({ while: (error) => error.isRetryable, schedule: consumerWait })
       )
 
@@ -91,9 +91,9 @@ export const consume = (
         let gone = false
         yield* consumerInfo.pipe(
           Effect.tapError((error) => {
-            if (gone || !notFound(error)) return Effect.logDebug(`${where}: ${error.message}; waiting`)
+            if (gone || !notFound(error)) return Effect.logDebug(`${where}: ${error.reason.message}; waiting`)
             gone = true
-            return Effect.logWarning(`${where}: ${error.message}; waiting for it to be created again`)
+            return Effect.logWarning(`${where}: ${error.reason.message}; waiting for it to be created again`)
           }),
           Effect.retry({ while: (error) => error.isRetryable || notFound(error), schedule: consumerWait })
         )
