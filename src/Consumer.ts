@@ -41,7 +41,7 @@ export type Decodes = Event.Any | Event.Group<ReadonlyArray<Event.Any>>
  * `decoded` is computed on first access and kept. The verbs are one to one those of JetStream: the
  * first of `ack`, `nak` and `term` settles the delivery and the others then do nothing; `working` restarts
  * the ack-wait clock of an unsettled one. They complete once the protocol message is sent; they do not
- * wait for the server.
+ * wait for the server. Call `nak` and `term` on the delivery, not detached.
  *
  * @category models
  * @since 0.1.0
@@ -66,9 +66,9 @@ export interface Delivery<A> {
   /** Done: never deliver again. */
   readonly ack: Effect.Effect<void>
   /** Deliver again, after `delay` when given (the server keeps the delay). */
-  readonly nak: (delay?: Duration.Input) => Effect.Effect<void>
+  nak(delay?: Duration.Input): Effect.Effect<void>
   /** Never deliver again; the reason reaches only servers that keep it (2.11 and newer). */
-  readonly term: (reason?: string) => Effect.Effect<void>
+  term(reason?: string): Effect.Effect<void>
   /** Still being handled: restarts the ack-wait clock. */
   readonly working: Effect.Effect<void>
 }

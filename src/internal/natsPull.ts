@@ -119,6 +119,9 @@ export class PullFlow {
     } else if (msg.subject === this.inbox) {
       this.activity++
       this.status(msg)
+    } else if (msg.reply === undefined || msg.reply === "") {
+      // Not a JetStream delivery (it has no ack subject): someone published to the inbox.
+      this.log("Debug", `ignored a message on ${msg.subject} without an ack subject`)
     } else {
       this.activity++
       this.held++
@@ -246,7 +249,7 @@ class NatsMessage implements Message {
     this.subject = msg.subject
     this.payload = msg.data
     this.headers = headerPairs(msg.headers)
-    this.reply = msg.reply ?? ""
+    this.reply = msg.reply ?? "" // never empty: `receive` drops messages without one
     // $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<nanos>.<pending>; with
     // domains (2.10+) <domain>.<account hash> come before the stream and a random token at the end.
     const tokens = this.reply.split(".")
