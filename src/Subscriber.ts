@@ -103,7 +103,13 @@ export interface Options<E extends Event.Any, Err, R> {
   readonly ackWait?: Duration.Input | undefined
   /** Unacknowledged messages the server lets this durable have. Default `max(1000, 2 × prefetch)`. */
   readonly maxAckPending?: number | undefined
-  /** Messages held by the client. Default `max(64, 2 × concurrency)`, at most `maxAckPending`. */
+  /**
+   * Messages held by the client at most (running or waiting to run). Default: `concurrency`, so that
+   * only messages that can start at once are held. Every held message counts as delivered on the
+   * server: when the process dies, each one is charged a delivery, and a message held behind a handler
+   * that crashes the process every time would reach `maxDeliveries` without ever being handled. Raise
+   * it for throughput only when handlers cannot crash the process.
+   */
   readonly prefetch?: number | undefined
   /** A handler running longer is interrupted and its message goes to the policy's `defect` rule. */
   readonly handlerTimeout?: Duration.Input | undefined
@@ -164,7 +170,7 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
     const concurrency = Math.max(1, options.concurrency ?? 1)
     const ackWait = Duration.fromInputUnsafe(options.ackWait ?? "30 seconds")
     const ackWaitMillis = Duration.toMillis(ackWait)
-    const prefetchWanted = options.prefetch ?? Math.max(64, 2 * concurrency)
+    const prefetchWanted = Math.max(concurrency, options.prefetch ?? concurrency)
     const maxAckPending = options.maxAckPending ?? Math.max(1000, 2 * prefetchWanted)
     const prefetch = Math.min(prefetchWanted, maxAckPending)
     const handlerTimeout = Option.map(Option.fromUndefinedOr(options.handlerTimeout), Duration.fromInputUnsafe)

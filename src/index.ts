@@ -5,6 +5,7 @@
  */
 
 export * as Broker from "./Broker.js"
+export * as Consumer from "./Consumer.js"
 export * as DeadLetter from "./DeadLetter.js"
 export * as Envelope from "./Envelope.js"
 export * as Event from "./Event.js"
