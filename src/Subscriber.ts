@@ -40,6 +40,7 @@ import { Broker, type Message } from "./Broker.js"
 import * as DeadLetter from "./DeadLetter.js"
 import * as Envelope from "./Envelope.js"
 import * as Event from "./Event.js"
+import { commonPrefixFilter, describe, groupName, Held, laneOf } from "./internal/subscriberSupport.js"
 import * as MessageContext from "./MessageContext.js"
 import type { NatsError } from "./NatsError.js"
 import * as Policy from "./Policy.js"
@@ -119,28 +120,6 @@ export interface Options<E extends Event.Any, Err, R> {
   readonly shutdownTimeout?: Duration.Input | undefined
 }
 
-const commonPrefixFilter = (subjects: ReadonlyArray<string>): string => {
-  const [first, ...rest] = subjects.map((subject) => subject.split("."))
-  if (first === undefined) return ">"
-  if (rest.length === 0) return first.join(".")
-  let length = 0
-  while (length < first.length && rest.every((tokens) => tokens[length] === first[length])) length++
-  return length === 0 ? ">" : `${first.slice(0, length).join(".")}.>`
-}
-
-const groupName = (filter: string): string =>
-  filter
-    .split(".")
-    .filter((token) => token !== ">" && token !== "*")
-    .join("-") || "all"
-
-/** A stable lane for a key, so that one key is always handled by the same worker. */
-const laneOf = (key: string, lanes: number): number => {
-  let hash = 0
-  for (let i = 0; i < key.length; i++) hash = (Math.imul(hash, 31) + key.charCodeAt(i)) | 0
-  return Math.abs(hash) % lanes
-}
-
 interface Item<E extends Event.Any> {
   readonly message: Message
   readonly decoded: Exit.Exit<Received<E>, Envelope.DecodeError>
@@ -217,25 +196,7 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
       return Exit.succeed(envelope as Received<E>)
     }
 
-    // Messages held by this process (buffered or running), with when `working` was last sent for them.
-    const held = new Map<Message, number>()
-    // When each message first failed here, so that a dead-letter record can say it.
-    const firstFailures = new Map<string, number>()
-    const rememberFailure = (message: Message, now: number): number => {
-      const key = `${message.stream}:${message.streamSeq}`
-      const first = firstFailures.get(key)
-      if (first !== undefined) return first
-      if (firstFailures.size >= 10_000) {
-        const oldest = firstFailures.keys().next()
-        if (oldest.done !== true) firstFailures.delete(oldest.value)
-      }
-      firstFailures.set(key, now)
-      return now
-    }
-    const forget = (message: Message) => {
-      held.delete(message)
-      if (firstFailures.size > 0) firstFailures.delete(`${message.stream}:${message.streamSeq}`)
-    }
+    const held = new Held()
 
     const deadLetter = (
       message: Message,
@@ -245,7 +206,7 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
     ) =>
       Effect.gen(function* () {
         const now = clock.currentTimeMillisUnsafe()
-        const firstFailureAt = rememberFailure(message, now)
+        const firstFailureAt = held.failed(message, now)
         const written = yield* DeadLetter.publish({
           message,
           consumer: durable,
@@ -259,13 +220,13 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
         }).pipe(Effect.provideService(Broker, broker), Effect.provideService(ServiceIdentity, identity), Effect.exit)
         if (Exit.isSuccess(written)) {
           message.term(decision)
-          forget(message)
+          held.forget(message)
           return
         }
         const delay = yield* compiled.settle({ _tag: "Defect", defect: written.cause }, message.deliveryCount)
         yield* Effect.logError("could not write the dead letter; the message will be delivered again", written.cause)
         message.nak(delay._tag === "Nak" ? Duration.toMillis(delay.delay) : 1000)
-        held.delete(message)
+        held.release(message)
       })
 
     const settleFailure = (
@@ -274,26 +235,26 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
       envelope: Option.Option<Envelope.Envelope<unknown>>
     ) =>
       Effect.gen(function* () {
-        rememberFailure(message, clock.currentTimeMillisUnsafe())
+        held.failed(message, clock.currentTimeMillisUnsafe())
         const settlement = yield* compiled.settle(failure, message.deliveryCount)
         switch (settlement._tag) {
           case "Ack":
             yield* Effect.logWarning(`dropped by policy after ${describe(failure).code}: acknowledged without handling`)
             message.ack()
-            return forget(message)
+            return held.forget(message)
           case "Nak":
             yield* Effect.logWarning(
               `${describe(failure).code}: delivery ${message.deliveryCount} failed, redelivery in ${Duration.format(settlement.delay)}`
             )
             message.nak(Duration.toMillis(settlement.delay))
-            held.delete(message)
+            held.release(message)
             return
           case "Term":
             yield* Effect.logWarning(
               `terminated by policy after ${describe(failure).code}: ${describe(failure).message}`
             )
             message.term(describe(failure).message)
-            return forget(message)
+            return held.forget(message)
           case "DeadLetter": {
             const decision: DeadLetter.Decision =
               failure._tag === "Decode"
@@ -355,7 +316,7 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
           onSuccess: () =>
             Effect.sync(() => {
               message.ack()
-              forget(message)
+              held.forget(message)
             }),
           onFailure: (failure) => settleFailure(message, failure, Option.some(envelope))
         }),
@@ -363,7 +324,7 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
         Effect.onInterrupt(() =>
           Effect.sync(() => {
             message.nak()
-            held.delete(message)
+            held.release(message)
           })
         ),
         MessageContext.withMessage({
@@ -417,7 +378,7 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
 
     const dispatcher = yield* broker.consume(stream, durable, { maxMessages: prefetch }).pipe(
       Stream.runForEach((message) => {
-        held.set(message, clock.currentTimeMillisUnsafe())
+        held.add(message, clock.currentTimeMillisUnsafe())
         const item: Item<E> = { message, decoded: decode(message) }
         return Queue.offer(laneFor(item), item)
       }),
@@ -428,15 +389,10 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
     )
 
     // `working` for everything held longer than half the ack-wait.
-    const keepAlive = yield* Effect.sync(() => {
-      const now = clock.currentTimeMillisUnsafe()
-      for (const [message, since] of held) {
-        if (now - since >= ackWaitMillis / 2) {
-          message.working()
-          held.set(message, now)
-        }
-      }
-    }).pipe(Effect.repeat(Schedule.spaced(Duration.millis(Math.max(10, ackWaitMillis / 4)))), Effect.forkDetach)
+    const keepAlive = yield* Effect.sync(() => held.keepAlive(clock.currentTimeMillisUnsafe(), ackWaitMillis / 2)).pipe(
+      Effect.repeat(Schedule.spaced(Duration.millis(Math.max(10, ackWaitMillis / 4)))),
+      Effect.forkDetach
+    )
 
     const advisories = yield* DeadLetter.watchAdvisories({ stream, consumer: durable }).pipe(
       Effect.catchCause((cause) =>
@@ -455,7 +411,7 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
         for (const lane of lanes) {
           for (const item of yield* Queue.clear(lane)) {
             item.message.nak()
-            held.delete(item.message)
+            held.release(item.message)
           }
           yield* Queue.end(lane)
         }
@@ -475,42 +431,6 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
       `subscriber ${durable} consuming ${filterSubject} from ${stream} (concurrency ${concurrency}, prefetch ${prefetch})`
     )
   })
-
-/** A tagged error's message, or its fields when it has none (`Data.TaggedError`s often have none). */
-const messageOf = (error: unknown): string => {
-  if (typeof error === "string") return error
-  if (error instanceof Error && error.message !== "") return error.message
-  if (typeof error === "object" && error !== null) {
-    const fields = Object.fromEntries(Object.entries(error).filter(([key]) => key !== "_tag"))
-    const json = JSON.stringify(fields)
-    if (json !== undefined && json !== "{}") return json
-  }
-  return String(error)
-}
-
-/**
- * The failure as the dead-letter record and the logs describe it.
- */
-const describe = (failure: Policy.Failure<unknown>): { code: string; message: string; operation: string } => {
-  switch (failure._tag) {
-    case "Decode":
-      return { code: "DecodeError", message: failure.error.message, operation: `decode (${failure.error.stage})` }
-    case "Defect": {
-      const defect = failure.defect
-      const code = defect instanceof Error ? defect.name : "Defect"
-      const message = defect instanceof Error ? defect.message : String(defect)
-      return { code, message, operation: "handler" }
-    }
-    case "Error": {
-      const error = failure.error
-      const tag =
-        typeof error === "object" && error !== null && "_tag" in error && typeof error._tag === "string"
-          ? error._tag
-          : "Error"
-      return { code: tag, message: messageOf(error), operation: "handler" }
-    }
-  }
-}
 
 /**
  * A subscriber as a layer: it runs while the layer's scope is open.
