@@ -25,17 +25,10 @@
  *
  * @since 0.1.0
  */
-import { Duration, Effect, Layer, Option, Schema } from "effect"
-import {
-  Broker,
-  type ConsumerConfig,
-  type DeliverPolicy,
-  type Discard,
-  type Retention,
-  type Storage,
-  type StreamConfig,
-  type StreamInfo
-} from "./Broker.js"
+import { Duration, Effect, Layer, Option } from "effect"
+import { Broker, type DeliverPolicy, type Discard, type Retention, type Storage } from "./Broker.js"
+import * as plan from "./internal/topologyPlan.js"
+import * as spec from "./internal/topologySpec.js"
 import type { NatsError } from "./NatsError.js"
 
 /**
@@ -110,53 +103,13 @@ export const make = (input: {
  * @category errors
  * @since 0.1.0
  */
-export class TopologyError extends Schema.TaggedError<TopologyError>()("TopologyError", {
-  message: Schema.String,
-  field: Schema.String,
-  stream: Schema.optional(Schema.String),
-  consumer: Schema.optional(Schema.String),
-  current: Schema.optional(Schema.String),
-  desired: Schema.optional(Schema.String)
-}) {}
+export const TopologyError = spec.TopologyError
 
-interface Where {
-  readonly stream: string
-  readonly consumer?: string | undefined
-}
-
-const describe = (where: Where): string =>
-  where.consumer === undefined ? `stream ${where.stream}` : `consumer ${where.stream}/${where.consumer}`
-
-const invalid = (where: Where, field: string, problem: string) =>
-  new TopologyError({ ...where, field, message: `${describe(where)}: ${field} ${problem}` })
-
-const isName = (name: string): boolean => /^[^.*>\s/\\]+$/.test(name)
-
-const isSubject = (subject: string): boolean => {
-  if (subject.length === 0 || /\s/.test(subject)) return false
-  const tokens = subject.split(".")
-  return tokens.every(
-    (token, index) =>
-      token.length > 0 && (token === "*" || (token === ">" && index === tokens.length - 1) || !/[*>]/.test(token))
-  )
-}
-
-const isPositiveInteger = (n: number): boolean => Number.isSafeInteger(n) && n > 0
-
-const positiveInteger = (where: Where, field: string, value: number | undefined) =>
-  value === undefined || isPositiveInteger(value)
-    ? Effect.succeed(value)
-    : Effect.fail(invalid(where, field, `must be a positive integer, got ${value}`))
-
-const positiveDuration = (where: Where, field: string, input: Duration.Input | undefined) => {
-  if (input === undefined) return Effect.succeed(undefined)
-  const duration = Duration.fromInput(input)
-  return Option.isSome(duration) && Duration.isFinite(duration.value) && Duration.isPositive(duration.value)
-    ? Effect.succeed(duration.value)
-    : Effect.fail(invalid(where, field, `must be a positive finite duration, got ${String(input)}`))
-}
-
-const DEFAULT_DUPLICATE_WINDOW = Duration.minutes(2)
+/**
+ * @category errors
+ * @since 0.1.0
+ */
+export type TopologyError = spec.TopologyError
 
 /**
  * Validates a stream spec and fills in its defaults.
@@ -164,40 +117,7 @@ const DEFAULT_DUPLICATE_WINDOW = Duration.minutes(2)
  * @category validation
  * @since 0.1.0
  */
-export const resolveStream = Effect.fnUntraced(function* (spec: StreamSpec) {
-  const where = { stream: spec.name }
-  if (!isName(spec.name))
-    return yield* invalid(where, "name", "must be non-empty, without '.', '*', '>', '/', '\\' or whitespace")
-  if (spec.subjects.length === 0) return yield* invalid(where, "subjects", "must not be empty")
-  const badSubject = spec.subjects.find((subject) => !isSubject(subject))
-  if (badSubject !== undefined)
-    return yield* invalid(where, "subjects", `contains a malformed subject ${JSON.stringify(badSubject)}`)
-  const replicas = (yield* positiveInteger(where, "replicas", spec.replicas)) ?? 1
-  if (replicas > 5) return yield* invalid(where, "replicas", `must be at most 5, got ${replicas}`)
-  const maxAge = yield* positiveDuration(where, "maxAge", spec.maxAge)
-  const duplicateWindow =
-    (yield* positiveDuration(where, "duplicateWindow", spec.duplicateWindow)) ??
-    (maxAge === undefined ? DEFAULT_DUPLICATE_WINDOW : Duration.min(maxAge, DEFAULT_DUPLICATE_WINDOW))
-  if (maxAge !== undefined && Duration.isGreaterThan(duplicateWindow, maxAge)) {
-    return yield* invalid(where, "duplicateWindow", `must not be longer than maxAge (${Duration.format(maxAge)})`)
-  }
-  const config: StreamConfig = {
-    name: spec.name,
-    subjects: [...spec.subjects],
-    description: spec.description === "" ? undefined : spec.description,
-    retention: spec.retention ?? "limits",
-    storage: spec.storage ?? "file",
-    discard: spec.discard ?? "old",
-    maxAge,
-    maxMessages: yield* positiveInteger(where, "maxMessages", spec.maxMessages),
-    maxBytes: yield* positiveInteger(where, "maxBytes", spec.maxBytes),
-    maxMessageSize: yield* positiveInteger(where, "maxMessageSize", spec.maxMessageSize),
-    maxMessagesPerSubject: yield* positiveInteger(where, "maxMessagesPerSubject", spec.maxMessagesPerSubject),
-    duplicateWindow,
-    replicas
-  }
-  return config
-})
+export const resolveStream = spec.resolveStream
 
 /**
  * Validates a consumer spec and fills in its defaults. A filter of `>` means no filter.
@@ -205,27 +125,7 @@ export const resolveStream = Effect.fnUntraced(function* (spec: StreamSpec) {
  * @category validation
  * @since 0.1.0
  */
-export const resolveConsumer = Effect.fnUntraced(function* (spec: ConsumerSpec) {
-  const where = { stream: spec.stream, consumer: spec.name }
-  if (!isName(spec.stream)) return yield* invalid(where, "stream", "must be a valid stream name")
-  if (!isName(spec.name))
-    return yield* invalid(where, "name", "must be non-empty, without '.', '*', '>', '/', '\\' or whitespace")
-  const filter = spec.filterSubject
-  if (filter !== undefined && !isSubject(filter)) {
-    return yield* invalid(where, "filterSubject", `is a malformed subject ${JSON.stringify(filter)}`)
-  }
-  const config: ConsumerConfig = {
-    stream: spec.stream,
-    name: spec.name,
-    description: spec.description === "" ? undefined : spec.description,
-    filterSubject: filter === ">" ? undefined : filter,
-    deliverPolicy: spec.deliverPolicy ?? "all",
-    ackWait: (yield* positiveDuration(where, "ackWait", spec.ackWait)) ?? Duration.seconds(30),
-    maxDeliver: yield* positiveInteger(where, "maxDeliver", spec.maxDeliver),
-    maxAckPending: (yield* positiveInteger(where, "maxAckPending", spec.maxAckPending)) ?? 1000
-  }
-  return config
-})
+export const resolveConsumer = spec.resolveConsumer
 
 /**
  * One field that differs between the broker and the topology, rendered for people.
@@ -264,86 +164,6 @@ export interface Report {
   readonly consumers: ReadonlyArray<Outcome>
 }
 
-type Rule<C> = readonly [updatable: boolean, render: (config: C) => string]
-
-const limit = (value: number | undefined): string => (value === undefined ? "unlimited" : String(value))
-const text = (value: string | undefined): string => (value === undefined ? "none" : JSON.stringify(value))
-
-const streamRules: { readonly [K in Exclude<keyof StreamConfig, "name">]: Rule<StreamConfig> } = {
-  subjects: [true, (c) => [...c.subjects].sort().join(", ")],
-  description: [true, (c) => text(c.description)],
-  retention: [false, (c) => c.retention],
-  storage: [false, (c) => c.storage],
-  discard: [true, (c) => c.discard],
-  maxAge: [true, (c) => (c.maxAge === undefined ? "unlimited" : Duration.format(c.maxAge))],
-  maxMessages: [true, (c) => limit(c.maxMessages)],
-  maxBytes: [true, (c) => limit(c.maxBytes)],
-  maxMessageSize: [true, (c) => limit(c.maxMessageSize)],
-  maxMessagesPerSubject: [true, (c) => limit(c.maxMessagesPerSubject)],
-  duplicateWindow: [true, (c) => Duration.format(c.duplicateWindow)],
-  replicas: [true, (c) => String(c.replicas)]
-}
-
-const consumerRules: { readonly [K in Exclude<keyof ConsumerConfig, "stream" | "name">]: Rule<ConsumerConfig> } = {
-  description: [true, (c) => text(c.description)],
-  filterSubject: [true, (c) => c.filterSubject ?? ">"],
-  deliverPolicy: [false, (c) => c.deliverPolicy],
-  ackWait: [true, (c) => Duration.format(c.ackWait)],
-  maxDeliver: [true, (c) => limit(c.maxDeliver)],
-  maxAckPending: [true, (c) => String(c.maxAckPending)]
-}
-
-interface Plan<C> {
-  readonly where: Where
-  readonly desired: C
-  readonly exists: boolean
-  readonly changes: ReadonlyArray<FieldChange>
-}
-
-// Fails on the first change the server would refuse, so that nothing is applied when one is refused.
-const plan = <C>(
-  rules: Readonly<Record<string, Rule<C>>>,
-  where: Where,
-  desired: C,
-  info: Option.Option<{ readonly config: C }>
-): Effect.Effect<Plan<C>, TopologyError> => {
-  const changes: Array<FieldChange> = []
-  for (const [field, [updatable, render]] of Object.entries(rules)) {
-    if (Option.isNone(info)) break
-    const [current, wanted] = [render(info.value.config), render(desired)]
-    if (current === wanted) continue
-    if (!updatable) {
-      const message = `${describe(where)}: ${field} cannot change from ${current} to ${wanted} in place; delete and recreate it, or keep ${current}`
-      return Effect.fail(new TopologyError({ ...where, field, current, desired: wanted, message }))
-    }
-    changes.push({ field, current, desired: wanted })
-  }
-  return Effect.succeed({ where, desired, exists: Option.isSome(info), changes })
-}
-
-const apply = <C>(
-  { where, desired, exists, changes }: Plan<C>,
-  create: (config: C) => Effect.Effect<unknown, NatsError>,
-  update: (config: C) => Effect.Effect<unknown, NatsError>
-): Effect.Effect<Outcome, NatsError> => {
-  const action = !exists ? "created" : changes.length > 0 ? "updated" : "unchanged"
-  const outcome: Outcome = {
-    stream: where.stream,
-    ...(where.consumer === undefined ? {} : { consumer: where.consumer }),
-    action,
-    changes
-  }
-  if (action === "unchanged") return Effect.succeed(outcome)
-  const summary = changes.map((c) => `; ${c.field}: ${c.current} -> ${c.desired}`).join("")
-  return (exists ? update : create)(desired).pipe(
-    Effect.andThen(Effect.logInfo(`Topology: ${action} ${describe(where)}${summary}`)),
-    Effect.as(outcome)
-  )
-}
-
-const duplicateOf = <A>(items: ReadonlyArray<A>, key: (item: A) => string): A | undefined =>
-  items.find((item, index) => items.findIndex((other) => key(other) === key(item)) !== index)
-
 /**
  * Makes the broker match the topology: creates what is missing, updates what drifted, and fails before
  * changing anything if some drift cannot be applied in place. Running it again changes nothing.
@@ -354,37 +174,7 @@ const duplicateOf = <A>(items: ReadonlyArray<A>, key: (item: A) => string): A | 
  * @category provisioning
  * @since 0.1.0
  */
-export const provision = Effect.fn("Topology.provision")(function* (topology: Topology) {
-  const streams = yield* Effect.forEach(topology.streams, resolveStream)
-  const consumers = yield* Effect.forEach(topology.consumers, resolveConsumer)
-  const sameStream = duplicateOf(streams, (s) => s.name)
-  if (sameStream !== undefined) return yield* invalid({ stream: sameStream.name }, "name", "is declared twice")
-  const sameConsumer = duplicateOf(consumers, (c) => `${c.stream}/${c.name}`)
-  if (sameConsumer !== undefined) {
-    return yield* invalid({ stream: sameConsumer.stream, consumer: sameConsumer.name }, "name", "is declared twice")
-  }
-
-  const broker = yield* Broker
-  const streamPlans = yield* Effect.forEach(streams, (desired) =>
-    Effect.flatMap(broker.streamInfo(desired.name), (info) =>
-      plan(streamRules, { stream: desired.name }, desired, info)
-    )
-  )
-  const created = new Set(streamPlans.filter((p) => !p.exists).map((p) => p.desired.name))
-  const consumerPlans = yield* Effect.forEach(consumers, (desired) =>
-    Effect.flatMap(
-      created.has(desired.stream) ? Effect.succeed(Option.none()) : broker.consumerInfo(desired.stream, desired.name),
-      (info) => plan(consumerRules, { stream: desired.stream, consumer: desired.name }, desired, info)
-    )
-  )
-
-  const updatesFirst = [...streamPlans.filter((p) => p.exists), ...streamPlans.filter((p) => !p.exists)]
-  const report: Report = {
-    streams: yield* Effect.forEach(updatesFirst, (p) => apply(p, broker.addStream, broker.updateStream)),
-    consumers: yield* Effect.forEach(consumerPlans, (p) => apply(p, broker.addConsumer, broker.updateConsumer))
-  }
-  return report
-})
+export const provision = plan.provision
 
 /**
  * Provisions the topology when the layer is built, so that nothing runs against a missing stream.
@@ -407,7 +197,7 @@ export const ensureStream = Effect.fnUntraced(function* (spec: StreamSpec) {
   const broker = yield* Broker
   const existing = yield* broker.streamInfo(config.name)
   if (Option.isSome(existing)) return existing.value
-  const created: StreamInfo = yield* broker.addStream(config)
+  const created = yield* broker.addStream(config)
   yield* Effect.logInfo(`Topology: created stream ${config.name}`)
   return created
 })

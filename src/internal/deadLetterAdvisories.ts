@@ -1,0 +1,99 @@
+/**
+ * Dead letters for messages whose handler never decided: the server's max-deliveries advisories, kept
+ * by an advisory stream, read by a durable consumer and turned into records.
+ *
+ * Not public: `DeadLetter` documents and exports `watchAdvisories` and `advisorySubject`.
+ */
+import { Duration, Effect, Exit, Option, Schema, Stream } from "effect"
+import { Broker, type Message, type StoredMessage } from "../Broker.js"
+import type { PublishInput, WatchOptions } from "../DeadLetter.js"
+import * as Envelope from "../Envelope.js"
+import * as Topology from "../Topology.js"
+import { publish } from "./deadLetterPublish.js"
+import { asText } from "./deadLetterRecord.js"
+
+/** Documented as `DeadLetter.advisorySubject`. */
+export const advisorySubject = (stream: string, consumer: string): string =>
+  `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${stream}.${consumer}`
+
+// The fields of the server's advisory that matter here (it has no subject and no data).
+const Advisory = Schema.Struct({
+  stream: Schema.String,
+  consumer: Schema.String,
+  streamSeq: Schema.Int,
+  deliveries: Schema.Int,
+  timestamp: Envelope.Timestamp
+}).pipe(Schema.encodeKeys({ streamSeq: "stream_seq" }))
+
+const decodeAdvisory = Schema.decodeUnknownExit(Schema.fromJsonString(Advisory))
+
+const givenUp = (
+  { stream, consumer, streamSeq: seq, deliveries, timestamp }: typeof Advisory.Type,
+  original: Option.Option<StoredMessage>
+): PublishInput => ({
+  message: Option.getOrElse(original, () => ({ stream, seq })),
+  consumer,
+  deliveryCount: deliveries,
+  failure: {
+    code: "MaxDeliveriesExceeded",
+    message: Option.isSome(original)
+      ? `delivered ${deliveries} times and never settled: the handler never decided (the process died or hung on it each time)`
+      : `delivered ${deliveries} times and never settled, and gone from ${stream} (expired or deleted) before it could be dead-lettered: its bytes are lost`,
+    operation: "handler"
+  },
+  decision: "max deliveries",
+  retryCount: deliveries - 1,
+  maxRetries: deliveries - 1,
+  firstFailureAt: timestamp,
+  lastFailureAt: timestamp
+})
+
+/** Documented as `DeadLetter.watchAdvisories`. */
+export const watchAdvisories = Effect.fnUntraced(function* (options: WatchOptions) {
+  const broker = yield* Broker
+  const advisoryStream = options.advisoryStream ?? Topology.glamAdvisoriesStreamName
+  const durable = options.durable ?? `dlq-${options.stream}-${options.consumer}`
+  const retryDelay = Duration.toMillis(Duration.fromInputUnsafe(options.retryDelay ?? "5 seconds"))
+  yield* Topology.provision(
+    Topology.make({
+      consumers: [
+        {
+          stream: advisoryStream,
+          name: durable,
+          description: `dead-letters what ${options.stream}/${options.consumer} never settled`,
+          filterSubject: advisorySubject(options.stream, options.consumer),
+          ackWait: "1 minute"
+        }
+      ]
+    })
+  )
+
+  const handle = (message: Message) =>
+    Effect.gen(function* () {
+      const advisory = decodeAdvisory(asText(message.payload))
+      if (Exit.isFailure(advisory)) {
+        yield* Effect.logError(`${advisoryStream}#${message.streamSeq} is not a max-deliveries advisory; terminated`)
+        return message.term()
+      }
+      const { stream, streamSeq: seq, consumer } = advisory.value
+      const written = yield* broker.getMessage(stream, seq).pipe(
+        Effect.flatMap((original) => publish(givenUp(advisory.value, original), options.publish)),
+        Effect.exit
+      )
+      if (Exit.isFailure(written)) {
+        yield* Effect.logError(
+          `could not dead-letter ${stream}#${seq}; its advisory comes back in ${retryDelay} ms`,
+          written.cause
+        )
+        return message.nak(retryDelay)
+      }
+      const { stream: dlq, seq: dlqSeq } = written.value
+      yield* Effect.logWarning(
+        `${stream}#${seq} reached max deliveries on ${consumer}: dead-lettered as ${dlq}#${dlqSeq}`
+      )
+      message.ack()
+    })
+
+  yield* broker.consume(advisoryStream, durable, { maxMessages: 8 }).pipe(Stream.runForEach(handle))
+  return yield* Effect.never
+})

@@ -1,0 +1,157 @@
+/**
+ * Reading the dead-letter stream and putting dead letters back: `list` reads records and the replay
+ * markers that follow them, `replay` republishes original bytes and writes a marker for each replay.
+ *
+ * Not public: `DeadLetter` documents and exports `list`, `replay` and `replayedFromHeader`.
+ */
+import { Buffer } from "node:buffer"
+import { DateTime, Effect, Exit, Option, Schema, Stream } from "effect"
+import { Broker, type Headers, type StoredMessage } from "../Broker.js"
+import type { Entry, Filter, Replay, ReplayOptions, ReplayOutcome } from "../DeadLetter.js"
+import * as Envelope from "../Envelope.js"
+import * as NatsError from "../NatsError.js"
+import * as Topology from "../Topology.js"
+import { sender } from "./deadLetterPublish.js"
+import { asText, chunkSubject, decodeEnvelope, originalBytes, replayedSubject } from "./deadLetterRecord.js"
+
+const ReplayMarker = Schema.fromJsonString(
+  Schema.Struct({
+    deadLetterSeq: Schema.Int,
+    stream: Schema.String,
+    streamSeq: Schema.Int,
+    messageId: Schema.String,
+    replayedAt: Envelope.Timestamp
+  }).pipe(
+    Schema.encodeKeys({
+      deadLetterSeq: "dead_letter_seq",
+      streamSeq: "stream_seq",
+      messageId: "message_id",
+      replayedAt: "replayed_at"
+    })
+  )
+)
+const encodeMarker = Schema.encodeExit(ReplayMarker)
+const decodeMarker = Schema.decodeUnknownOption(ReplayMarker)
+
+const subjectMatches = (pattern: string, subject: string): boolean => {
+  const wanted = pattern.split(".")
+  const tokens = subject.split(".")
+  for (const [i, token] of wanted.entries()) {
+    if (token === ">") return tokens.length > i
+    if (i >= tokens.length || (token !== "*" && token !== tokens[i])) return false
+  }
+  return wanted.length === tokens.length
+}
+
+const matches =
+  (filter: Filter) =>
+  ({ seq, record }: Pick<Entry, "seq" | "record">): boolean =>
+    (filter.subject === undefined ||
+      (record.originalSubject !== null && subjectMatches(filter.subject, record.originalSubject))) &&
+    (filter.errorCode === undefined || record.errorCode === filter.errorCode) &&
+    (filter.eventType === undefined || record.eventType === filter.eventType) &&
+    (filter.since === undefined || DateTime.isGreaterThanOrEqualTo(record.lastFailureAt, filter.since)) &&
+    (filter.until === undefined || DateTime.isLessThan(record.lastFailureAt, filter.until)) &&
+    (filter.seqs === undefined || filter.seqs.includes(seq))
+
+/** Documented as `DeadLetter.list`. */
+export const list = Effect.fn("DeadLetter.list")(function* (filter: Filter = {}) {
+  const broker = yield* Broker
+  const stream = filter.stream ?? Topology.glamDeadLetterStreamName
+  const info = yield* broker.streamInfo(stream)
+  if (Option.isNone(info)) {
+    return yield* NatsError.make(
+      "DeadLetter.list",
+      new NatsError.StreamNotFound({ message: `no stream ${stream}`, stream })
+    )
+  }
+  const { firstSeq, lastSeq, messages } = info.value.state
+  const records: Array<Omit<Entry, "replays">> = []
+  const replays = new Map<number, Array<Replay>>()
+  const read = (stored: StoredMessage) =>
+    Effect.gen(function* () {
+      if (stored.subject === chunkSubject) return
+      if (stored.subject === replayedSubject) {
+        const marker = decodeMarker(asText(stored.payload))
+        if (Option.isNone(marker)) return yield* Effect.logWarning(`${stream}#${stored.seq} is not a replay marker`)
+        const { deadLetterSeq, ...replay } = marker.value
+        return void replays.set(deadLetterSeq, [...(replays.get(deadLetterSeq) ?? []), { ...replay, seq: stored.seq }])
+      }
+      const decoded = decodeEnvelope(stored.payload, stored.subject)
+      if (Exit.isFailure(decoded)) {
+        return yield* Effect.logWarning(`${stream}#${stored.seq} (${stored.subject}) is not a dead-letter record`)
+      }
+      const { data, sourceService, timestamp } = decoded.value
+      records.push({
+        stream,
+        seq: stored.seq,
+        subject: stored.subject,
+        record: data,
+        recordedBy: sourceService,
+        recordedAt: timestamp
+      })
+    })
+  if (messages > 0) {
+    yield* Stream.range(firstSeq, lastSeq).pipe(
+      Stream.mapEffect((seq) => broker.getMessage(stream, seq), { concurrency: 16 }),
+      Stream.runForEach((stored) => (Option.isSome(stored) ? read(stored.value) : Effect.void))
+    )
+  }
+  return records
+    .filter(matches(filter))
+    .slice(0, filter.limit)
+    .map((entry): Entry => ({ ...entry, replays: replays.get(entry.seq) ?? [] }))
+})
+
+/** Documented as `DeadLetter.replayedFromHeader`. */
+export const replayedFromHeader = "Glam-Replayed-From"
+
+const keptOnReplay = (name: string): boolean => {
+  const lower = name.toLowerCase()
+  return lower !== "nats-msg-id" && !lower.startsWith("nats-expected-") && lower !== replayedFromHeader.toLowerCase()
+}
+
+/** Documented as `DeadLetter.replay`. */
+export const replay = Effect.fn("DeadLetter.replay")(function* (options: ReplayOptions = {}) {
+  const write = sender(options)
+  const entries = yield* list(options)
+  return yield* Effect.forEach(entries, (entry) =>
+    Effect.gen(function* () {
+      const skipped = (reason: string): ReplayOutcome => ({ _tag: "Skipped", seq: entry.seq, reason })
+      const times = entry.replays.length
+      if (times > 0 && options.force !== true) return skipped(`replayed ${times} time(s) already; force replays again`)
+      const subject = entry.record.originalSubject
+      if (subject === null) return skipped("the original subject is unknown")
+      const bytes = yield* originalBytes(entry)
+      if (Option.isNone(bytes)) return skipped("the original bytes were not kept")
+      const messageId = `replay:${entry.seq}:${times + 1}`
+      const headers: Headers = [
+        ...Object.entries(entry.record.originalHeaders).flatMap(([name, values]) =>
+          keptOnReplay(name) ? values.map((value) => [name, value] as const) : []
+        ),
+        [replayedFromHeader, `${entry.stream}:${entry.seq}`]
+      ]
+      const ack = yield* write(subject, bytes.value, messageId, headers)
+      const marker = yield* Effect.orDie(
+        encodeMarker({
+          deadLetterSeq: entry.seq,
+          stream: ack.stream,
+          streamSeq: ack.seq,
+          messageId,
+          replayedAt: yield* DateTime.now
+        })
+      )
+      yield* write(replayedSubject, Buffer.from(marker), `replayed:${entry.stream}:${entry.seq}:${times + 1}`)
+      const outcome: ReplayOutcome = {
+        _tag: "Replayed",
+        seq: entry.seq,
+        subject,
+        stream: ack.stream,
+        streamSeq: ack.seq,
+        messageId,
+        duplicate: ack.duplicate
+      }
+      return outcome
+    })
+  )
+})
