@@ -1,4 +1,5 @@
 import { assert, describe, expect, layer } from "@effect/vitest"
+import { AckPolicy } from "@nats-io/jetstream"
 import {
   type Cause,
   Clock,
@@ -648,6 +649,26 @@ describe("NatsBroker consume", () => {
           .consume("NOCONSUMER", "nobody", { maxMessages: 10 })
           .pipe(Stream.runDrain, Effect.flip)
         expect(error.reason._tag).toBe("ConsumerNotFound")
+      })
+    )
+
+    it.effect("fails with Rejected when the server refuses the pull, as it does for a push consumer", () =>
+      Effect.gen(function* () {
+        const { broker } = yield* setup("PUSHED")
+        const { manager } = yield* NatsClient
+        yield* Effect.promise(() =>
+          manager.consumers.add("PUSHED", {
+            durable_name: "pushed",
+            deliver_subject: "elsewhere.deliveries",
+            ack_policy: AckPolicy.Explicit
+          })
+        )
+        const error = yield* broker
+          .consume("PUSHED", "pushed", { maxMessages: 10 })
+          .pipe(Stream.runDrain, Effect.flip, Effect.timeout("10 seconds"))
+        assert(error.reason._tag === "Rejected")
+        expect(error.reason.code).toBe(409)
+        expect(error.reason.message).toBe("PUSHED/pushed: the server refused the pull (409 consumer is push based)")
       })
     )
 

@@ -8,8 +8,18 @@
  * under 75 % of `max_messages`, whatever the application still holds (with `max_messages: 10` and
  * nothing acknowledged it received 1,000 messages, the consumer's `max_ack_pending`).
  *
+ * What is ours and what is nats.js's. The pull requests are ours, typed as nats.js's `PullOptions`.
+ * Status messages (heartbeats, ended pulls, deleted consumers) are read through its `JetStreamStatus`.
+ * The delivery itself is ours: nats.js 3.4 builds its `JsMsg` (`toJsMsg`, `parseInfo`) only inside its
+ * own `consume()` and `fetch()`, exports it from neither `@nats-io/jetstream` nor `/internal`, and its
+ * exports map refuses a deep import. So the ack subject is read here and the four verbs are sent here,
+ * in the wire format its `jsmsg` uses, with one difference: `term(reason)` drops the reason for servers
+ * before 2.11, which would otherwise not term the message at all.
+ *
  * Not here: waiting, retrying and logging, which need Effect (`natsConsume`).
  */
+import type { PullOptions } from "@nats-io/jetstream"
+import { JetStreamStatus } from "@nats-io/jetstream/internal"
 import type { Msg, MsgHdrs, NatsConnection, PublishOptions } from "@nats-io/transport-node"
 import { createInbox } from "@nats-io/transport-node"
 import { Cause, Queue } from "effect"
@@ -89,7 +99,8 @@ export class PullFlow {
   private readonly maxMessages: number
   private readonly refillAt: number
   private readonly pullSubject: string
-  private readonly pullTail: string
+  private readonly expiresNanos: number
+  private readonly heartbeatNanos: number
   private readonly pullOptions: Partial<PublishOptions>
   private readonly deliveries: PullFlowOptions["deliveries"]
   private readonly wakeups: Queue.Queue<void>
@@ -104,8 +115,8 @@ export class PullFlow {
     // Ask in quarters, as nats.js does: a busy consumer sends one request per ~maxMessages/4 settles.
     this.refillAt = Math.max(1, Math.floor(options.maxMessages / 4))
     this.pullSubject = `${options.apiPrefix}.CONSUMER.MSG.NEXT.${options.stream}.${options.consumer}`
-    const expiresNanos = Math.max(MIN_EXPIRES_MILLIS, options.heartbeatMillis * 4) * 1_000_000
-    this.pullTail = `,"expires":${expiresNanos},"idle_heartbeat":${options.heartbeatMillis * 1_000_000}}`
+    this.expiresNanos = Math.max(MIN_EXPIRES_MILLIS, options.heartbeatMillis * 4) * 1_000_000
+    this.heartbeatNanos = options.heartbeatMillis * 1_000_000
     this.pullOptions = { reply: this.inbox }
     this.deliveries = options.deliveries
     this.wakeups = options.wakeups
@@ -148,7 +159,13 @@ export class PullFlow {
     const free = this.maxMessages - this.held - this.outstanding
     if (free <= 0 || (free < this.refillAt && this.outstanding > 0)) return
     this.outstanding += free
-    this.connection.publish(this.pullSubject, `{"batch":${free}${this.pullTail}`, this.pullOptions)
+    // Times in nanoseconds: nats.js's PullOptions take milliseconds and it converts them before sending.
+    const request: Pick<PullOptions, "batch" | "expires" | "idle_heartbeat"> = {
+      batch: free,
+      expires: this.expiresNanos,
+      idle_heartbeat: this.heartbeatNanos
+    }
+    this.connection.publish(this.pullSubject, JSON.stringify(request), this.pullOptions)
   }
 
   /**
@@ -198,19 +215,19 @@ export class PullFlow {
   }
 
   private status(msg: Msg): void {
-    const headers = msg.headers
-    const code = headers?.code ?? 0
+    const status = new JetStreamStatus(msg)
+    const code = status.code
     if (code === 100) return // an idle heartbeat: its arrival was the point
-    const left = Number(headers?.get("Nats-Pending-Messages") || 0)
+    const left = status.parseDiscard().msgsLeft
     if (left > 0) this.outstanding = Math.max(0, this.outstanding - left)
-    const description = headers?.description.toLowerCase() ?? ""
+    const description = status.description
     if (code === 404 || code === 408) {
       // A request expired or ran dry: ask again for what it did not deliver.
       this.log("Debug", `a pull ended (${code} ${description}) with ${left} messages not delivered`)
       this.refill()
-    } else if (code === 409 && (description === "consumer deleted" || description === "stream deleted")) {
+    } else if (status.isConsumerDeleted() || status.isStreamDeleted()) {
       this.requestReset({ level: "Warn", reason: description, pause: false })
-    } else if (code === 400 || (code === 409 && description === "consumer is push based")) {
+    } else if (status.isBadRequest() || status.isConsumerIsPushBased()) {
       const message = `${this.stream}/${this.consumer}: the server refused the pull (${code} ${description})`
       this.fail(NatsError.make("consume", new NatsError.Rejected({ message, code })))
     } else if (code === 409 || code === 503) {
@@ -226,7 +243,10 @@ export class PullFlow {
   }
 }
 
-/** One delivery: fields read once from the message and its ack subject; the verbs go through the flow. */
+/**
+ * One delivery: fields read once from the message and its ack subject (what nats.js's `DeliveryInfo`
+ * holds, but read eagerly and without its intermediate object); the verbs go through the flow.
+ */
 class NatsMessage implements Message {
   readonly stream: string
   readonly consumer: string
@@ -252,6 +272,7 @@ class NatsMessage implements Message {
     this.reply = msg.reply ?? "" // never empty: `receive` drops messages without one
     // $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<nanos>.<pending>; with
     // domains (2.10+) <domain>.<account hash> come before the stream and a random token at the end.
+    // The nanoseconds are cut as text: as a number they exceed 2^53, and the millisecond could be one off.
     const tokens = this.reply.split(".")
     const at = tokens.length === 9 ? 4 : 6
     this.deliveryCount = Number(tokens[at])
