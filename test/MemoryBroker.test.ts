@@ -1,0 +1,927 @@
+import { assert, describe, expect, it } from "@effect/vitest"
+import { Clock, Duration, Effect, Layer, Option, Queue, Ref, Schedule, Schema, Stream } from "effect"
+import { TestClock } from "effect/testing"
+import {
+  Broker,
+  type ConsumeOptions,
+  type ConsumerConfig,
+  type Headers,
+  type Message,
+  type StreamConfig
+} from "../src/Broker.js"
+import * as DeadLetter from "../src/DeadLetter.js"
+import * as Event from "../src/Event.js"
+import * as MemoryBroker from "../src/MemoryBroker.js"
+import type { NatsError } from "../src/NatsError.js"
+import * as Policy from "../src/Policy.js"
+import * as Publisher from "../src/Publisher.js"
+import * as ServiceIdentity from "../src/ServiceIdentity.js"
+import * as Subscriber from "../src/Subscriber.js"
+import * as Topology from "../src/Topology.js"
+
+const streamConfig = (name: string, subjects: ReadonlyArray<string>): StreamConfig => ({
+  name,
+  subjects,
+  description: undefined,
+  retention: "limits",
+  storage: "file",
+  discard: "old",
+  maxAge: undefined,
+  maxMessages: undefined,
+  maxBytes: undefined,
+  maxMessageSize: undefined,
+  maxMessagesPerSubject: undefined,
+  duplicateWindow: Duration.minutes(2),
+  replicas: 1
+})
+
+const consumerConfig = (stream: string, name: string): ConsumerConfig => ({
+  stream,
+  name,
+  description: undefined,
+  filterSubject: undefined,
+  deliverPolicy: "all",
+  ackWait: Duration.seconds(30),
+  maxDeliver: undefined,
+  maxAckPending: 1000
+})
+
+const bytes = (text: string) => new TextEncoder().encode(text)
+const text = (payload: Uint8Array) => new TextDecoder().decode(payload)
+const timeout = Duration.seconds(5)
+
+/** Every test gets a broker of its own, built on the test's clock. */
+const fresh = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.provide(effect, MemoryBroker.layer)
+
+const publishTo = (subject: string, payload: string, extra: { messageId?: string; headers?: Headers } = {}) =>
+  Broker.use((broker) =>
+    broker.publish({
+      subject,
+      payload: bytes(payload),
+      headers: extra.headers ?? [],
+      messageId: extra.messageId,
+      timeout
+    })
+  )
+
+const publishMany = (subject: string, count: number, headers: Headers = []) =>
+  Effect.forEach(
+    Array.from({ length: count }, (_, i) => i + 1),
+    (n) => publishTo(subject, `message ${n}`, { headers })
+  )
+
+/** A stream `<NAME>` on `<name>.>` and a durable `worker` on it. */
+const setup = (name: string, consumer: Partial<ConsumerConfig> = {}, stream: Partial<StreamConfig> = {}) =>
+  Effect.gen(function* () {
+    const broker = yield* Broker
+    yield* broker.addStream({ ...streamConfig(name, [`${name.toLowerCase()}.>`]), ...stream })
+    yield* broker.addConsumer({ ...consumerConfig(name, "worker"), ...consumer })
+    return { broker, subject: `${name.toLowerCase()}.x` }
+  })
+
+/** Runs a consume in the test's scope; deliveries land in a queue. */
+const consumeInto = (stream: string, options: ConsumeOptions = { maxMessages: 100 }, consumer = "worker") =>
+  Effect.gen(function* () {
+    const broker = yield* Broker
+    const received = yield* Queue.unbounded<Message, NatsError>()
+    const fiber = yield* broker.consume(stream, consumer, options).pipe(
+      Stream.runForEach((message) => Queue.offer(received, message)),
+      Effect.catchCause((cause) => Queue.failCause(received, cause)),
+      Effect.forkScoped
+    )
+    return { received, fiber }
+  })
+
+const takeN = (received: Queue.Queue<Message, NatsError>, count: number) =>
+  Effect.forEach(Array.from({ length: count }), () => Queue.take(received))
+
+const nothingMore = (received: Queue.Queue<Message, NatsError>) =>
+  Effect.gen(function* () {
+    yield* Effect.yieldNow
+    expect(yield* Queue.size(received)).toBe(0)
+  })
+
+const state = (stream: string, consumer = "worker") =>
+  Broker.use((broker) => broker.consumerInfo(stream, consumer)).pipe(
+    Effect.flatMap(Effect.fromOption),
+    Effect.map((info) => info.state)
+  )
+
+const streamState = (stream: string) =>
+  Broker.use((broker) => broker.streamInfo(stream)).pipe(
+    Effect.flatMap(Effect.fromOption),
+    Effect.map((info) => info.state)
+  )
+
+describe("MemoryBroker publishing and streams", () => {
+  it.live("says it is memory, and every build of the layer is a new broker", () =>
+    Effect.gen(function* () {
+      const first = yield* fresh(
+        Effect.gen(function* () {
+          yield* setup("ONE")
+          yield* publishTo("one.x", "a")
+          return yield* Broker
+        })
+      )
+      expect(first.system).toBe("memory")
+      const other = yield* fresh(Broker.use((broker) => broker.streamInfo("ONE")))
+      expect(other).toStrictEqual(Option.none())
+      expect(Option.map(yield* first.streamInfo("ONE"), (info) => info.state.messages)).toStrictEqual(Option.some(1))
+    })
+  )
+
+  it.live("publish returns the stream and the sequence; a new stream reports zeros", () =>
+    fresh(
+      Effect.gen(function* () {
+        const broker = yield* Broker
+        const created = yield* broker.addStream(streamConfig("PUB", ["pub.>"]))
+        expect(created.state).toStrictEqual({ messages: 0, bytes: 0, firstSeq: 0, lastSeq: 0, consumerCount: 0 })
+        expect(yield* publishTo("pub.a", "one")).toStrictEqual({ stream: "PUB", seq: 1, duplicate: false })
+        expect(yield* publishTo("pub.b.c", "two")).toStrictEqual({ stream: "PUB", seq: 2, duplicate: false })
+        const after = yield* streamState("PUB")
+        expect(after).toMatchObject({ messages: 2, firstSeq: 1, lastSeq: 2, consumerCount: 0 })
+        // nats-server's file-store record: 30 bytes + subject + payload
+        expect(after.bytes).toBe(30 + 5 + 3 + (30 + 7 + 3))
+      })
+    )
+  )
+
+  it.effect("the same message id within the window stores once (first payload kept), and again after it", () =>
+    fresh(
+      Effect.gen(function* () {
+        const broker = yield* Broker
+        yield* broker.addStream({ ...streamConfig("DEDUPE", ["dedupe.>"]), duplicateWindow: Duration.seconds(30) })
+        expect(yield* publishTo("dedupe.x", "first", { messageId: "event-1" })).toStrictEqual({
+          stream: "DEDUPE",
+          seq: 1,
+          duplicate: false
+        })
+        yield* TestClock.adjust("29 seconds")
+        expect(yield* publishTo("dedupe.x", "second", { messageId: "event-1" })).toStrictEqual({
+          stream: "DEDUPE",
+          seq: 1,
+          duplicate: true
+        })
+        expect((yield* streamState("DEDUPE")).messages).toBe(1)
+        const stored = yield* broker.getMessage("DEDUPE", 1).pipe(Effect.flatMap(Effect.fromOption))
+        expect(text(stored.payload)).toBe("first")
+        yield* TestClock.adjust("1 second")
+        expect(yield* publishTo("dedupe.x", "third", { messageId: "event-1" })).toStrictEqual({
+          stream: "DEDUPE",
+          seq: 2,
+          duplicate: false
+        })
+      })
+    )
+  )
+
+  it.live("headers are stored as nats.js sends them: repeated names together, Nats-Msg-Id last", () =>
+    fresh(
+      Effect.gen(function* () {
+        const broker = yield* Broker
+        yield* broker.addStream(streamConfig("HDRS", ["hdrs.>"]))
+        const ack = yield* publishTo("hdrs.x", "{}", {
+          messageId: "m-1",
+          headers: [
+            ["X-Tag", "a"],
+            ["traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"],
+            ["X-Tag", " b "]
+          ]
+        })
+        const stored = yield* broker.getMessage("HDRS", ack.seq).pipe(Effect.flatMap(Effect.fromOption))
+        expect(stored).toStrictEqual({
+          stream: "HDRS",
+          subject: "hdrs.x",
+          seq: 1,
+          payload: bytes("{}"),
+          headers: [
+            ["X-Tag", "a"],
+            ["X-Tag", "b"],
+            ["traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"],
+            ["Nats-Msg-Id", "m-1"]
+          ],
+          timestampMillis: stored.timestampMillis
+        })
+        expect(yield* broker.getMessage("HDRS", 2)).toStrictEqual(Option.none())
+        const missing = yield* broker.getMessage("NO_SUCH_STREAM", 1).pipe(Effect.flip)
+        expect(missing.reason._tag).toBe("StreamNotFound")
+      })
+    )
+  )
+
+  it.live("an expected last sequence that does not match fails with WrongLastSequence", () =>
+    fresh(
+      Effect.gen(function* () {
+        const broker = yield* Broker
+        yield* broker.addStream(streamConfig("SEQ", ["seq.>"]))
+        const base = { subject: "seq.x", payload: bytes("x"), headers: [], timeout }
+        yield* broker.publish({ ...base, expectedLastSequence: 0 })
+        const error = yield* broker.publish({ ...base, expectedLastSequence: 5 }).pipe(Effect.flip)
+        assert(error.reason._tag === "WrongLastSequence")
+        expect(error.reason.lastSequence).toBe(1)
+        expect(error.message).toBe("publish: wrong last sequence: 1")
+        expect(error.isRetryable).toBe(false)
+        expect((yield* broker.publish({ ...base, expectedLastSequence: 1 })).seq).toBe(2)
+      })
+    )
+  )
+
+  it.live("a subject no stream covers fails with StreamNotFound naming it; past 1 MiB fails with Rejected", () =>
+    fresh(
+      Effect.gen(function* () {
+        const broker = yield* Broker
+        const nowhere = yield* publishTo("nowhere.x", "x").pipe(Effect.flip)
+        assert(nowhere.reason._tag === "StreamNotFound")
+        expect(nowhere.reason.subject).toBe("nowhere.x")
+        expect(nowhere.message).toBe("publish: no stream for subject nowhere.x")
+
+        yield* broker.addStream(streamConfig("BIG", ["big.>"]))
+        const max = 1024 * 1024
+        const fits = yield* broker.publish({ subject: "big.x", payload: new Uint8Array(max), headers: [], timeout })
+        expect(fits.seq).toBe(1)
+        const tooBig = yield* broker
+          .publish({ subject: "big.x", payload: new Uint8Array(max - 10), headers: [], messageId: "id-1", timeout })
+          .pipe(Effect.flip)
+        expect(tooBig.reason._tag).toBe("Rejected")
+        expect(tooBig.message).toContain("max_payload")
+        expect((yield* streamState("BIG")).messages).toBe(1)
+      })
+    )
+  )
+
+  it.live("a stream's configuration round-trips, unlimited as undefined, durations as Durations", () =>
+    fresh(
+      Effect.gen(function* () {
+        const broker = yield* Broker
+        const limited: StreamConfig = {
+          name: "ROUND",
+          subjects: ["round.a", "round.b.>"],
+          description: "round trip",
+          retention: "limits",
+          storage: "memory",
+          discard: "new",
+          maxAge: Duration.hours(1),
+          maxMessages: 100,
+          maxBytes: 1_048_576,
+          maxMessageSize: 4096,
+          maxMessagesPerSubject: 10,
+          duplicateWindow: Duration.seconds(30),
+          replicas: 1
+        }
+        expect((yield* broker.addStream(limited)).config).toStrictEqual(limited)
+        expect(yield* broker.streamInfo("ROUND").pipe(Effect.map(Option.map((i) => i.config)))).toStrictEqual(
+          Option.some(limited)
+        )
+        // the same configuration again is accepted, a different one under the same name is not
+        expect((yield* broker.addStream(limited)).config).toStrictEqual(limited)
+        const clash = yield* broker.addStream({ ...limited, maxMessages: 5 }).pipe(Effect.flip)
+        assert(clash.reason._tag === "Rejected")
+        expect(clash.reason.code).toBe(10058)
+        const unlimited = streamConfig("ROUND_UNLIMITED", ["unlimited.>"])
+        expect((yield* broker.addStream(unlimited)).config).toStrictEqual(unlimited)
+      })
+    )
+  )
+
+  it.live("subjects shared with another stream are refused, on create and on update", () =>
+    fresh(
+      Effect.gen(function* () {
+        const broker = yield* Broker
+        yield* broker.addStream(streamConfig("ORDERS", ["orders.*.created", "billing.>"]))
+        for (const subjects of [["orders.eu.created"], ["orders.>"], ["*.eu.created"], ["billing.x.y"], [">"]]) {
+          const refused = yield* broker.addStream(streamConfig("OTHER", subjects)).pipe(Effect.flip)
+          assert(refused.reason._tag === "Rejected", subjects.join())
+          expect(refused.reason.message).toMatch(/overlap/)
+        }
+        yield* broker.addStream(streamConfig("OTHER", ["orders.eu.deleted", "billing"]))
+        const moved = yield* broker.updateStream(streamConfig("OTHER", ["orders.>"])).pipe(Effect.flip)
+        assert(moved.reason._tag === "Rejected")
+        expect(moved.reason.code).toBe(10065)
+        expect((yield* publishTo("orders.eu.deleted", "x")).stream).toBe("OTHER")
+        expect((yield* publishTo("orders.eu.created", "x")).stream).toBe("ORDERS")
+      })
+    )
+  )
+
+  it.live("updateStream applies changes and clears limits; storage and retention cannot change", () =>
+    fresh(
+      Effect.gen(function* () {
+        const broker = yield* Broker
+        const original = { ...streamConfig("UPD", ["upd.a"]), maxMessages: 10, description: "before" }
+        yield* broker.addStream(original)
+        const changed = { ...original, subjects: ["upd.a", "upd.b"], maxMessages: undefined, description: undefined }
+        expect((yield* broker.updateStream(changed)).config).toStrictEqual(changed)
+        const storage = yield* broker.updateStream({ ...changed, storage: "memory" }).pipe(Effect.flip)
+        expect(storage.reason.message).toBe("stream configuration update can not change storage type")
+        const retention = yield* broker.updateStream({ ...changed, retention: "interest" }).pipe(Effect.flip)
+        expect(retention.reason._tag).toBe("Rejected")
+        expect(yield* broker.streamInfo("UPD").pipe(Effect.map(Option.map((i) => i.config)))).toStrictEqual(
+          Option.some(changed)
+        )
+        const missing = yield* broker.updateStream(streamConfig("NOPE", ["nope"])).pipe(Effect.flip)
+        expect(missing.reason._tag).toBe("StreamNotFound")
+      })
+    )
+  )
+
+  it.live("lookups of what does not exist answer none or false; listStreams lists by name", () =>
+    fresh(
+      Effect.gen(function* () {
+        const broker = yield* Broker
+        expect(yield* broker.streamInfo("MISSING")).toStrictEqual(Option.none())
+        expect(yield* broker.deleteStream("MISSING")).toBe(false)
+        expect(yield* broker.consumerInfo("MISSING", "nobody")).toStrictEqual(Option.none())
+        expect(yield* broker.deleteConsumer("MISSING", "nobody")).toBe(false)
+        yield* broker.addStream(streamConfig("LIST_B", ["list.b"]))
+        yield* broker.addStream(streamConfig("LIST_A", ["list.a"]))
+        expect(yield* broker.consumerInfo("LIST_A", "nobody")).toStrictEqual(Option.none())
+        expect((yield* broker.listStreams).map((info) => info.config)).toStrictEqual([
+          streamConfig("LIST_A", ["list.a"]),
+          streamConfig("LIST_B", ["list.b"])
+        ])
+        expect(yield* broker.deleteStream("LIST_A")).toBe(true)
+        expect(yield* broker.streamInfo("LIST_A")).toStrictEqual(Option.none())
+      })
+    )
+  )
+
+  it.live("max messages and max bytes discard the oldest, or refuse the new with discard new", () =>
+    fresh(
+      Effect.gen(function* () {
+        const broker = yield* Broker
+        yield* broker.addStream({ ...streamConfig("OLD", ["old.>"]), maxMessages: 3 })
+        yield* publishMany("old.x", 5)
+        expect(yield* streamState("OLD")).toMatchObject({ messages: 3, firstSeq: 3, lastSeq: 5 })
+        expect(yield* broker.getMessage("OLD", 2)).toStrictEqual(Option.none())
+
+        yield* broker.addStream({ ...streamConfig("NEW", ["new.>"]), maxMessages: 2, discard: "new" })
+        yield* publishMany("new.x", 2)
+        const full = yield* publishTo("new.x", "three").pipe(Effect.flip)
+        expect(full.reason.message).toBe("maximum messages exceeded")
+        expect(yield* streamState("NEW")).toMatchObject({ messages: 2, firstSeq: 1, lastSeq: 2 })
+
+        // each record is 30 + 7 (subject) + 9 (payload) = 46 bytes
+        yield* broker.addStream({ ...streamConfig("BYTES", ["bytes.>"]), maxBytes: 100 })
+        yield* publishMany("bytes.x", 3)
+        expect(yield* streamState("BYTES")).toMatchObject({ messages: 2, bytes: 92, firstSeq: 2 })
+      })
+    )
+  )
+
+  it.live("max messages per subject keeps the newest of each subject", () =>
+    fresh(
+      Effect.gen(function* () {
+        const broker = yield* Broker
+        yield* broker.addStream({ ...streamConfig("PERSUBJ", ["per.>"]), maxMessagesPerSubject: 2 })
+        for (const subject of ["per.a", "per.b", "per.a", "per.a", "per.b", "per.a"]) yield* publishTo(subject, subject)
+        expect(yield* streamState("PERSUBJ")).toMatchObject({ messages: 4, firstSeq: 2, lastSeq: 6 })
+        const kept = yield* Effect.forEach([2, 3, 4, 5, 6], (seq) => broker.getMessage("PERSUBJ", seq))
+        expect(kept.map((m) => Option.map(m, (s) => s.subject))).toStrictEqual([
+          Option.some("per.b"),
+          Option.none(),
+          Option.some("per.a"),
+          Option.some("per.b"),
+          Option.some("per.a")
+        ])
+      })
+    )
+  )
+
+  it.effect("max age removes messages as the clock passes it, and they are never delivered", () =>
+    fresh(
+      Effect.gen(function* () {
+        const broker = yield* Broker
+        yield* broker.addStream({ ...streamConfig("AGE", ["age.>"]), maxAge: Duration.minutes(10) })
+        yield* publishTo("age.x", "old")
+        yield* TestClock.adjust("6 minutes")
+        yield* publishTo("age.x", "young")
+        expect((yield* streamState("AGE")).messages).toBe(2)
+        yield* TestClock.adjust("4 minutes")
+        expect(yield* streamState("AGE")).toMatchObject({ messages: 1, firstSeq: 2, lastSeq: 2 })
+        expect(yield* broker.getMessage("AGE", 1)).toStrictEqual(Option.none())
+        yield* broker.addConsumer(consumerConfig("AGE", "worker"))
+        const { received } = yield* consumeInto("AGE")
+        const only = yield* Queue.take(received)
+        expect([only.streamSeq, text(only.payload)]).toStrictEqual([2, "young"])
+      })
+    )
+  )
+})
+
+describe("MemoryBroker consumers", () => {
+  it.live("a consumer's configuration round-trips; a deliver policy change is refused; a filter must fit", () =>
+    fresh(
+      Effect.gen(function* () {
+        const broker = yield* Broker
+        yield* broker.addStream(streamConfig("CONS", ["cons.>"]))
+        const config: ConsumerConfig = {
+          stream: "CONS",
+          name: "worker",
+          description: "does the work",
+          filterSubject: "cons.orders.>",
+          deliverPolicy: "new",
+          ackWait: Duration.seconds(10),
+          maxDeliver: 5,
+          maxAckPending: 50
+        }
+        expect((yield* broker.addConsumer(config)).config).toStrictEqual(config)
+        expect(
+          yield* broker.consumerInfo("CONS", "worker").pipe(Effect.map(Option.map((i) => i.config)))
+        ).toStrictEqual(Option.some(config))
+        expect((yield* streamState("CONS")).consumerCount).toBe(1)
+
+        yield* publishTo("cons.other", "x")
+        yield* publishTo("cons.orders.1", "x")
+        const changed = { ...config, filterSubject: undefined, maxAckPending: 7, maxDeliver: undefined }
+        const updated = yield* broker.updateConsumer(changed)
+        expect(updated.config).toStrictEqual(changed)
+        expect(updated.state.numPending).toBe(2)
+        const refused = yield* broker.updateConsumer({ ...changed, deliverPolicy: "all" }).pipe(Effect.flip)
+        expect(refused.reason.message).toBe("deliver policy can not be updated")
+        const viaAdd = yield* broker.addConsumer({ ...changed, deliverPolicy: "all" }).pipe(Effect.flip)
+        expect(viaAdd.reason._tag).toBe("Rejected")
+        const outside = yield* broker
+          .addConsumer({ ...consumerConfig("CONS", "stray"), filterSubject: "elsewhere.>" })
+          .pipe(Effect.flip)
+        expect(outside.reason.message).toBe("consumer filter subject is not a valid subset of the interest subjects")
+        const missing = yield* broker.updateConsumer(consumerConfig("CONS", "nobody")).pipe(Effect.flip)
+        expect(missing.reason._tag).toBe("ConsumerNotFound")
+        expect(yield* broker.deleteConsumer("CONS", "worker")).toBe(true)
+        expect(yield* broker.consumerInfo("CONS", "worker")).toStrictEqual(Option.none())
+      })
+    )
+  )
+
+  it.live("deliver policies: all reads history, new only what comes next, last and lastPerSubject the newest", () =>
+    fresh(
+      Effect.gen(function* () {
+        const broker = yield* Broker
+        yield* broker.addStream(streamConfig("POL", ["pol.>"]))
+        for (const subject of ["pol.a", "pol.b", "pol.a", "pol.c", "pol.b"]) yield* publishTo(subject, subject)
+        const firstOf = (name: string, deliverPolicy: ConsumerConfig["deliverPolicy"], count: number) =>
+          Effect.gen(function* () {
+            const info = yield* broker.addConsumer({ ...consumerConfig("POL", name), deliverPolicy })
+            const { received } = yield* consumeInto("POL", { maxMessages: 10 }, name)
+            const messages = yield* takeN(received, count)
+            return { pending: info.state.numPending, seqs: messages.map((m) => m.streamSeq) }
+          })
+        expect(yield* firstOf("all", "all", 5)).toStrictEqual({ pending: 5, seqs: [1, 2, 3, 4, 5] })
+        expect(yield* firstOf("last", "last", 1)).toStrictEqual({ pending: 1, seqs: [5] })
+        expect(yield* firstOf("per-subject", "lastPerSubject", 3)).toStrictEqual({ pending: 3, seqs: [3, 4, 5] })
+        const fresh = yield* broker.addConsumer({ ...consumerConfig("POL", "new"), deliverPolicy: "new" })
+        expect(fresh.state).toMatchObject({ numPending: 0, delivered: { streamSeq: 5, consumerSeq: 0 } })
+        const { received } = yield* consumeInto("POL", { maxMessages: 10 }, "new")
+        yield* publishTo("pol.d", "d")
+        expect((yield* Queue.take(received)).streamSeq).toBe(6)
+      })
+    )
+  )
+
+  it.live(
+    "consume delivers in stream order with sequences, counts, pending, headers and bytes; acks move the floor",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const { broker, subject } = yield* setup("ORDER")
+          const headers: Headers = [
+            ["traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"],
+            ["X-Tag", "a"],
+            ["X-Tag", "b"]
+          ]
+          const total = 20_000
+          yield* publishMany(subject, total, headers)
+          const messages = yield* broker.consume("ORDER", "worker", { maxMessages: 256 }).pipe(
+            Stream.tap((message) => Effect.sync(() => message.ack())),
+            Stream.take(total),
+            Stream.runCollect
+          )
+          expect(messages.map((m) => m.streamSeq)).toStrictEqual(Array.from({ length: total }, (_, i) => i + 1))
+          expect(messages.map((m) => m.consumerSeq)).toStrictEqual(Array.from({ length: total }, (_, i) => i + 1))
+          expect(messages.map((m) => m.pending)).toStrictEqual(Array.from({ length: total }, (_, i) => total - i - 1))
+          expect(messages.every((m) => m.deliveryCount === 1)).toBe(true)
+          expect(messages.every((m, i) => text(m.payload) === `message ${i + 1}`)).toBe(true)
+          expect(messages.every((m) => m.subject === subject && m.stream === "ORDER" && m.consumer === "worker")).toBe(
+            true
+          )
+          expect(messages[0]?.headers).toStrictEqual(headers)
+          const stored = yield* broker.getMessage("ORDER", 1).pipe(Effect.flatMap(Effect.fromOption))
+          expect(messages[0]?.timestampMillis).toBe(stored.timestampMillis)
+          expect(yield* state("ORDER")).toStrictEqual({
+            numPending: 0,
+            numAckPending: 0,
+            numRedelivered: 0,
+            delivered: { streamSeq: total, consumerSeq: total },
+            ackFloor: { streamSeq: total, consumerSeq: total }
+          })
+        })
+      )
+  )
+
+  it.live("ack removes a message from the pending acknowledgements; the floor waits for the oldest", () =>
+    fresh(
+      Effect.gen(function* () {
+        const { subject } = yield* setup("ACKS")
+        yield* publishMany(subject, 3)
+        const { received } = yield* consumeInto("ACKS")
+        const [first, second, third] = yield* takeN(received, 3)
+        assert(first !== undefined && second !== undefined && third !== undefined)
+        expect((yield* state("ACKS")).numAckPending).toBe(3)
+        second.ack()
+        second.ack()
+        expect(yield* state("ACKS")).toMatchObject({ numAckPending: 2, ackFloor: { streamSeq: 0, consumerSeq: 0 } })
+        first.ack()
+        expect(yield* state("ACKS")).toMatchObject({ numAckPending: 1, ackFloor: { streamSeq: 2, consumerSeq: 2 } })
+        third.ack()
+        expect(yield* state("ACKS")).toMatchObject({ numAckPending: 0, ackFloor: { streamSeq: 3, consumerSeq: 3 } })
+      })
+    )
+  )
+
+  it.live("nak() redelivers at once, before newer messages, with the count incremented", () =>
+    fresh(
+      Effect.gen(function* () {
+        const { subject } = yield* setup("NAKS")
+        yield* publishMany(subject, 3)
+        const { received } = yield* consumeInto("NAKS", { maxMessages: 1 })
+        const first = yield* Queue.take(received)
+        first.nak()
+        first.ack() // a second settle verb is a no-op
+        const again = yield* Queue.take(received)
+        expect([again.streamSeq, again.deliveryCount, again.consumerSeq, text(again.payload)]).toStrictEqual([
+          1,
+          2,
+          2,
+          "message 1"
+        ])
+        expect((yield* state("NAKS")).numRedelivered).toBe(1)
+        again.ack()
+        const next = yield* Queue.take(received)
+        expect([next.streamSeq, next.deliveryCount]).toStrictEqual([2, 1])
+        next.ack()
+        expect((yield* state("NAKS")).numRedelivered).toBe(0)
+      })
+    )
+  )
+
+  it.effect("nak(5 minutes) redelivers when TestClock passes 5 minutes, not before", () =>
+    fresh(
+      Effect.gen(function* () {
+        const { subject } = yield* setup("NAKDELAY")
+        yield* publishMany(subject, 1)
+        const { received } = yield* consumeInto("NAKDELAY")
+        const first = yield* Queue.take(received)
+        first.nak(Duration.toMillis(Duration.minutes(5)))
+        expect((yield* state("NAKDELAY")).numAckPending).toBe(1)
+        yield* TestClock.adjust("4 minutes")
+        yield* TestClock.adjust("59 seconds")
+        yield* nothingMore(received)
+        yield* TestClock.adjust("1 second")
+        const again = yield* Queue.take(received)
+        expect([again.streamSeq, again.deliveryCount]).toStrictEqual([1, 2])
+      })
+    )
+  )
+
+  it.effect("ack-wait expiry redelivers; working restarts the ack-wait clock", () =>
+    fresh(
+      Effect.gen(function* () {
+        const { subject } = yield* setup("ACKWAIT", { ackWait: Duration.seconds(30) })
+        yield* publishMany(subject, 2)
+        const { received } = yield* consumeInto("ACKWAIT")
+        const [kept, dropped] = yield* takeN(received, 2)
+        assert(kept !== undefined && dropped !== undefined)
+        yield* TestClock.adjust("20 seconds")
+        kept.working()
+        yield* TestClock.adjust("10 seconds")
+        const back = yield* Queue.take(received)
+        expect([back.streamSeq, back.deliveryCount]).toStrictEqual([2, 2])
+        yield* nothingMore(received)
+        yield* TestClock.adjust("20 seconds")
+        const late = yield* Queue.take(received)
+        expect([late.streamSeq, late.deliveryCount]).toStrictEqual([1, 2])
+        expect((yield* state("ACKWAIT")).numRedelivered).toBe(2)
+      })
+    )
+  )
+
+  it.effect("term, with or without a reason, is never redelivered, even past ack-wait", () =>
+    fresh(
+      Effect.gen(function* () {
+        const { broker, subject } = yield* setup("TERMS", { ackWait: Duration.seconds(1) })
+        yield* publishMany(subject, 2)
+        const { received } = yield* consumeInto("TERMS")
+        const [first, second] = yield* takeN(received, 2)
+        first?.term()
+        second?.term("some reason")
+        yield* TestClock.adjust("1 hour")
+        yield* nothingMore(received)
+        expect(yield* state("TERMS")).toMatchObject({ numAckPending: 0, numRedelivered: 0, ackFloor: { streamSeq: 2 } })
+        expect(yield* broker.supportsTermReason).toBe(true)
+      })
+    )
+  )
+
+  it.effect(
+    "maxDeliver: the advisory goes to GLAM_ADVISORIES, the message is not delivered again, the floor stays",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const broker = yield* Broker
+          yield* Topology.provision(Topology.glam)
+          yield* broker.addConsumer({
+            ...consumerConfig("GLAM_EVENTS", "crashy"),
+            ackWait: Duration.seconds(10),
+            maxDeliver: 2
+          })
+          const original = yield* publishTo("evt.crash.v1", "boom")
+          const { received } = yield* consumeInto("GLAM_EVENTS", { maxMessages: 10 }, "crashy")
+          expect((yield* Queue.take(received)).deliveryCount).toBe(1)
+          yield* TestClock.adjust("10 seconds")
+          expect((yield* Queue.take(received)).deliveryCount).toBe(2)
+          yield* TestClock.adjust("10 seconds")
+          const advisory = yield* broker.getMessage("GLAM_ADVISORIES", 1).pipe(Effect.flatMap(Effect.fromOption))
+          expect(advisory.subject).toBe("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.GLAM_EVENTS.crashy")
+          const body = JSON.parse(text(advisory.payload))
+          expect(body).toStrictEqual({
+            type: "io.nats.jetstream.advisory.v1.max_deliver",
+            id: body.id,
+            timestamp: "1970-01-01T00:00:20.000Z",
+            stream: "GLAM_EVENTS",
+            consumer: "crashy",
+            stream_seq: original.seq,
+            deliveries: 2
+          })
+          yield* TestClock.adjust("1 hour")
+          yield* nothingMore(received)
+          expect((yield* streamState("GLAM_ADVISORIES")).messages).toBe(1)
+          expect(yield* state("GLAM_EVENTS", "crashy")).toMatchObject({
+            numAckPending: 0,
+            numRedelivered: 1,
+            ackFloor: { streamSeq: 0, consumerSeq: 0 }
+          })
+        })
+      )
+  )
+
+  it.live("maxAckPending: no new delivery past it until acks come", () =>
+    fresh(
+      Effect.gen(function* () {
+        const { subject } = yield* setup("MAP", { maxAckPending: 3 })
+        yield* publishMany(subject, 10)
+        const { received } = yield* consumeInto("MAP", { maxMessages: 100 })
+        const held = yield* takeN(received, 3)
+        yield* nothingMore(received)
+        expect(yield* state("MAP")).toMatchObject({ numAckPending: 3, numPending: 7 })
+        // a redelivery goes out past maxAckPending; a new message needs an ack first
+        held[1]?.nak()
+        held[0]?.ack()
+        const more = yield* takeN(received, 2)
+        expect(more.map((m) => [m.streamSeq, m.deliveryCount])).toStrictEqual([
+          [2, 2],
+          [4, 1]
+        ])
+        yield* nothingMore(received)
+      })
+    )
+  )
+
+  it.live("a consume holds at most maxMessages unsettled deliveries and pulls as they are settled", () =>
+    fresh(
+      Effect.gen(function* () {
+        const { subject } = yield* setup("BOUND")
+        yield* publishMany(subject, 1000)
+        const { received } = yield* consumeInto("BOUND", { maxMessages: 10 })
+        const held = yield* takeN(received, 10)
+        yield* nothingMore(received)
+        expect(yield* state("BOUND")).toMatchObject({ numAckPending: 10, numPending: 990 })
+        for (const message of held.slice(0, 4)) message.ack()
+        held[4]?.working()
+        const more = yield* takeN(received, 4)
+        expect(more.map((m) => m.streamSeq)).toStrictEqual([11, 12, 13, 14])
+        yield* nothingMore(received)
+        expect((yield* state("BOUND")).numAckPending).toBe(10)
+      })
+    )
+  )
+
+  it.live("interrupting the stream stops pulling and naks what was taken but not emitted", () =>
+    fresh(
+      Effect.gen(function* () {
+        const { broker, subject } = yield* setup("STOP", { ackWait: Duration.minutes(1) })
+        yield* publishMany(subject, 6)
+        const taken = yield* broker.consume("STOP", "worker", { maxMessages: 10 }).pipe(
+          Stream.take(2),
+          Stream.tap((message) => Effect.sync(() => message.ack())),
+          Stream.runCollect
+        )
+        expect(taken.map((m) => m.streamSeq)).toStrictEqual([1, 2])
+        // the other four were taken into the buffer and given back
+        expect(yield* state("STOP")).toMatchObject({ numAckPending: 4, numPending: 0 })
+        yield* publishMany(subject, 2)
+        expect(yield* state("STOP")).toMatchObject({ numAckPending: 4, numPending: 2 })
+        const { received } = yield* consumeInto("STOP")
+        const again = yield* takeN(received, 6)
+        expect(again.map((m) => [m.streamSeq, m.deliveryCount])).toStrictEqual([
+          [3, 2],
+          [4, 2],
+          [5, 2],
+          [6, 2],
+          [7, 1],
+          [8, 1]
+        ])
+      })
+    )
+  )
+
+  it.live("fails at once when the consumer or its stream does not exist", () =>
+    fresh(
+      Effect.gen(function* () {
+        const { broker } = yield* setup("NOCONSUMER")
+        const noConsumer = yield* broker
+          .consume("NOCONSUMER", "nobody", { maxMessages: 10 })
+          .pipe(Stream.runDrain, Effect.flip)
+        expect(noConsumer.reason._tag).toBe("ConsumerNotFound")
+        const noStream = yield* broker
+          .consume("NOSTREAM", "nobody", { maxMessages: 10 })
+          .pipe(Stream.runDrain, Effect.flip)
+        expect(noStream.reason._tag).toBe("StreamNotFound")
+      })
+    )
+  )
+
+  it.live("keeps consuming when the consumer, or its stream, is deleted and created again", () =>
+    fresh(
+      Effect.gen(function* () {
+        const { broker, subject } = yield* setup("RECREATE")
+        yield* publishMany(subject, 1)
+        const { received, fiber } = yield* consumeInto("RECREATE", { maxMessages: 10 })
+        ;(yield* Queue.take(received)).ack()
+        expect(yield* broker.deleteConsumer("RECREATE", "worker")).toBe(true)
+        yield* publishMany(subject, 1)
+        yield* nothingMore(received)
+        yield* broker.addConsumer({ ...consumerConfig("RECREATE", "worker"), deliverPolicy: "new" })
+        yield* publishTo(subject, "after")
+        const after = yield* Queue.take(received)
+        expect([after.streamSeq, text(after.payload)]).toStrictEqual([3, "after"])
+        after.ack()
+
+        expect(yield* broker.deleteStream("RECREATE")).toBe(true)
+        yield* setup("RECREATE")
+        yield* publishTo(subject, "rebuilt")
+        const rebuilt = yield* Queue.take(received)
+        expect([rebuilt.streamSeq, text(rebuilt.payload)]).toStrictEqual([1, "rebuilt"])
+        expect(fiber.pollUnsafe()).toBeUndefined()
+      })
+    )
+  )
+
+  it.live("two durables each receive every message; a filtered one only its subjects", () =>
+    fresh(
+      Effect.gen(function* () {
+        const broker = yield* Broker
+        yield* broker.addStream(streamConfig("FAN", ["fan.>"]))
+        yield* broker.addConsumer(consumerConfig("FAN", "a"))
+        yield* broker.addConsumer(consumerConfig("FAN", "b"))
+        yield* broker.addConsumer({ ...consumerConfig("FAN", "stars"), filterSubject: "fan.*.created" })
+        for (const subject of ["fan.order.created", "fan.order.paid", "fan.user.created", "fan.user.x.created"]) {
+          yield* publishTo(subject, subject)
+        }
+        const a = yield* consumeInto("FAN", { maxMessages: 10 }, "a")
+        const b = yield* consumeInto("FAN", { maxMessages: 10 }, "b")
+        const stars = yield* consumeInto("FAN", { maxMessages: 10 }, "stars")
+        expect((yield* takeN(a.received, 4)).map((m) => m.streamSeq)).toStrictEqual([1, 2, 3, 4])
+        expect((yield* takeN(b.received, 4)).map((m) => m.streamSeq)).toStrictEqual([1, 2, 3, 4])
+        expect((yield* takeN(stars.received, 2)).map((m) => m.subject)).toStrictEqual([
+          "fan.order.created",
+          "fan.user.created"
+        ])
+        yield* nothingMore(stars.received)
+        expect(yield* state("FAN", "stars")).toMatchObject({ numPending: 0, delivered: { streamSeq: 4 } })
+      })
+    )
+  )
+})
+
+const Happened = Event.make("evt.test.happened.v1", Schema.Struct({ n: Schema.Number }))
+
+class Flaky extends Schema.TaggedError<Flaky>()("Flaky", {}) {}
+
+/** The GLAM topology, a publisher and a service identity over a fresh in-memory broker. */
+const library = Publisher.layer().pipe(
+  Layer.provideMerge(Topology.layer(Topology.glam)),
+  Layer.provideMerge(ServiceIdentity.layer("memory-test")),
+  Layer.provideMerge(MemoryBroker.layer)
+)
+
+/** Lets the other fibers run (no time passes) until the check succeeds. */
+const settled = <A, E, R>(check: Effect.Effect<A, E, R>) =>
+  check.pipe(
+    Effect.tapError(() => Effect.yieldNow),
+    Effect.retry({ times: 1000 })
+  )
+
+const deadLetterCount = DeadLetter.list().pipe(
+  Effect.flatMap((entries) => (entries.length > 0 ? Effect.succeed(entries) : Effect.fail("no dead letter yet")))
+)
+
+describe("MemoryBroker under the library", () => {
+  it.effect(
+    "Subscriber + Policy: a failing handler is redelivered after its delay, then dead-lettered in GLAM_DLQ",
+    () =>
+      Effect.gen(function* () {
+        const runs = yield* Ref.make<ReadonlyArray<number>>([])
+        yield* Subscriber.make(Happened, {
+          durable: "flaky",
+          policy: Policy.make<Flaky>({
+            rules: { Flaky: Policy.redeliver(Schedule.spaced("10 minutes")) },
+            maxDeliveries: 3
+          }),
+          handler: () =>
+            Clock.currentTimeMillis.pipe(
+              Effect.flatMap((now) => Ref.update(runs, (list) => [...list, now])),
+              Effect.andThen(Effect.fail(new Flaky()))
+            )
+        })
+        const receipt = yield* Publisher.Publisher.use((publisher) => publisher.publish(Happened, { n: 7 }))
+        const ranTimes = (count: number) =>
+          Effect.flatMap(Ref.get(runs), (list) =>
+            list.length >= count ? Effect.succeed(list) : Effect.fail("waiting")
+          )
+        yield* settled(ranTimes(1))
+        for (let minute = 1; minute < 10; minute++) yield* TestClock.adjust("1 minute")
+        expect(yield* Ref.get(runs)).toHaveLength(1)
+        yield* TestClock.adjust("1 minute")
+        yield* settled(ranTimes(2))
+        yield* TestClock.adjust("10 minutes")
+        const times = yield* settled(ranTimes(3))
+        expect((times[1] ?? 0) - (times[0] ?? 0)).toBeGreaterThanOrEqual(Duration.toMillis(Duration.minutes(10)))
+        expect((times[2] ?? 0) - (times[1] ?? 0)).toBeGreaterThanOrEqual(Duration.toMillis(Duration.minutes(10)))
+
+        const [entry] = yield* settled(deadLetterCount)
+        assert(entry !== undefined)
+        expect(entry.subject).toBe("dlq.test.happened.v1")
+        expect(entry.record).toMatchObject({
+          decision: "max deliveries",
+          errorCode: "Flaky",
+          stream: "GLAM_EVENTS",
+          streamSeq: receipt.seq,
+          consumer: "flaky",
+          deliveryCount: 3,
+          eventId: receipt.eventId,
+          originalSubject: "evt.test.happened.v1"
+        })
+        const original = yield* Broker.use((broker) => broker.getMessage("GLAM_EVENTS", receipt.seq)).pipe(
+          Effect.flatMap(Effect.fromOption)
+        )
+        expect(entry.record.originalPayload).toBe(text(original.payload))
+        const stored = yield* Broker.use((broker) => broker.getMessage("GLAM_DLQ", entry.seq)).pipe(
+          Effect.flatMap(Effect.fromOption)
+        )
+        expect(stored.headers).toStrictEqual([["Nats-Msg-Id", `dlq:GLAM_EVENTS:${receipt.seq}`]])
+        const after = yield* settled(Effect.filterOrFail(state("GLAM_EVENTS", "flaky"), (s) => s.numAckPending === 0))
+        expect(after.ackFloor.streamSeq).toBe(receipt.seq)
+        yield* TestClock.adjust("1 hour")
+        expect(yield* Ref.get(runs)).toHaveLength(3)
+      }).pipe(Effect.provide(library))
+  )
+
+  it.effect("DeadLetter.watchAdvisories turns a max-deliveries advisory into a dead letter with the bytes", () =>
+    Effect.gen(function* () {
+      const broker = yield* Broker
+      yield* broker.addConsumer({
+        ...consumerConfig("GLAM_EVENTS", "crashy"),
+        filterSubject: "evt.crash.loop.v1",
+        ackWait: Duration.seconds(10),
+        maxDeliver: 2
+      })
+      const body = JSON.stringify({ event_id: "crash-1", event_type: "evt.crash.loop.v1", data: {} })
+      const original = yield* publishTo("evt.crash.loop.v1", body)
+      // Never settled: the process "dies" on the message every time.
+      const { received } = yield* consumeInto("GLAM_EVENTS", { maxMessages: 10 }, "crashy")
+      yield* Queue.take(received)
+      yield* TestClock.adjust("10 seconds")
+      yield* Queue.take(received)
+      yield* TestClock.adjust("10 seconds")
+      expect((yield* streamState("GLAM_ADVISORIES")).messages).toBe(1)
+      expect(yield* DeadLetter.list()).toHaveLength(0)
+
+      yield* DeadLetter.watchAdvisories({ stream: "GLAM_EVENTS", consumer: "crashy" }).pipe(Effect.forkScoped)
+      const [entry] = yield* settled(deadLetterCount)
+      assert(entry !== undefined)
+      expect(entry.record).toMatchObject({
+        decision: "max deliveries",
+        errorCode: "MaxDeliveriesExceeded",
+        stream: "GLAM_EVENTS",
+        streamSeq: original.seq,
+        consumer: "crashy",
+        deliveryCount: 2,
+        eventId: "crash-1",
+        originalPayload: body
+      })
+      const advisories = yield* settled(
+        Effect.filterOrFail(state("GLAM_ADVISORIES", "dlq-GLAM_EVENTS-crashy"), (s) => s.ackFloor.streamSeq === 1)
+      )
+      expect([advisories.numPending, advisories.numAckPending]).toStrictEqual([0, 0])
+    }).pipe(Effect.provide(library))
+  )
+})
