@@ -71,7 +71,6 @@ const consumerNotFound = (stream: string, consumer: string) =>
 export const make: Effect.Effect<Broker["Service"]> = Effect.gen(function* () {
   const clock = yield* Clock.Clock
   const now = () => clock.currentTimeMillisUnsafe()
-  const timestamp = (millis: number) => DateTime.formatIso(DateTime.makeUnsafe(millis))
   const streams = new Map<string, MemoryStream>()
   const pullers = new Pullers(clock, (stream, consumer) => streams.get(stream)?.consumers.get(consumer))
 
@@ -91,10 +90,11 @@ export const make: Effect.Effect<Broker["Service"]> = Effect.gen(function* () {
   }
 
   // Advisories are core messages: kept only when a stream captures their subject.
-  const advise: Advise = (subject, body) => {
+  const advise: Advise = (subject, type, fields) => {
     const stream = streamFor(subject)
     if (stream === undefined) return
-    const payload = encoder.encode(JSON.stringify(body))
+    const timestamp = DateTime.formatIso(DateTime.makeUnsafe(now()))
+    const payload = encoder.encode(JSON.stringify({ type, id: crypto.randomUUID(), timestamp, ...fields }))
     store(stream, {
       subject,
       payload,
@@ -104,6 +104,13 @@ export const make: Effect.Effect<Broker["Service"]> = Effect.gen(function* () {
       expectedLastSequence: undefined
     })
   }
+
+  const consumerAction = (stream: string, consumer: string, action: "create" | "delete") =>
+    advise(
+      `$JS.EVENT.ADVISORY.CONSUMER.${action === "create" ? "CREATED" : "DELETED"}.${stream}.${consumer}`,
+      "io.nats.jetstream.advisory.v1.consumer_action",
+      { stream, consumer, action }
+    )
 
   const publish = (request: PublishRequest) =>
     Effect.suspend((): Effect.Effect<PublishAck, NatsError.NatsError> => {
@@ -219,9 +226,11 @@ export const make: Effect.Effect<Broker["Service"]> = Effect.gen(function* () {
         (existing === undefined ? undefined : checkConsumerUpdate(existing.config, config))
       if (refused !== undefined) return fail("addConsumer", refused)
       stream.expire(now())
-      const consumer = existing ?? new MemoryConsumer(stream, config, advise, timestamp)
-      if (existing === undefined) stream.consumers.set(config.name, consumer)
-      else existing.configure(config)
+      const consumer = existing ?? new MemoryConsumer(stream, config, advise)
+      if (existing === undefined) {
+        stream.consumers.set(config.name, consumer)
+        consumerAction(config.stream, config.name, "create")
+      } else existing.configure(config)
       pullers.signal(consumer.key)
       return Effect.succeed(consumerInfoOf(consumer))
     })
@@ -242,7 +251,11 @@ export const make: Effect.Effect<Broker["Service"]> = Effect.gen(function* () {
     })
 
   const deleteConsumer = (stream: string, name: string) =>
-    Effect.sync(() => streams.get(stream)?.consumers.delete(name) ?? false)
+    Effect.sync(() => {
+      const deleted = streams.get(stream)?.consumers.delete(name) ?? false
+      if (deleted) consumerAction(stream, name, "delete")
+      return deleted
+    })
 
   const getMessage = (name: string, seq: number) =>
     Effect.suspend((): Effect.Effect<Option.Option<StoredMessage>, NatsError.NatsError> => {

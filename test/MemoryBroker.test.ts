@@ -460,7 +460,9 @@ describe("MemoryBroker consumers", () => {
         for (const subject of ["pol.a", "pol.b", "pol.a", "pol.c", "pol.b"]) yield* publishTo(subject, subject)
         const firstOf = (name: string, deliverPolicy: ConsumerConfig["deliverPolicy"], count: number) =>
           Effect.gen(function* () {
-            const info = yield* broker.addConsumer({ ...consumerConfig("POL", name), deliverPolicy })
+            // nats-server 2.9 wants a filter with lastPerSubject
+            const filterSubject = deliverPolicy === "lastPerSubject" ? "pol.*" : undefined
+            const info = yield* broker.addConsumer({ ...consumerConfig("POL", name), deliverPolicy, filterSubject })
             const { received } = yield* consumeInto("POL", { maxMessages: 10 }, name)
             const messages = yield* takeN(received, count)
             return { pending: info.state.numPending, seqs: messages.map((m) => m.streamSeq) }
@@ -468,6 +470,10 @@ describe("MemoryBroker consumers", () => {
         expect(yield* firstOf("all", "all", 5)).toStrictEqual({ pending: 5, seqs: [1, 2, 3, 4, 5] })
         expect(yield* firstOf("last", "last", 1)).toStrictEqual({ pending: 1, seqs: [5] })
         expect(yield* firstOf("per-subject", "lastPerSubject", 3)).toStrictEqual({ pending: 3, seqs: [3, 4, 5] })
+        const unfiltered = yield* broker
+          .addConsumer({ ...consumerConfig("POL", "unfiltered"), deliverPolicy: "lastPerSubject" })
+          .pipe(Effect.flip)
+        expect(unfiltered.reason._tag).toBe("Rejected")
         const fresh = yield* broker.addConsumer({ ...consumerConfig("POL", "new"), deliverPolicy: "new" })
         expect(fresh.state).toMatchObject({ numPending: 0, delivered: { streamSeq: 5, consumerSeq: 0 } })
         const { received } = yield* consumeInto("POL", { maxMessages: 10 }, "new")
@@ -559,6 +565,45 @@ describe("MemoryBroker consumers", () => {
         expect([next.streamSeq, next.deliveryCount]).toStrictEqual([2, 1])
         next.ack()
         expect((yield* state("NAKS")).numRedelivered).toBe(0)
+      })
+    )
+  )
+
+  it.live("due redeliveries are served first come, first served, before new messages", () =>
+    fresh(
+      Effect.gen(function* () {
+        const { broker, subject } = yield* setup("FIFO")
+        yield* publishMany(subject, 4)
+        const held = yield* broker.consume("FIFO", "worker", { maxMessages: 3 }).pipe(Stream.take(3), Stream.runCollect)
+        // nobody pulls while they are nak'ed: they wait in the order of the naks
+        held[2]?.nak()
+        held[0]?.nak()
+        const { received } = yield* consumeInto("FIFO", { maxMessages: 10 })
+        const next = yield* takeN(received, 3)
+        expect(next.map((m) => [m.streamSeq, m.deliveryCount])).toStrictEqual([
+          [3, 2],
+          [1, 2],
+          [4, 1]
+        ])
+        yield* nothingMore(received)
+      })
+    )
+  )
+
+  it.live("a pending message that leaves the stream is settled for its consumer, as the server does", () =>
+    fresh(
+      Effect.gen(function* () {
+        const { subject } = yield* setup("LEAVES", {}, { maxMessagesPerSubject: 1 })
+        yield* publishMany(subject, 1)
+        const { received } = yield* consumeInto("LEAVES")
+        yield* Queue.take(received)
+        yield* publishMany(subject, 1)
+        const second = yield* Queue.take(received)
+        expect(second.streamSeq).toBe(2)
+        expect(yield* state("LEAVES")).toMatchObject({
+          numAckPending: 1,
+          ackFloor: { streamSeq: 1, consumerSeq: 1 }
+        })
       })
     )
   )

@@ -137,7 +137,11 @@ export const checkConsumer = (config: ConsumerConfig, stream: StreamConfig): Nat
     return rejected("consumer max ack pending must be a positive integer", 10012)
   }
   const filter = config.filterSubject
-  if (filter === undefined) return undefined
+  if (filter === undefined) {
+    return config.deliverPolicy === "lastPerSubject"
+      ? rejected("consumer delivery policy is deliver last per subject, but optional filter subject is not set", 10094)
+      : undefined
+  }
   if (!isValid(filter, { wildcards: true })) return rejected("consumer filter subject is not a valid subject", 10093)
   const wildcard = hasWildcard(filter)
   const inStream = stream.subjects.some(

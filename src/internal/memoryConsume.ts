@@ -178,7 +178,7 @@ class MemoryMessage implements Message {
 
   term(reason?: string): void {
     if (!this.settle()) return
-    this.owner.term(this.streamSeq, this.now(), this, reason)
+    this.owner.term(this.streamSeq, this, reason)
     this.puller.release()
   }
 

@@ -4,7 +4,8 @@
  * - a cursor for first deliveries (stream order, filter applied, `numPending` counted ahead of it);
  * - the messages delivered and not yet acknowledged (`numAckPending`), each with the consumer sequence
  *   of its first delivery, its delivery count and a deadline (ack-wait expiry, or a nak's delay);
- * - the due redeliveries, served before new messages and in stream order;
+ * - the due redeliveries, served before new messages, first due first (messages whose deadlines pass
+ *   together in stream order), as the server's redelivery queue serves them;
  * - the ack floor, moved as the server moves it (a message given up after `maxDeliver` is no longer
  *   pending but holds the floor back until the pending set empties);
  * - `numRedelivered`: messages delivered more than once that are not acknowledged.
@@ -29,8 +30,11 @@ export interface Delivery {
   readonly pending: number
 }
 
-/** Publishes an advisory (a core message: kept only when a stream captures its subject). */
-export type Advise = (subject: string, body: Record<string, unknown>) => void
+/**
+ * Publishes an advisory of `type` with an id and the time, then `fields` (a core message: kept only
+ * when a stream captures its subject).
+ */
+export type Advise = (subject: string, type: string, fields: Record<string, unknown>) => void
 
 interface Pending {
   /** The consumer sequence of the first delivery. */
@@ -43,17 +47,6 @@ interface Pending {
 
 const everything: Matcher = () => true
 
-const insertSorted = (seqs: Array<number>, seq: number): void => {
-  let low = 0
-  let high = seqs.length
-  while (low < high) {
-    const mid = (low + high) >>> 1
-    if ((seqs[mid] ?? 0) < seq) low = mid + 1
-    else high = mid
-  }
-  seqs.splice(low, 0, seq)
-}
-
 /** A durable pull consumer with explicit acks. */
 export class MemoryConsumer {
   config: ConsumerConfig
@@ -62,10 +55,11 @@ export class MemoryConsumer {
   private ackWaitMillis = 0
   /** The next stream sequence to consider for a first delivery. */
   private cursor: number
-  /** `lastPerSubject`: the sequences to deliver before the cursor takes over. */
+  /** `lastPerSubject`: the sequences to deliver before the cursor takes over, and the position meanwhile. */
   private lastPerSubject: Set<number> | undefined
+  private lastPerSubjectPosition = 0
   private deliveredConsumerSeq = 0
-  private ackFloor: { consumerSeq: number; streamSeq: number }
+  private ackFloor = { streamSeq: 0, consumerSeq: 0 }
   /** By stream sequence; inserted in stream order and never re-inserted, so iteration is stream order. */
   private readonly pending = new Map<number, Pending>()
   private readonly due: Array<number> = []
@@ -76,10 +70,10 @@ export class MemoryConsumer {
   constructor(
     readonly stream: MemoryStream,
     config: ConsumerConfig,
-    private readonly advise: Advise,
-    private readonly timestamp: (millis: number) => string
+    private readonly advise: Advise
   ) {
     this.config = config
+    this.accepts = config.filterSubject === undefined ? everything : matcher(config.filterSubject)
     const { lastSeq } = stream
     switch (config.deliverPolicy) {
       case "all":
@@ -89,16 +83,18 @@ export class MemoryConsumer {
         this.cursor = lastSeq + 1
         break
       case "last": {
-        const accepts = config.filterSubject === undefined ? everything : matcher(config.filterSubject)
-        const last = stream.lastPerSubject(accepts).reduce((max, seq) => Math.max(max, seq), 0)
+        const last = stream.lastPerSubject(this.accepts).reduce((max, seq) => Math.max(max, seq), 0)
         this.cursor = last > 0 ? last : lastSeq + 1
         break
       }
-      case "lastPerSubject":
+      case "lastPerSubject": {
+        const seqs = stream.lastPerSubject(this.accepts)
         this.cursor = lastSeq + 1
+        if (seqs.length > 0) this.lastPerSubject = new Set(seqs)
+        this.lastPerSubjectPosition = (seqs[0] ?? this.cursor) - 1
         break
+      }
     }
-    this.ackFloor = { consumerSeq: 0, streamSeq: this.cursor - 1 }
     this.configure(config)
   }
 
@@ -107,9 +103,6 @@ export class MemoryConsumer {
     this.config = config
     this.ackWaitMillis = Duration.toMillis(config.ackWait)
     this.accepts = config.filterSubject === undefined ? everything : matcher(config.filterSubject)
-    if (config.deliverPolicy === "lastPerSubject" && this.deliveredConsumerSeq === 0) {
-      this.lastPerSubject = new Set(this.stream.lastPerSubject(this.accepts))
-    }
     this.numPending = this.lastPerSubject?.size ?? 0
     for (const record of this.stream.from(this.cursor)) if (this.accepts(record.subject)) this.numPending++
   }
@@ -127,7 +120,10 @@ export class MemoryConsumer {
       numPending: this.numPending,
       numAckPending: this.pending.size,
       numRedelivered: this.redelivered.size,
-      delivered: { consumerSeq: this.deliveredConsumerSeq, streamSeq: this.cursor - 1 },
+      delivered: {
+        streamSeq: this.lastPerSubject === undefined ? this.cursor - 1 : this.lastPerSubjectPosition,
+        consumerSeq: this.deliveredConsumerSeq
+      },
       ackFloor: { ...this.ackFloor }
     }
   }
@@ -139,8 +135,10 @@ export class MemoryConsumer {
 
   /** A message left the stream: no longer pending, and acknowledged if it was delivered. */
   removed(record: StoredRecord): void {
-    if (this.lastPerSubject?.delete(record.seq) === true) this.numPending--
-    else if (record.seq >= this.cursor && this.accepts(record.subject)) this.numPending--
+    if (this.lastPerSubject?.delete(record.seq) === true) {
+      this.numPending--
+      if (this.lastPerSubject.size === 0) this.lastPerSubject = undefined
+    } else if (record.seq >= this.cursor && this.accepts(record.subject)) this.numPending--
     if (this.pending.has(record.seq)) this.ack(record.seq)
   }
 
@@ -163,15 +161,16 @@ export class MemoryConsumer {
       if (maxDeliver !== undefined && deliveryCount > maxDeliver) {
         this.pending.delete(seq)
         this.redelivered.add(seq)
-        this.advise(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${this.config.stream}.${this.config.name}`, {
-          type: "io.nats.jetstream.advisory.v1.max_deliver",
-          id: crypto.randomUUID(),
-          timestamp: this.timestamp(now),
-          stream: this.config.stream,
-          consumer: this.config.name,
-          stream_seq: seq,
-          deliveries: entry.deliveryCount
-        })
+        this.advise(
+          `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${this.config.stream}.${this.config.name}`,
+          "io.nats.jetstream.advisory.v1.max_deliver",
+          {
+            stream: this.config.stream,
+            consumer: this.config.name,
+            stream_seq: seq,
+            deliveries: entry.deliveryCount
+          }
+        )
         continue
       }
       const record = this.stream.get(seq)
@@ -202,12 +201,12 @@ export class MemoryConsumer {
     this.redelivered.delete(seq)
     if (entry.queued) this.due.splice(this.due.indexOf(seq), 1)
     if (this.pending.size === 0) {
-      this.ackFloor = { consumerSeq: this.deliveredConsumerSeq, streamSeq: this.cursor - 1 }
+      this.ackFloor = { streamSeq: this.cursor - 1, consumerSeq: this.deliveredConsumerSeq }
     } else if (entry.consumerSeq === this.ackFloor.consumerSeq + 1) {
-      this.ackFloor = { consumerSeq: entry.consumerSeq, streamSeq: seq }
+      this.ackFloor = { streamSeq: seq, consumerSeq: entry.consumerSeq }
       for (const [next, later] of this.pending) {
         if (next <= seq) continue
-        this.ackFloor = { consumerSeq: later.consumerSeq - 1, streamSeq: next - 1 }
+        this.ackFloor = { streamSeq: next - 1, consumerSeq: later.consumerSeq - 1 }
         break
       }
     }
@@ -220,24 +219,25 @@ export class MemoryConsumer {
     if (delayMillis !== undefined && delayMillis > 0) this.armDeadline(entry, now + delayMillis)
     else if (!entry.queued) {
       entry.queued = true
-      insertSorted(this.due, seq)
+      this.due.push(seq)
     }
   }
 
   /** Never deliver again; tells whoever captures the terminated advisories. */
-  term(seq: number, now: number, delivery: { consumerSeq: number; deliveryCount: number }, reason?: string): void {
+  term(seq: number, delivery: { consumerSeq: number; deliveryCount: number }, reason?: string): void {
     this.ack(seq)
-    this.advise(`$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.${this.config.stream}.${this.config.name}`, {
-      type: "io.nats.jetstream.advisory.v1.terminated",
-      id: crypto.randomUUID(),
-      timestamp: this.timestamp(now),
-      stream: this.config.stream,
-      consumer: this.config.name,
-      consumer_seq: delivery.consumerSeq,
-      stream_seq: seq,
-      deliveries: delivery.deliveryCount,
-      ...(reason === undefined || reason === "" ? {} : { reason })
-    })
+    this.advise(
+      `$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.${this.config.stream}.${this.config.name}`,
+      "io.nats.jetstream.advisory.v1.terminated",
+      {
+        stream: this.config.stream,
+        consumer: this.config.name,
+        consumer_seq: delivery.consumerSeq,
+        stream_seq: seq,
+        deliveries: delivery.deliveryCount,
+        ...(reason === undefined || reason === "" ? {} : { reason })
+      }
+    )
   }
 
   /** Restarts the ack-wait clock of a pending message. */
@@ -259,16 +259,19 @@ export class MemoryConsumer {
       if (entry.queued) continue
       if (entry.deadline <= now) {
         entry.queued = true
-        insertSorted(this.due, seq)
+        this.due.push(seq)
       } else if (entry.deadline < bound) bound = entry.deadline
     }
     this.deadlineBound = bound
   }
 
   private nextNew(): StoredRecord | undefined {
-    if (this.lastPerSubject !== undefined) {
-      for (const seq of this.lastPerSubject) {
-        this.lastPerSubject.delete(seq)
+    const lastPerSubject = this.lastPerSubject
+    if (lastPerSubject !== undefined) {
+      for (const seq of lastPerSubject) {
+        lastPerSubject.delete(seq)
+        this.lastPerSubjectPosition = seq
+        if (lastPerSubject.size === 0) this.lastPerSubject = undefined
         const record = this.stream.get(seq)
         if (record !== undefined) return record
       }

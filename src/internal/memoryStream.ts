@@ -178,7 +178,8 @@ export class MemoryStream {
       if (config.maxMessages !== undefined && this.messages.size >= config.maxMessages) {
         return { _tag: "Refused", message: "maximum messages exceeded", code: 10077 }
       }
-      if (config.maxBytes !== undefined && this.bytes + size > config.maxBytes) {
+      // As the server checks it: the body against the room left, whatever the record's overhead.
+      if (config.maxBytes !== undefined && this.bytes + bodyBytes >= config.maxBytes) {
         return { _tag: "Refused", message: "maximum bytes exceeded", code: 10077 }
       }
     }
