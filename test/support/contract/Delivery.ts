@@ -1,0 +1,368 @@
+/**
+ * Contract scenarios on the broker's own verbs: publish, consume, the settle methods of a delivery
+ * (ack, nak with and without delay, term, working), ack-wait, `maxAckPending`, subject filters, lookups
+ * and typed failures, the duplicate window. Deliveries are taken raw from `Broker.consume`, so what is
+ * checked is the broker, not the subscriber above it.
+ */
+import { expect } from "@effect/vitest"
+import { Clock, Effect, Fiber, Option, Queue, Schedule, Stream } from "effect"
+import { Broker, type Headers } from "../../../src/Broker.js"
+import * as Publisher from "../../../src/Publisher.js"
+import * as Topology from "../../../src/Topology.js"
+import {
+  bytes,
+  check,
+  consumeRaw,
+  consumerState,
+  consumers,
+  eventually,
+  Item,
+  messageCount,
+  publishRaw,
+  type Scenario,
+  sameBytes,
+  text,
+  timeout
+} from "./Harness.js"
+
+const withoutMessageId = (headers: Headers): Headers => headers.filter(([name]) => name !== "Nats-Msg-Id")
+
+const acked = (consumer: string, lastSeq: number) =>
+  eventually(
+    Effect.flatMap(consumerState(consumer), (state) =>
+      check(
+        state.ackFloor.streamSeq === lastSeq && state.numAckPending === 0,
+        `${consumer}: ack floor ${state.ackFloor.streamSeq} (want ${lastSeq}), ${state.numAckPending} unacknowledged`
+      )
+    )
+  )
+
+export const publishConsume: Scenario = {
+  name: "publish/consume: subject, bytes, headers and positions arrive intact, and the stored copy matches",
+  run: Effect.gen(function* () {
+    const broker = yield* Broker
+    const publisher = yield* Publisher.Publisher
+    yield* consumers({ name: "intact", filterSubject: "evt.>" })
+    const sent: ReadonlyArray<{
+      subject: string
+      payload: Uint8Array
+      headers: Headers
+      messageId?: string
+    }> = [
+      {
+        subject: "evt.intact.text.v1",
+        payload: bytes('{"hello":"wörld ✓"}'),
+        headers: [
+          ["X-Trace", "t-1"],
+          ["X-Multi", "one"],
+          ["X-Multi", "two"]
+        ]
+      },
+      {
+        subject: "evt.intact.binary.v1",
+        payload: Uint8Array.from({ length: 256 }, (_, i) => i),
+        headers: [],
+        messageId: "binary-1"
+      },
+      { subject: "evt.intact.empty.v1", payload: new Uint8Array(0), headers: [["X-Empty", "yes"]] },
+      {
+        subject: "evt.intact.large.v1",
+        payload: Uint8Array.from({ length: 200_000 }, (_, i) => (i * 7919) % 251),
+        headers: []
+      }
+    ]
+    const acks = yield* Effect.forEach(sent, (message) =>
+      publishRaw(message.subject, message.payload, {
+        headers: message.headers,
+        ...(message.messageId === undefined ? {} : { messageId: message.messageId })
+      })
+    )
+    expect(acks).toStrictEqual(sent.map((_, i) => ({ stream: "GLAM_EVENTS", seq: i + 1, duplicate: false })))
+    const receipt = yield* publisher.publish(Item, { n: 1, key: "k" })
+    expect(receipt).toMatchObject({ subject: Item.subject, stream: "GLAM_EVENTS", seq: 5, duplicate: false })
+
+    const raw = yield* consumeRaw("intact")
+    const arrivals = yield* Effect.forEach(Array.from({ length: 5 }), () => raw.next())
+    for (const [i, { message }] of arrivals.entries()) {
+      expect(message).toMatchObject({
+        stream: "GLAM_EVENTS",
+        consumer: "intact",
+        streamSeq: i + 1,
+        consumerSeq: i + 1,
+        deliveryCount: 1,
+        pending: 4 - i
+      })
+      const original = sent[i]
+      if (original !== undefined) {
+        expect(message.subject).toBe(original.subject)
+        expect(sameBytes(message.payload, original.payload), `bytes of #${i + 1}`).toBe(true)
+        expect(withoutMessageId(message.headers)).toStrictEqual(original.headers)
+        if (original.messageId !== undefined) expect(message.headers).toContainEqual(["Nats-Msg-Id", "binary-1"])
+      }
+    }
+    const typed = arrivals[4]?.message
+    expect(typed?.subject).toBe(Item.subject)
+    expect(typed?.headers).toContainEqual(["Nats-Msg-Id", receipt.eventId])
+    const decoded = typed === undefined ? undefined : JSON.parse(text(typed.payload))
+    expect(decoded).toMatchObject({ event_id: receipt.eventId, event_type: Item.subject, data: { n: 1, key: "k" } })
+    for (const { message } of arrivals) message.ack()
+
+    for (const { message } of arrivals) {
+      const stored = yield* broker.getMessage("GLAM_EVENTS", message.streamSeq)
+      expect(Option.isSome(stored)).toBe(true)
+      if (Option.isSome(stored)) {
+        expect(stored.value).toMatchObject({
+          stream: "GLAM_EVENTS",
+          subject: message.subject,
+          seq: message.streamSeq,
+          headers: message.headers,
+          timestampMillis: message.timestampMillis
+        })
+        expect(sameBytes(stored.value.payload, message.payload)).toBe(true)
+      }
+    }
+    const stamps = arrivals.map(({ message }) => message.timestampMillis)
+    expect(stamps).toStrictEqual([...stamps].sort((a, b) => a - b))
+    const info = yield* broker.streamInfo("GLAM_EVENTS")
+    expect(Option.map(info, ({ state }) => [state.messages, state.firstSeq, state.lastSeq])).toStrictEqual(
+      Option.some([5, 1, 5])
+    )
+    yield* acked("intact", 5)
+    expect((yield* consumerState("intact")).numPending).toBe(0)
+  })
+}
+
+export const lookupsAndFailures: Scenario = {
+  name: "lookups answer none or false for what does not exist; failures are typed (no stream, no consumer, wrong last sequence)",
+  run: Effect.gen(function* () {
+    const broker = yield* Broker
+    expect(Option.isNone(yield* broker.streamInfo("NOPE"))).toBe(true)
+    expect(Option.isNone(yield* broker.consumerInfo("GLAM_EVENTS", "nobody"))).toBe(true)
+    expect(Option.isNone(yield* broker.getMessage("GLAM_EVENTS", 1))).toBe(true)
+    expect(yield* broker.deleteConsumer("GLAM_EVENTS", "nobody")).toBe(false)
+    expect(yield* broker.deleteStream("NOPE")).toBe(false)
+
+    const noStream = yield* Effect.flip(publishRaw("nowhere.at.all", bytes("x")))
+    expect(noStream.reason._tag).toBe("StreamNotFound")
+    const noConsumer = yield* Effect.flip(Stream.runDrain(broker.consume("GLAM_EVENTS", "nobody", { maxMessages: 1 })))
+    expect(noConsumer.reason._tag).toBe("ConsumerNotFound")
+
+    const first = yield* publishRaw("evt.lookup.first.v1", bytes("1"))
+    const publishAfter = (expectedLastSequence: number) =>
+      broker.publish({ subject: "evt.lookup.next.v1", payload: bytes("2"), headers: [], expectedLastSequence, timeout })
+    const wrong = yield* Effect.flip(publishAfter(first.seq + 5))
+    expect(wrong.reason._tag).toBe("WrongLastSequence")
+    expect(yield* publishAfter(first.seq)).toStrictEqual({
+      stream: "GLAM_EVENTS",
+      seq: first.seq + 1,
+      duplicate: false
+    })
+    expect(Option.isNone(yield* broker.getMessage("GLAM_EVENTS", first.seq + 2))).toBe(true)
+  })
+}
+
+export const subjectsIsolated: Scenario = {
+  name: "subjects are isolated: a consumer filtered on one subject (or pattern) sees exactly its messages, in order",
+  run: Effect.gen(function* () {
+    const subjects = ["evt.iso.alpha.v1", "evt.iso.beta.v1", "evt.other.gamma.v1"] as const
+    yield* consumers(
+      { name: "only-alpha", filterSubject: "evt.iso.alpha.v1" },
+      { name: "only-beta", filterSubject: "evt.iso.beta.v1" },
+      { name: "iso-all", filterSubject: "evt.iso.>" },
+      { name: "any-gamma", filterSubject: "evt.*.gamma.v1" }
+    )
+    const published = Array.from({ length: 30 }, (_, i) => ({ subject: subjects[i % 3] ?? "", body: `message ${i}` }))
+    yield* Effect.forEach(published, ({ subject, body }) => publishRaw(subject, bytes(body)))
+    const expectations = [
+      { consumer: "only-alpha", matches: (s: string) => s === "evt.iso.alpha.v1" },
+      { consumer: "only-beta", matches: (s: string) => s === "evt.iso.beta.v1" },
+      { consumer: "iso-all", matches: (s: string) => s.startsWith("evt.iso.") },
+      { consumer: "any-gamma", matches: (s: string) => s === "evt.other.gamma.v1" }
+    ]
+    yield* Effect.forEach(
+      expectations,
+      ({ consumer, matches }) =>
+        Effect.gen(function* () {
+          const wanted = published.filter(({ subject }) => matches(subject))
+          expect((yield* consumerState(consumer)).numPending, `${consumer} pending`).toBe(wanted.length)
+          const raw = yield* consumeRaw(consumer)
+          const got = yield* Effect.forEach(wanted, () =>
+            Effect.tap(raw.next(), ({ message }) => Effect.sync(() => message.ack()))
+          )
+          expect(got.map(({ message }) => [message.subject, text(message.payload)])).toStrictEqual(
+            wanted.map(({ subject, body }) => [subject, body])
+          )
+          yield* raw.nothingWithin("400 millis")
+        }),
+      { concurrency: "unbounded", discard: true }
+    )
+  })
+}
+
+export const nakRedelivery: Scenario = {
+  name: "nak: redelivered at once without a delay, and not before the delay with one",
+  realTime: true,
+  run: Effect.gen(function* () {
+    yield* consumers({ name: "nakked", filterSubject: "evt.nak.>", ackWait: "30 seconds" })
+    yield* publishRaw("evt.nak.now.v1", bytes("first"))
+    yield* publishRaw("evt.nak.later.v1", bytes("second"))
+    const raw = yield* consumeRaw("nakked")
+    const first = yield* raw.next()
+    const second = yield* raw.next()
+    expect([first.message.streamSeq, second.message.streamSeq]).toStrictEqual([1, 2])
+
+    first.message.nak()
+    // Well inside the 30 s ack-wait: the nak brought it back, not the ack-wait.
+    const again = yield* raw.next("5 seconds")
+    expect(again.message).toMatchObject({ streamSeq: 1, deliveryCount: 2, subject: "evt.nak.now.v1" })
+    expect(text(again.message.payload)).toBe("first")
+    expect((yield* consumerState("nakked")).numRedelivered).toBe(1)
+    again.message.ack()
+
+    const delay = 700
+    const nakAt = yield* Clock.currentTimeMillis
+    second.message.nak(delay)
+    const later = yield* raw.next("10 seconds")
+    expect(later.message).toMatchObject({ streamSeq: 2, deliveryCount: 2 })
+    expect(later.at - nakAt).toBeGreaterThanOrEqual(delay)
+    later.message.ack()
+    yield* raw.nothingWithin("300 millis")
+    yield* acked("nakked", 2)
+  })
+}
+
+export const maxAckPending: Scenario = {
+  name: "no new message past maxAckPending until acks come",
+  realTime: true,
+  run: Effect.gen(function* () {
+    yield* consumers({ name: "bounded", filterSubject: "evt.bounded.>", maxAckPending: 3 })
+    yield* Effect.forEach(
+      Array.from({ length: 10 }, (_, i) => i + 1),
+      (n) => publishRaw("evt.bounded.item.v1", bytes(`${n}`))
+    )
+    const raw = yield* consumeRaw("bounded", { maxMessages: 10 })
+    const firstThree = yield* Effect.forEach(Array.from({ length: 3 }), () => raw.next())
+    expect(firstThree.map(({ message }) => message.streamSeq)).toStrictEqual([1, 2, 3])
+    yield* raw.nothingWithin("500 millis")
+    const held = yield* consumerState("bounded")
+    expect([held.numAckPending, held.numPending]).toStrictEqual([3, 7])
+
+    firstThree[0]?.message.ack()
+    const fourth = yield* raw.next()
+    expect(fourth.message.streamSeq).toBe(4)
+    yield* raw.nothingWithin("300 millis")
+
+    for (const { message } of [...firstThree.slice(1), fourth]) message.ack()
+    const rest = yield* Effect.forEach(Array.from({ length: 6 }), () =>
+      Effect.tap(raw.next(), ({ message }) => Effect.sync(() => message.ack()))
+    )
+    expect(rest.map(({ message }) => message.streamSeq)).toStrictEqual([5, 6, 7, 8, 9, 10])
+    yield* acked("bounded", 10)
+  })
+}
+
+export const termNeverRedelivered: Scenario = {
+  name: "term, with or without a reason: never redelivered, past several ack-waits",
+  realTime: true,
+  run: Effect.gen(function* () {
+    yield* consumers({ name: "terminator", filterSubject: "evt.term.>", ackWait: "1 second" })
+    yield* publishRaw("evt.term.plain.v1", bytes("plain"))
+    yield* publishRaw("evt.term.reason.v1", bytes("with a reason"))
+    yield* publishRaw("evt.term.kept.v1", bytes("acked"))
+    const raw = yield* consumeRaw("terminator")
+    const [plain, reasoned, kept] = yield* Effect.forEach(Array.from({ length: 3 }), () => raw.next())
+    plain?.message.term()
+    reasoned?.message.term("no longer wanted")
+    kept?.message.ack()
+    yield* raw.nothingWithin("2500 millis")
+    const state = yield* consumerState("terminator")
+    expect([state.numAckPending, state.numPending, state.ackFloor.streamSeq]).toStrictEqual([0, 0, 3])
+  })
+}
+
+export const ackWaitExpiry: Scenario = {
+  name: "ack-wait expiry: an unsettled delivery comes back after the ack-wait, not before, with its count raised",
+  realTime: true,
+  run: Effect.gen(function* () {
+    yield* consumers({ name: "forgetful", filterSubject: "evt.forgotten.>", ackWait: "1 second" })
+    const raw = yield* consumeRaw("forgetful")
+    const before = yield* Clock.currentTimeMillis
+    yield* publishRaw("evt.forgotten.once.v1", bytes("left alone"))
+    const first = yield* raw.next()
+    expect(first.message.deliveryCount).toBe(1)
+    const second = yield* raw.next("5 seconds")
+    expect(second.message).toMatchObject({ streamSeq: 1, deliveryCount: 2 })
+    expect(text(second.message.payload)).toBe("left alone")
+    expect(second.at - before).toBeGreaterThanOrEqual(1000)
+    const pending = yield* consumerState("forgetful")
+    expect([pending.numAckPending, pending.numRedelivered]).toStrictEqual([1, 1])
+    second.message.ack()
+    yield* raw.nothingWithin("1500 millis")
+    yield* acked("forgetful", 1)
+  })
+}
+
+export const workingExtendsAckWait: Scenario = {
+  name: "working extends ack-wait: a delivery kept alive is not redelivered, its neighbour without working is",
+  realTime: true,
+  run: Effect.gen(function* () {
+    yield* consumers({ name: "busy", filterSubject: "evt.busy.>", ackWait: "1 second" })
+    yield* publishRaw("evt.busy.kept.v1", bytes("kept alive"))
+    yield* publishRaw("evt.busy.dropped.v1", bytes("left alone"))
+    const raw = yield* consumeRaw("busy")
+    const kept = yield* raw.next()
+    const dropped = yield* raw.next()
+    expect([kept.message.streamSeq, dropped.message.streamSeq]).toStrictEqual([1, 2])
+    const keeper = yield* Effect.sync(() => kept.message.working()).pipe(
+      Effect.repeat(Schedule.spaced("300 millis")),
+      Effect.forkScoped
+    )
+    const redelivered = yield* raw.next("5 seconds")
+    expect(redelivered.message).toMatchObject({ streamSeq: 2, deliveryCount: 2 })
+    redelivered.message.ack()
+    // 2.5 ack-waits after the first delivery, the kept message has still not come back.
+    yield* Effect.sleep(Math.max(0, kept.at + 2500 - (yield* Clock.currentTimeMillis)))
+    yield* Fiber.interrupt(keeper)
+    const extra = yield* Queue.clear(raw.arrivals)
+    expect(extra.map(({ message }) => [message.streamSeq, message.deliveryCount])).toStrictEqual([])
+    kept.message.ack()
+    yield* raw.nothingWithin("1500 millis")
+    yield* acked("busy", 2)
+  })
+}
+
+export const dedupeWindow: Scenario = {
+  name: "dedupe: a message id is stored once within the duplicate window, and again after it",
+  realTime: true,
+  topology: Topology.make({ streams: [{ name: "DEDUPE", subjects: ["evt.>"], duplicateWindow: "1 second" }] }),
+  run: Effect.gen(function* () {
+    const broker = yield* Broker
+    const publisher = yield* Publisher.Publisher
+    const subject = "evt.dedupe.once.v1"
+    expect(yield* publishRaw(subject, bytes("first"), { messageId: "m-1" })).toStrictEqual({
+      stream: "DEDUPE",
+      seq: 1,
+      duplicate: false
+    })
+    expect(yield* publishRaw(subject, bytes("second"), { messageId: "m-1" })).toStrictEqual({
+      stream: "DEDUPE",
+      seq: 1,
+      duplicate: true
+    })
+    expect(yield* publishRaw(subject, bytes("third"), { messageId: "m-2" })).toMatchObject({ seq: 2, duplicate: false })
+    const event = yield* publisher.publish(Item, { n: 1, key: "k" }, { eventId: "event-1" })
+    const eventAgain = yield* publisher.publish(Item, { n: 2, key: "k" }, { eventId: "event-1" })
+    expect([event.seq, event.duplicate, eventAgain.seq, eventAgain.duplicate]).toStrictEqual([3, false, 3, true])
+    expect(yield* messageCount("DEDUPE")).toBe(3)
+    const kept = yield* broker.getMessage("DEDUPE", 1)
+    expect(Option.map(kept, (m) => text(m.payload))).toStrictEqual(Option.some("first"))
+
+    yield* Effect.sleep("1500 millis")
+    expect(yield* publishRaw(subject, bytes("fourth"), { messageId: "m-1" })).toStrictEqual({
+      stream: "DEDUPE",
+      seq: 4,
+      duplicate: false
+    })
+    expect(yield* messageCount("DEDUPE")).toBe(4)
+  })
+}

@@ -1,0 +1,193 @@
+/**
+ * What the broker contract scenarios share: the shape of a scenario, the environment it runs in, raw
+ * consumers whose deliveries land in a queue with the time they arrived, subscribers in scopes of their
+ * own, and polling until something holds.
+ *
+ * Nothing here knows which broker it runs on: everything goes through `Broker`, `Publisher`,
+ * `Subscriber` and `Topology`.
+ */
+import { Clock, Data, Duration, Effect, Exit, Option, Queue, Ref, Schedule, Schema, Scope, Stream } from "effect"
+import { Broker, type Message } from "../../../src/Broker.js"
+import * as Event from "../../../src/Event.js"
+import type { NatsError } from "../../../src/NatsError.js"
+import type * as Publisher from "../../../src/Publisher.js"
+import type { ServiceIdentity } from "../../../src/ServiceIdentity.js"
+import * as Topology from "../../../src/Topology.js"
+
+/** The services every scenario may use. */
+export type ContractEnv = Broker | Publisher.Publisher | ServiceIdentity
+
+/** One scenario of the contract: a name, the topology it starts from, and the program that checks it. */
+export interface Scenario<R = never> {
+  readonly name: string
+  /** Default `Topology.glam`. */
+  readonly topology?: Topology.Topology | undefined
+  /** It waits on ack-waits, nak delays or the duplicate window, so it needs timers on the wall clock. */
+  readonly realTime?: boolean | undefined
+  /** Vitest's timeout for it, in milliseconds. Default 20 s. */
+  readonly timeout?: number | undefined
+  readonly run: Effect.Effect<void, unknown, ContractEnv | R | Scope.Scope>
+}
+
+/** A check that did not hold (yet), with what was seen. */
+export class NotYet extends Data.TaggedError("NotYet")<{ readonly message: string }> {}
+
+/** Fails with `NotYet` unless `condition` holds; the condition is read when this is built, so polling mutable state needs `Effect.suspend`. */
+export const check = (condition: boolean, message: string): Effect.Effect<void, NotYet> =>
+  condition ? Effect.void : Effect.fail(new NotYet({ message }))
+
+/** Retries `check` every 25 ms until it succeeds; fails with its last error after `timeout`. */
+export const eventually = <A, E, R>(
+  check: Effect.Effect<A, E, R>,
+  timeout: Duration.Input = "15 seconds"
+): Effect.Effect<A, E | NotYet, R> =>
+  Effect.gen(function* () {
+    const last = yield* Ref.make<Option.Option<E>>(Option.none())
+    return yield* check.pipe(
+      Effect.tapError((error) => Ref.set(last, Option.some(error))),
+      Effect.retry(Schedule.spaced("25 millis")),
+      Effect.timeoutOrElse({
+        duration: timeout,
+        orElse: () =>
+          Effect.flatMap(Ref.get(last), (error) =>
+            Effect.fail(
+              new NotYet({
+                message: `still not true after ${Duration.format(Duration.fromInputUnsafe(timeout))}: ${Option.match(error, { onNone: () => "never ran", onSome: describe })}`
+              })
+            )
+          )
+      })
+    )
+  })
+
+const describe = (error: unknown): string =>
+  typeof error === "object" && error !== null && "message" in error ? String(error.message) : String(error)
+
+export const bytes = (text: string): Uint8Array => new TextEncoder().encode(text)
+export const text = (payload: Uint8Array): string => new TextDecoder().decode(payload)
+export const sameBytes = (a: Uint8Array, b: Uint8Array): boolean =>
+  a.byteLength === b.byteLength && a.every((byte, i) => byte === b[i])
+
+export const timeout = Duration.seconds(5)
+
+/** The event most scenarios publish: a number, and a key to group by. */
+export const Item = Event.make("evt.contract.item.v1", Schema.Struct({ n: Schema.Number, key: Schema.String }))
+
+/** Creates (or updates) durable pull consumers on a stream, `GLAM_EVENTS` unless given. */
+export const consumers = (...specs: ReadonlyArray<Omit<Topology.ConsumerSpec, "stream"> & { stream?: string }>) =>
+  Topology.provision(
+    Topology.make({
+      consumers: specs.map((spec) => ({ ...spec, stream: spec.stream ?? Topology.glamEventsStreamName }))
+    })
+  )
+
+/** Publishes raw bytes through the broker. */
+export const publishRaw = (
+  subject: string,
+  payload: Uint8Array,
+  options: { readonly headers?: ReadonlyArray<readonly [string, string]>; readonly messageId?: string } = {}
+) =>
+  Effect.flatMap(Broker, (broker) =>
+    broker.publish({ subject, payload, headers: options.headers ?? [], messageId: options.messageId, timeout })
+  )
+
+/** One delivery as a raw consumer saw it, with the wall-clock time it arrived. */
+export interface Arrival {
+  readonly message: Message
+  readonly at: number
+}
+
+/** A raw consume running in the current scope; its deliveries (or its failure) land in `arrivals`. */
+export interface RawConsumer {
+  readonly arrivals: Queue.Queue<Arrival, NatsError>
+  /** The next delivery, failing after `within`. */
+  readonly next: (within?: Duration.Input) => Effect.Effect<Arrival, unknown>
+  /** Fails if anything arrives within `period` (it waits the whole period). */
+  readonly nothingWithin: (period: Duration.Input) => Effect.Effect<void, unknown>
+}
+
+/** Consumes a durable with `broker.consume`, settling nothing by itself. */
+export const consumeRaw = (
+  consumer: string,
+  options: { readonly stream?: string; readonly maxMessages?: number } = {}
+) =>
+  Effect.gen(function* () {
+    const broker = yield* Broker
+    const arrivals = yield* Queue.unbounded<Arrival, NatsError>()
+    yield* broker
+      .consume(options.stream ?? Topology.glamEventsStreamName, consumer, { maxMessages: options.maxMessages ?? 100 })
+      .pipe(
+        Stream.runForEach((message) =>
+          Effect.flatMap(Clock.currentTimeMillis, (at) => Queue.offer(arrivals, { message, at }))
+        ),
+        Effect.catchCause((cause) => Queue.failCause(arrivals, cause)),
+        Effect.forkScoped
+      )
+    const next = (within: Duration.Input = "10 seconds") =>
+      Queue.take(arrivals).pipe(
+        Effect.timeoutOrElse({
+          duration: within,
+          orElse: () => Effect.fail(new NotYet({ message: `${consumer}: nothing delivered within ${String(within)}` }))
+        })
+      )
+    const nothingWithin = (period: Duration.Input) =>
+      Effect.gen(function* () {
+        yield* Effect.sleep(period)
+        const early = yield* Queue.poll(arrivals)
+        if (Option.isSome(early)) {
+          const { message } = early.value
+          return yield* Effect.fail(
+            new NotYet({
+              message: `${consumer}: unexpected delivery of #${message.streamSeq} (${message.subject}, delivery ${message.deliveryCount})`
+            })
+          )
+        }
+      })
+    const raw: RawConsumer = { arrivals, next, nothingWithin }
+    return raw
+  })
+
+/**
+ * Runs a subscriber (or any scoped program) in a child scope of the current one: closing it stops the
+ * program, and the scenario's end closes it at the latest (before the broker goes away).
+ */
+export const runScoped = <E, R>(program: Effect.Effect<void, E, R>) =>
+  Effect.gen(function* () {
+    const scope = yield* Scope.fork(yield* Scope.Scope)
+    yield* program.pipe(Scope.provide(scope))
+    return scope
+  })
+
+/** Closes a scope opened by `runScoped`. */
+export const stop = (scope: Scope.Closeable) => Scope.close(scope, Exit.void)
+
+/** Counts how often each key was recorded, to find losses and duplicates. */
+export const tally = (keys: Iterable<string>): Map<string, number> => {
+  const counts = new Map<string, number>()
+  for (const key of keys) counts.set(key, (counts.get(key) ?? 0) + 1)
+  return counts
+}
+
+/** How many keys were recorded more than once, counting every extra time. */
+export const duplicates = (counts: ReadonlyMap<string, number>): number => {
+  let extra = 0
+  for (const count of counts.values()) extra += Math.max(0, count - 1)
+  return extra
+}
+
+/** The consumer's state on the broker; fails when the consumer does not exist. */
+export const consumerState = (consumer: string, stream: string = Topology.glamEventsStreamName) =>
+  Effect.flatMap(Broker, (broker) => broker.consumerInfo(stream, consumer)).pipe(
+    Effect.flatMap((info) =>
+      Option.match(info, {
+        onNone: () => Effect.fail(new NotYet({ message: `no consumer ${stream}/${consumer}` })),
+        onSome: (found) => Effect.succeed(found.state)
+      })
+    )
+  )
+
+/** How many messages a stream holds (0 when it does not exist). */
+export const messageCount = (stream: string) =>
+  Effect.flatMap(Broker, (broker) => broker.streamInfo(stream)).pipe(
+    Effect.map(Option.match({ onNone: () => 0, onSome: (info) => info.state.messages }))
+  )
