@@ -5,8 +5,10 @@
  *
  * Sizes are counted the way nats-server counts them, so that `bytes` and `maxBytes` mean the same on
  * both brokers: a file-store record is 30 bytes plus subject, headers and payload (4 more with
- * headers), a memory-store record 16 bytes plus the same. Every removal (a limit, the max age) takes the
- * oldest message of its subject, which keeps the per-subject index a queue.
+ * headers), a memory-store record 16 bytes plus the same. With discard new the server refuses a message
+ * when the bytes stored plus its body reach `maxBytes` (the record's overhead not counted), then still
+ * drops the oldest if the stored total ends above the limit. Every removal (a limit, the max age) takes
+ * the oldest message of its subject, which keeps the per-subject index a queue.
  *
  * Expiry by age is lazy: every operation first drops what the clock says is too old, which is all a
  * reader can observe. Not here: validation of configurations (`memoryConfig`), consumers
@@ -187,7 +189,8 @@ export class MemoryStream {
       stream: config.name,
       subject: request.subject,
       seq: ++this.lastSeq,
-      payload: request.payload,
+      // A copy, as the server keeps one: the publisher may reuse its buffer.
+      payload: request.payload.slice(),
       headers: request.headers,
       timestampMillis: now,
       size
