@@ -16,22 +16,37 @@ export class MailboxRejected extends Data.TaggedError("MailboxRejected")<{ reado
 export class Unsubscribed extends Data.TaggedError("Unsubscribed")<{ readonly address: string }> {}
 export type EmailError = ProviderUnavailable | MailboxRejected | Unsubscribed
 
-/** The email provider: here a stand-in that is unavailable every third call and rejects "bounce" addresses. */
+/**
+ * The email provider: a stand-in that rejects "bounce" addresses, refuses "unsubscribed" ones, and is
+ * unavailable for the first three calls for a "flaky" address (so in-process retries are not enough and
+ * the message is redelivered a second later).
+ */
 export class EmailProvider extends Context.Service<
   EmailProvider,
-  { readonly send: (to: string, template: string) => Effect.Effect<string, EmailError> }
+  {
+    readonly send: (to: string, template: string) => Effect.Effect<string, EmailError>
+    readonly stats: Effect.Effect<{ readonly calls: number; readonly unavailable: number }>
+  }
 >()("examples/EmailProvider") {
   static readonly layer = Layer.sync(EmailProvider, () => {
+    const attempts = new Map<string, number>()
     let calls = 0
+    let unavailable = 0
     return EmailProvider.of({
       send: (to, template) =>
         Effect.suspend((): Effect.Effect<string, EmailError> => {
           calls++
+          const attempt = (attempts.get(to) ?? 0) + 1
+          attempts.set(to, attempt)
           if (to.includes("unsubscribed")) return Effect.fail(new Unsubscribed({ address: to }))
           if (to.includes("bounce")) return Effect.fail(new MailboxRejected({ address: to }))
-          if (calls % 3 === 0) return Effect.fail(new ProviderUnavailable({ status: 503 }))
+          if (to.includes("flaky") && attempt <= 3) {
+            unavailable++
+            return Effect.fail(new ProviderUnavailable({ status: 503 }))
+          }
           return Effect.succeed(`msg-${calls}-${template}`)
-        })
+        }),
+      stats: Effect.sync(() => ({ calls, unavailable }))
     })
   })
 }
