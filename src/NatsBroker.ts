@@ -62,13 +62,16 @@ export const make: Effect.Effect<Broker["Service"], never, NatsClient> = Effect.
     const options: Partial<JetStreamPublishOptions> = { timeout: Duration.toMillis(request.timeout) }
     if (request.messageId !== undefined) options.msgID = request.messageId
     if (request.expectedLastSequence !== undefined) options.expect = { lastSequence: request.expectedLastSequence }
-    if (request.headers.length > 0) {
-      const headers = makeHeaders()
-      for (const [name, value] of request.headers) headers.append(name, value)
-      options.headers = headers
-    }
     return Effect.tryPromise({
-      try: () => jetstream.publish(request.subject, request.payload, options),
+      try: () => {
+        // nats.js refuses header names and values it cannot send (CR or LF in them) by throwing here.
+        if (request.headers.length > 0) {
+          const headers = makeHeaders()
+          for (const [name, value] of request.headers) headers.append(name, value)
+          options.headers = headers
+        }
+        return jetstream.publish(request.subject, request.payload, options)
+      },
       catch: (cause) => fromCause("publish", { subject: request.subject })(cause)
     }).pipe(Effect.map((ack) => ({ stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate })))
   }

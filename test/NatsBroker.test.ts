@@ -160,6 +160,25 @@ describe("NatsBroker", () => {
       })
     )
 
+    it.effect("a body over the max payload and a header value with a line break are Rejected, not defects", () =>
+      Effect.gen(function* () {
+        const broker = yield* Broker
+        yield* broker.addStream(streamConfig("LIMITS", ["limits.>"]))
+        const tooBig = yield* broker
+          .publish({ subject: "limits.big", payload: new Uint8Array(1024 * 1024 + 1), headers: [], timeout })
+          .pipe(Effect.flip)
+        expect(tooBig.reason._tag).toBe("Rejected")
+        expect(tooBig.message).toContain("max_payload")
+        const badHeader = yield* broker
+          .publish({ subject: "limits.header", payload: bytes("x"), headers: [["X-Note", "one\ntwo"]], timeout })
+          .pipe(Effect.flip)
+        expect(badHeader.reason._tag).toBe("Rejected")
+        expect(badHeader.isRetryable).toBe(false)
+        const info = yield* broker.streamInfo("LIMITS")
+        expect(Option.map(info, (i) => i.state.messages)).toStrictEqual(Option.some(0))
+      })
+    )
+
     it.effect("a stream's configuration round-trips: durations, limits, and unlimited as undefined", () =>
       Effect.gen(function* () {
         const broker = yield* Broker

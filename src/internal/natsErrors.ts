@@ -53,6 +53,10 @@ const AUTH_MESSAGE = /authorization violation|authentication (expired|timeout)|u
 const reasonOf = (cause: unknown, context: Context): NatsError.NatsErrorReason => {
   if (NatsError.isNatsError(cause)) return cause.reason
   const message = messageOf(cause)
+  // A body over the server's max payload, or a header nats.js cannot send: the request itself is refused.
+  if (/max_payload|invalid header/i.test(message) || cause instanceof coreErrors.InvalidArgumentError) {
+    return new NatsError.Rejected({ message, cause })
+  }
   if (cause instanceof jserrors.JetStreamApiError) {
     switch (cause.code) {
       case JetStreamApiCodes.StreamNotFound:
