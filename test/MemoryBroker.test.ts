@@ -18,36 +18,8 @@ import * as Publisher from "../src/Publisher.js"
 import * as ServiceIdentity from "../src/ServiceIdentity.js"
 import * as Subscriber from "../src/Subscriber.js"
 import * as Topology from "../src/Topology.js"
+import { bytes, consumerConfig, streamConfig, text } from "./support/configs.js"
 
-const streamConfig = (name: string, subjects: ReadonlyArray<string>): StreamConfig => ({
-  name,
-  subjects,
-  description: undefined,
-  retention: "limits",
-  storage: "file",
-  discard: "old",
-  maxAge: undefined,
-  maxMessages: undefined,
-  maxBytes: undefined,
-  maxMessageSize: undefined,
-  maxMessagesPerSubject: undefined,
-  duplicateWindow: Duration.minutes(2),
-  replicas: 1
-})
-
-const consumerConfig = (stream: string, name: string): ConsumerConfig => ({
-  stream,
-  name,
-  description: undefined,
-  filterSubject: undefined,
-  deliverPolicy: "all",
-  ackWait: Duration.seconds(30),
-  maxDeliver: undefined,
-  maxAckPending: 1000
-})
-
-const bytes = (text: string) => new TextEncoder().encode(text)
-const text = (payload: Uint8Array) => new TextDecoder().decode(payload)
 const timeout = Duration.seconds(5)
 
 /** Every test gets a broker of its own, built on the test's clock. */

@@ -28,6 +28,7 @@ import * as NatsBroker from "../src/NatsBroker.js"
 import * as NatsClientModule from "../src/NatsClient.js"
 import { NatsClient } from "../src/NatsClient.js"
 import type { NatsError } from "../src/NatsError.js"
+import { bytes, consumerConfig, streamConfig, text } from "./support/configs.js"
 import * as NatsServer from "./support/NatsServer.js"
 
 const Env = NatsBroker.layer.pipe(
@@ -37,34 +38,6 @@ const Env = NatsBroker.layer.pipe(
   Layer.provideMerge(NatsServer.layer())
 )
 
-const streamConfig = (name: string, subjects: ReadonlyArray<string>): StreamConfig => ({
-  name,
-  subjects,
-  description: undefined,
-  retention: "limits",
-  storage: "file",
-  discard: "old",
-  maxAge: undefined,
-  maxMessages: undefined,
-  maxBytes: undefined,
-  maxMessageSize: undefined,
-  maxMessagesPerSubject: undefined,
-  duplicateWindow: Duration.minutes(2),
-  replicas: 1
-})
-
-const consumerConfig = (stream: string, name: string): ConsumerConfig => ({
-  stream,
-  name,
-  description: undefined,
-  filterSubject: undefined,
-  deliverPolicy: "all",
-  ackWait: Duration.seconds(30),
-  maxDeliver: undefined,
-  maxAckPending: 1000
-})
-
-const bytes = (text: string) => new TextEncoder().encode(text)
 const timeout = Duration.seconds(5)
 
 describe("NatsBroker", () => {
@@ -364,8 +337,6 @@ const state = (stream: string) =>
     Effect.flatMap(Effect.fromOption),
     Effect.map((info) => info.state)
   )
-
-const text = (payload: Uint8Array) => new TextDecoder().decode(payload)
 
 describe("NatsBroker consume", () => {
   layer(ConsumeEnv(), { excludeTestServices: true })("over a real nats-server", (it) => {
