@@ -14,7 +14,8 @@
  *     id, none lost, none duplicated, and the shared durable's work is shared out;
  *  3. subjects isolated: consumers filtered on a subject, `>` and `*` patterns see exactly their messages;
  *  4. nak: redelivered at once without a delay, and not before the delay with one;
- *  5. no new message past `maxAckPending` until acks come;
+ *  5. no new message past `maxAckPending` until acks come; a consume interrupted mid-flow gives back at
+ *     once what it did not emit (nothing waits for the ack-wait);
  *  6. term (with or without a reason): never redelivered;
  *  7. ack-wait expiry redelivers, not before the ack-wait;
  *  8. `working` extends ack-wait;
@@ -42,6 +43,7 @@ import { maxDeliveries, poisonDeadLettered } from "./support/contract/DeadLetter
 import {
   ackWaitExpiry,
   dedupeWindow,
+  interruptedConsume,
   lookupsAndFailures,
   maxAckPending,
   nakRedelivery,
@@ -85,6 +87,7 @@ const common: ReadonlyArray<Scenario> = [
   subjectsIsolated,
   nakRedelivery,
   maxAckPending,
+  interruptedConsume,
   termNeverRedelivered,
   ackWaitExpiry,
   workingExtendsAckWait,

@@ -29,8 +29,10 @@ const publishInOrder = (from: number, count: number) =>
   Effect.flatMap(Publisher.Publisher, (publisher) => publisher.publishAll(items(from, count), { concurrency: 1 }))
 
 /**
- * A delivery the broker sent just as a subscriber closed reaches nobody and comes back only after the
- * ack-wait (a nats-server 2.9 pull cannot be withdrawn): scenarios that close subscribers keep it short.
+ * A delivery that a closing subscriber's consume had taken but not emitted can miss its nak and come
+ * back only after the ack-wait (NatsBroker today: see the scenario "a consume interrupted mid-flow");
+ * the scenarios that close subscribers keep the ack-wait short, so that they check that nothing is lost
+ * and leave promptness to that scenario.
  */
 const closingAckWait = "2 seconds"
 
