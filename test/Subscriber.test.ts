@@ -1,5 +1,19 @@
 import { assert, describe, expect, it } from "@effect/vitest"
-import { Clock, Data, Duration, Effect, Exit, Logger, Option, Ref, References, Schedule, Schema, Scope } from "effect"
+import {
+  Clock,
+  Data,
+  Duration,
+  Effect,
+  Exit,
+  Logger,
+  Option,
+  Ref,
+  References,
+  Schedule,
+  Schema,
+  Scope,
+  Tracer
+} from "effect"
 import { Broker } from "../src/Broker.js"
 import * as Event from "../src/Event.js"
 import * as Policy from "../src/Policy.js"
@@ -362,6 +376,64 @@ describe("Subscriber", () => {
           })
         })
       )
+  )
+
+  it.live("the handler runs in a consumer span that continues the publisher's trace", () =>
+    withMessaging(
+      Effect.gen(function* () {
+        const publisher = yield* Publisher.Publisher
+        const traceId = "4bf92f3577b34da6a3ce929d0e0e4736"
+        const caller = Tracer.externalSpan({ traceId, spanId: "00f067aa0ba902b7" })
+        yield* publisher.publish(Happened, { n: 1, key: "k" }).pipe(Effect.withParentSpan(caller))
+        const seen = yield* Ref.make<ReadonlyArray<{ name: string; traceId: string; parent: string }>>([])
+        yield* run(
+          Subscriber.make(Happened, {
+            durable: "traced",
+            handler: () =>
+              Effect.flatMap(Effect.currentSpan, (span) =>
+                Ref.update(seen, (list) => [
+                  ...list,
+                  {
+                    name: span.name,
+                    traceId: span.traceId,
+                    parent: Option.match(span.parent, { onNone: () => "", onSome: (p) => p.spanId })
+                  }
+                ])
+              ).pipe(Effect.orDie)
+          })
+        )
+        yield* waitFor(atLeast(seen, 1))
+        const [span] = yield* Ref.get(seen)
+        expect(span?.name).toBe("evt.test.happened.v1 process")
+        expect(span?.traceId).toBe(traceId)
+        // the parent is the publish span, a child of the caller's span
+        expect(span?.parent).toMatch(/^[0-9a-f]{16}$/)
+        expect(span?.parent).not.toBe("00f067aa0ba902b7")
+      })
+    )
+  )
+
+  it.live("a handler running past handlerTimeout is interrupted and goes to the defect rule", () =>
+    withMessaging(
+      Effect.gen(function* () {
+        yield* publishAll(1)
+        const finished = yield* Ref.make(0)
+        yield* run(
+          Subscriber.make(Happened, {
+            durable: "timed",
+            handlerTimeout: "300 millis",
+            policy: Policy.make<never>({ rules: {}, defect: Policy.deadLetter }),
+            handler: () => Effect.sleep("5 seconds").pipe(Effect.andThen(Ref.update(finished, (n) => n + 1)))
+          })
+        )
+        const letters = yield* waitFor(
+          Effect.flatMap(deadLetters, (list) => (list.length === 1 ? Effect.succeed(list) : Effect.fail("no record")))
+        )
+        expect(letters[0]?.envelope.data.error_code).toBe("HandlerTimeout")
+        expect(letters[0]?.envelope.data.error_message).toContain("300 ms")
+        expect(yield* Ref.get(finished)).toBe(0)
+      })
+    )
   )
 
   it.live("graceful shutdown: 50 in flight finish and are acked; nothing is lost", () =>
