@@ -15,6 +15,7 @@ import {
   eventually,
   Item,
   messageCount,
+  NotYet,
   runScoped,
   type Scenario,
   tally
@@ -49,9 +50,13 @@ export const serverRestart = <R>(restart: Effect.Effect<void, unknown, R>): Scen
     ).pipe(Effect.forkScoped)
     const restarts: Array<number> = []
     for (const at of [Math.ceil(total / 3), total / 2]) {
-      yield* eventually(
-        Effect.suspend(() => check(published >= at, `${published} published`)),
-        "30 seconds"
+      // A publish that gives up fails the publishing fiber: that failure, not a timeout, is the outcome.
+      yield* Effect.raceFirst(
+        eventually(
+          Effect.suspend(() => check(published >= at, `${published} published`)),
+          "30 seconds"
+        ),
+        Effect.andThen(Fiber.join(publishing), Effect.fail(new NotYet({ message: "publishing ended early" })))
       )
       restarts.push(published)
       yield* restart
