@@ -25,7 +25,7 @@ import { consume as consumeMessages } from "./internal/natsConsume.js"
 import { fromCause } from "./internal/natsErrors.js"
 import { headerPairs } from "./internal/natsPull.js"
 import { NatsClient } from "./NatsClient.js"
-import type { NatsError } from "./NatsError.js"
+import { type NatsError, NoResponders, make as natsError } from "./NatsError.js"
 
 // Lookups answer "not found" with a value, not an error.
 const noneWhen =
@@ -73,8 +73,39 @@ export const make: Effect.Effect<Broker["Service"], never, NatsClient> = Effect.
         return jetstream.publish(request.subject, request.payload, options)
       },
       catch: (cause) => fromCause("publish", { subject: request.subject })(cause)
-    }).pipe(Effect.map((ack) => ({ stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate })))
+    }).pipe(
+      Effect.map((ack) => ({ stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate })),
+      Effect.catchIf((error) => error.reason._tag === "StreamNotFound", confirmNoStream(request.subject))
+    )
   }
+
+  // Nobody answered the publish: either no stream covers the subject, or JetStream is not ready yet
+  // (right after a server restart it answers nothing for a moment). Only the JetStream API can tell;
+  // when it does not answer either, the failure is transient and the publisher retries it.
+  const confirmNoStream =
+    (subject: string) =>
+    (error: NatsError): Effect.Effect<never, NatsError> =>
+      Effect.tryPromise({ try: () => manager.streams.find(subject), catch: fromCause("publish", { subject }) }).pipe(
+        Effect.timeout("2 seconds"),
+        Effect.matchEffect({
+          onSuccess: (stream) =>
+            Effect.fail(
+              natsError(
+                "publish",
+                new NoResponders({ message: `stream ${stream} did not answer a publish to ${subject}` })
+              )
+            ),
+          onFailure: (lookup) =>
+            Effect.fail(
+              lookup._tag === "NatsError" && lookup.reason._tag === "StreamNotFound"
+                ? error
+                : natsError(
+                    "publish",
+                    new NoResponders({ message: `JetStream did not answer a publish to ${subject}` })
+                  )
+            )
+        })
+      )
 
   const streamInfo = (name: string) =>
     Effect.tryPromise({

@@ -377,10 +377,29 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
     )
 
     const dispatcher = yield* broker.consume(stream, durable, { maxMessages: prefetch }).pipe(
-      Stream.runForEach((message) => {
-        held.add(message, clock.currentTimeMillisUnsafe())
-        const item: Item<E> = { message, decoded: decode(message) }
-        return Queue.offer(laneFor(item), item)
+      // A chunk is handed to the lanes one message at a time; when shutdown interrupts that midway, the
+      // messages not yet handed over are given back at once instead of waiting out their ack-wait.
+      Stream.runForEachArray((chunk) => {
+        let handedOver = 0
+        return Effect.forEach(
+          chunk,
+          (message) =>
+            Effect.uninterruptibleMask((restore) => {
+              held.add(message, clock.currentTimeMillisUnsafe())
+              const item: Item<E> = { message, decoded: decode(message) }
+              return restore(Queue.offer(laneFor(item), item)).pipe(Effect.tap(() => Effect.sync(() => handedOver++)))
+            }),
+          { discard: true }
+        ).pipe(
+          Effect.onInterrupt(() =>
+            Effect.sync(() => {
+              for (const message of chunk.slice(handedOver)) {
+                message.nak()
+                held.release(message)
+              }
+            })
+          )
+        )
       }),
       Effect.tapCause((cause) =>
         Cause.hasInterruptsOnly(cause) ? Effect.void : Effect.logError("subscriber stopped consuming", cause)

@@ -9,6 +9,6 @@ import { suite } from "./BrokerContract.js"
 suite(
   "BrokerContract: MemoryBroker",
   () => MemoryBroker.layer,
-  { serverRestart: false, realTime: true },
+  { serverRestart: false, realTime: true, interruptGivesBackAtOnce: true },
   { concurrent: true }
 )

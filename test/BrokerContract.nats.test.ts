@@ -23,5 +23,6 @@ const natsBroker = () =>
 
 suite("BrokerContract: NatsBroker", natsBroker, {
   serverRestart: { restart: NatsServer.NatsServerService.use((server) => server.restart) },
-  realTime: true
+  realTime: true,
+  interruptGivesBackAtOnce: false
 })

@@ -72,6 +72,12 @@ export interface Capabilities<R = never> {
   readonly serverRestart: false | { readonly restart: Effect.Effect<void, unknown, R> }
   /** Timers (ack-wait, nak delays, duplicate window) follow the wall clock. */
   readonly realTime: boolean
+  /**
+   * An interrupted consume gives back at once every delivery it did not emit. `false` on NATS: a delivery
+   * the server sent to a pull request just as the subscription closed reaches nobody and comes back only
+   * after the ack-wait (the scenario then checks that it does come back, nothing lost).
+   */
+  readonly interruptGivesBackAtOnce: boolean
 }
 
 /** How the suite runs its scenarios. */
@@ -87,7 +93,6 @@ const common: ReadonlyArray<Scenario> = [
   subjectsIsolated,
   nakRedelivery,
   maxAckPending,
-  interruptedConsume,
   termNeverRedelivered,
   ackWaitExpiry,
   workingExtendsAckWait,
@@ -104,6 +109,7 @@ const common: ReadonlyArray<Scenario> = [
 /** The scenarios a broker with these capabilities runs. */
 export const scenariosFor = <R>(capabilities: Capabilities<R>): ReadonlyArray<Scenario<R>> => [
   ...common.filter((scenario) => capabilities.realTime || scenario.realTime !== true),
+  interruptedConsume(capabilities.interruptGivesBackAtOnce),
   ...(capabilities.serverRestart === false ? [] : [serverRestart(capabilities.serverRestart.restart)])
 ]
 

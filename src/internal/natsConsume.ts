@@ -14,7 +14,7 @@
  *
  * Not here: decoding, handlers, policies (`Consumer`, `Subscriber`).
  */
-import { Duration, Effect, Queue, Schedule, Stream } from "effect"
+import { type Cause, Duration, Effect, Queue, Schedule, Stream } from "effect"
 import type { ConsumeOptions, Message } from "../Broker.js"
 import type { NatsClient } from "../NatsClient.js"
 import * as NatsError from "../NatsError.js"
@@ -39,8 +39,11 @@ export const consume = (
   consumer: string,
   options: ConsumeOptions
 ): Stream.Stream<Message, NatsError.NatsError> =>
-  Stream.callback<Message, NatsError.NatsError>((deliveries) =>
+  Stream.unwrap(
     Effect.gen(function* () {
+      // Emitted one at a time: a chunk handed downstream and interrupted midway would strand the rest of
+      // it (neither here to be nak'ed nor with anyone to settle it) until its ack-wait runs out.
+      const deliveries = yield* Queue.unbounded<Message, NatsError.NatsError | Cause.Done>()
       const { connection, manager, jetstream } = client
       const where = `consume ${stream}/${consumer}`
       const heartbeat = options.idleHeartbeat ?? DEFAULT_IDLE_HEARTBEAT
@@ -137,6 +140,10 @@ export const consume = (
       yield* Effect.all([resets, heartbeats, reconnects, statusLogs, closed], {
         concurrency: "unbounded",
         discard: true
-      })
+      }).pipe(
+        Effect.catchCause((cause) => Queue.failCause(deliveries, cause)),
+        Effect.forkScoped
+      )
+      return Stream.fromEffectRepeat(Queue.take(deliveries))
     }).pipe(Effect.annotateLogs({ stream, consumer }))
   )

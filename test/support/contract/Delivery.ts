@@ -367,14 +367,20 @@ export const dedupeWindow: Scenario = {
   })
 }
 
-export const interruptedConsume: Scenario = {
-  name: "a consume interrupted mid-flow gives back at once what it did not emit: nothing waits for the ack-wait",
+export const interruptedConsume = (atOnce: boolean): Scenario => ({
+  name: atOnce
+    ? "a consume interrupted mid-flow gives back at once what it did not emit: nothing waits for the ack-wait"
+    : "a consume interrupted mid-flow loses nothing: what it did not emit comes back, at the latest after the ack-wait",
   run: Effect.gen(function* () {
     const broker = yield* Broker
     const cycles = 20
     const perCycle = 3
     const total = cycles * perCycle + 30
-    yield* consumers({ name: "interrupted", filterSubject: "evt.interrupted.>", ackWait: "30 seconds" })
+    yield* consumers({
+      name: "interrupted",
+      filterSubject: "evt.interrupted.>",
+      ackWait: atOnce ? "30 seconds" : "2 seconds"
+    })
     yield* Effect.forEach(
       Array.from({ length: total }, (_, i) => i + 1),
       (n) => publishRaw("evt.interrupted.item.v1", bytes(`${n}`))
@@ -403,7 +409,9 @@ export const interruptedConsume: Scenario = {
       })
     for (let cycle = 0; cycle < cycles; cycle++) yield* consumeSome(perCycle)
     const early = new Set(settledSeqs)
-    expect(early.size).toBe(settledSeqs.length)
+    // At once, nothing can come back twice; at ack-wait speed, at-least-once allows a redelivery of a
+    // message whose first delivery was still in flight when the subscription closed.
+    if (atOnce) expect(early.size).toBe(settledSeqs.length)
     const rest: Array<number> = []
     const raw = yield* consumeRaw("interrupted")
     yield* eventually(
@@ -417,8 +425,10 @@ export const interruptedConsume: Scenario = {
           `${total - early.size - rest.length} of ${total} neither settled before nor delivered again`
         )
       }),
-      "5 seconds"
+      atOnce ? "5 seconds" : "8 seconds"
     )
-    expect([...early, ...rest].sort((a, b) => a - b)).toStrictEqual(Array.from({ length: total }, (_, i) => i + 1))
+    expect([...new Set([...early, ...rest])].sort((a, b) => a - b)).toStrictEqual(
+      Array.from({ length: total }, (_, i) => i + 1)
+    )
   })
-}
+})
