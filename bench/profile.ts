@@ -1,5 +1,5 @@
 /**
- * CPU profiles of the consume scenario, one child process per contender under `node --cpu-prof`, and
+ * CPU profiles of scenarios (consume by default), one child process per contender under `node --cpu-prof`, and
  * a summary of each `.cpuprofile`: self time by function (top 20) and by area (effect, nats.js, our
  * src, Node and V8), counting only the samples taken while a measured run was on the clock (the
  * child writes those stretches, on the same monotonic clock V8 stamps its samples with). Profiles stay
@@ -125,16 +125,23 @@ export const print = (name: string, summary: Summary, top: number): string => {
   return lines.join("\n")
 }
 
-/** Profiles each contender of the consume scenario in a child process and prints the summaries. */
+/** A contender of a scenario to profile, and how many functions of its profile to print. */
+export interface Target {
+  readonly scenario: string
+  readonly name: string
+  readonly top: number
+}
+
+/** Profiles each target in a child process of its own and prints the summaries. */
 export const run = (options: {
-  readonly contenders: ReadonlyArray<{ readonly name: string; readonly top: number }>
-  readonly messages: number
+  readonly targets: ReadonlyArray<Target>
+  readonly messages: number | undefined
   readonly rounds: number
 }): void => {
   const root = join(repository, "bench", ".profiles")
   const summaries: Array<{ readonly name: string; readonly summary: Summary }> = []
-  for (const contender of options.contenders) {
-    const dir = join(root, contender.name.replace(/[^a-z0-9]+/gi, "-"))
+  for (const contender of options.targets) {
+    const dir = join(root, `${contender.scenario}-${contender.name.replace(/[^a-z0-9]+/gi, "-")}`)
     rmSync(dir, { recursive: true, force: true })
     mkdirSync(dir, { recursive: true })
     const windowsFile = join(dir, "windows.json")
@@ -147,9 +154,9 @@ export const run = (options: {
         "--import",
         "tsx",
         join("bench", "run.ts"),
-        "--only=consume",
+        `--only=${contender.scenario}`,
         `--contenders=${contender.name}`,
-        `--messages=${options.messages}`,
+        ...(options.messages === undefined ? [] : [`--messages=${options.messages}`]),
         `--rounds=${options.rounds}`,
         "--no-write",
         `--windows=${windowsFile}`
@@ -162,11 +169,12 @@ export const run = (options: {
     const profile: CpuProfile = JSON.parse(readFileSync(join(dir, file), "utf8"))
     const windows: Windows = JSON.parse(readFileSync(windowsFile, "utf8"))
     const summary = summarise(profile, windows)
-    summaries.push({ name: contender.name, summary })
-    console.log(print(contender.name, summary, contender.top))
+    const name = `${contender.scenario}: ${contender.name}`
+    summaries.push({ name, summary })
+    console.log(print(name, summary, contender.top))
   }
   console.log(
-    `\n## CPU per message (consume + ack, profiled)\n${table(
+    `\n## CPU of this process per message, profiled\n${table(
       ["contender", "µs per message", "busy ms", "messages"],
       summaries.map(({ name, summary }) => [
         name,

@@ -7,7 +7,8 @@
  *                                     latest.json and ratios.svg
  *   npm run bench -- --soak           also memory over 1,000,000 messages
  *   npm run bench -- --quick          a smoke check with tiny counts (results in bench/results/quick/)
- *   npm run bench -- --profile        CPU profiles of the consume scenario (raw and ours), summarised
+ *   npm run bench -- --profile        CPU profiles of the consume scenario (raw and ours), summarised;
+ *                                     with --only=publish,publishInFlight those scenarios instead
  *   --only=publish,consume            scenarios by id (publish, publishInFlight, consume, latency, memory)
  *   --contenders=a,b  --rounds=N  --messages=N  --no-write
  *
@@ -225,15 +226,28 @@ const bench = Effect.gen(function* () {
   }
 }).pipe(Effect.provide(environment), Effect.provideService(References.MinimumLogLevel, "Warn"))
 
+// Profiled by default: the consume path, ours and both raw styles.
+const profiled: ReadonlyArray<Profile.Target> = [
+  { scenario: "consume", name: "raw callback", top: 0 },
+  { scenario: "consume", name: "raw for await", top: 0 },
+  { scenario: "consume", name: "ours c64 p256", top: 20 },
+  { scenario: "consume", name: "ours c1 p256", top: 20 },
+  { scenario: "publish", name: "raw", top: 0 },
+  { scenario: "publish", name: "raw + msgID", top: 0 },
+  { scenario: "publish", name: "ours", top: 20 },
+  { scenario: "publishInFlight", name: "raw", top: 0 },
+  { scenario: "publishInFlight", name: "raw + msgID", top: 0 },
+  { scenario: "publishInFlight", name: "ours", top: 20 }
+]
+
 if (args.profile) {
   Profile.run({
-    contenders: [
-      { name: "raw callback", top: 0 },
-      { name: "raw for await", top: 0 },
-      { name: "ours c64 p256", top: 20 },
-      { name: "ours c1 p256", top: 20 }
-    ].filter((contender) => contenderFilter === undefined || contenderFilter.has(contender.name)),
-    messages: messagesOverride ?? (quick ? 5_000 : 100_000),
+    targets: profiled.filter(
+      (target) =>
+        (only === undefined ? target.scenario === "consume" : only.has(target.scenario)) &&
+        (contenderFilter === undefined || contenderFilter.has(target.name))
+    ),
+    messages: messagesOverride ?? (quick ? 2_000 : undefined),
     rounds: roundsOverride ?? (quick ? 1 : 3)
   })
 } else {
