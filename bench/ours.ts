@@ -14,10 +14,13 @@ export const publishAwaited = (count: number) =>
     return performance.now()
   })
 
-export const publishAll = (count: number, concurrency: number) =>
+/** The items of a `publishAll`, built before the clock starts. */
+export const publishItems = (count: number) =>
+  Array.from({ length: count }, (_, i) => ({ event: Measured, payload: payload(i) }))
+
+export const publishAll = (items: ReturnType<typeof publishItems>, concurrency: number) =>
   Effect.gen(function* () {
     const publisher = yield* Publisher.Publisher
-    const items = Array.from({ length: count }, (_, i) => ({ event: Measured, payload: payload(i) }))
     yield* publisher.publishAll(items, { concurrency })
     return performance.now()
   })

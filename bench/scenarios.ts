@@ -162,7 +162,11 @@ const publishWindow = (clock: Timed): Scenario<Env> => ({
       name: "ours",
       role: "ours",
       description: `publisher.publishAll(items, { concurrency: ${IN_FLIGHT} }) (items built before the clock starts)`,
-      run: (count) => Effect.andThen(freshStream(), timed(clock, count, ours.publishAll(count, IN_FLIGHT)))
+      run: (count) =>
+        Effect.andThen(
+          freshStream(),
+          Effect.suspend(() => timed(clock, count, ours.publishAll(ours.publishItems(count), IN_FLIGHT)))
+        )
     }
   ],
   ratios: [
