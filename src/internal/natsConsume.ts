@@ -114,7 +114,12 @@ export const consume = (
           flow.restart()
         })
       )
-      const heartbeats = Effect.sync(() => flow.checkHeartbeats()).pipe(Effect.repeat(Schedule.spaced(heartbeat)))
+      // Checked every 1.5 heartbeats, starting after the first: checking on the heartbeat's own beat raced
+      // it, and a quiet consumer counted two misses and re-pulled for nothing.
+      const heartbeats = Effect.sync(() => flow.checkHeartbeats()).pipe(
+        Effect.delay(Duration.times(heartbeat, 1.5)),
+        Effect.forever
+      )
       const reconnects = client.status.pipe(
         Stream.runForEach((event) =>
           event._tag === "Reconnected"
