@@ -116,7 +116,22 @@ export class Publisher extends Context.Service<
   }
 >()("@glam/messaging/Publisher") {}
 
-const isRetryable = (error: PublishError): boolean => error._tag === "NatsError" && error.isRetryable
+/**
+ * Retries a broker publish to `subject` on `schedule` while its failure is retryable, logging each retry.
+ * Safe only for publishes that carry a message id, as every publish of this library does.
+ *
+ * @category combinators
+ * @since 0.1.0
+ */
+export const retryTransient =
+  (subject: string, schedule: Schedule.Schedule<unknown, NatsError>) =>
+  <A, R>(publish: Effect.Effect<A, NatsError, R>): Effect.Effect<A, NatsError, R> =>
+    publish.pipe(
+      Effect.tapError((error) =>
+        error.isRetryable ? Effect.logWarning(`publish to ${subject} failed, retrying: ${error.message}`) : Effect.void
+      ),
+      Effect.retry({ while: (error) => error.isRetryable, schedule })
+    )
 
 /**
  * Builds a publisher over the current `Broker`, stamping envelopes with the current `ServiceIdentity`.
@@ -168,14 +183,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
         timeout:
           publishOptions.timeout === undefined ? defaultTimeout : Duration.fromInputUnsafe(publishOptions.timeout)
       })
-      .pipe(
-        Effect.tapError((error) =>
-          error.isRetryable
-            ? Effect.logWarning(`publish to ${event.subject} failed, retrying: ${error.message}`)
-            : Effect.void
-        ),
-        Effect.retry({ while: isRetryable, schedule: retry })
-      )
+      .pipe(retryTransient(event.subject, retry))
     if (ack.duplicate) yield* Effect.logDebug(`event ${eventId} was already stored as ${ack.stream}#${ack.seq}`)
     return { eventId, subject: event.subject, stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate }
   })

@@ -9,7 +9,7 @@ import { Broker, type Headers } from "../Broker.js"
 import type { PublishInput, PublishOptions, Receipt } from "../DeadLetter.js"
 import type * as Envelope from "../Envelope.js"
 import type { NatsError } from "../NatsError.js"
-import { defaultRetry } from "../Publisher.js"
+import { defaultRetry, retryTransient } from "../Publisher.js"
 import { ServiceIdentity } from "../ServiceIdentity.js"
 import {
   chunkSubject,
@@ -39,10 +39,7 @@ export const sender = (options: {
   const retry = options.retry ?? defaultRetry
   return (subject: string, payload: Uint8Array, messageId: string, headers: Headers = []) =>
     Broker.use((broker) => broker.publish({ subject, payload, headers, messageId, timeout })).pipe(
-      Effect.tapError((error) =>
-        error.isRetryable ? Effect.logWarning(`publish to ${subject} failed, retrying: ${error.message}`) : Effect.void
-      ),
-      Effect.retry({ while: (error) => error.isRetryable, schedule: retry })
+      retryTransient(subject, retry)
     )
 }
 
