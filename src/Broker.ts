@@ -243,6 +243,13 @@ export interface ConsumeOptions {
   readonly maxMessages: number
   /** How often the server must show it is alive while nothing is delivered; missed heartbeats re-pull. */
   readonly idleHeartbeat?: Duration.Duration | undefined
+  /**
+   * Emit every delivery waiting at a pull as one chunk, instead of one element per pull (the default).
+   * A caller asking for chunks settles every message of a chunk it received, also when it is
+   * interrupted midway; otherwise the rest of the chunk waits out its ack-wait. The `Subscriber` hands
+   * a whole chunk to its handlers in one synchronous step, so that never happens to it.
+   */
+  readonly chunked?: boolean | undefined
 }
 
 /**

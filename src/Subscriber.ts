@@ -30,7 +30,6 @@ import {
   Fiber,
   Layer,
   Option,
-  Queue,
   Schedule,
   Schema,
   type Scope,
@@ -40,7 +39,9 @@ import { Broker, type Message } from "./Broker.js"
 import * as DeadLetter from "./DeadLetter.js"
 import * as Envelope from "./Envelope.js"
 import * as Event from "./Event.js"
-import { commonPrefixFilter, describe, groupName, Held, laneOf } from "./internal/subscriberSupport.js"
+import { Lane } from "./internal/lanes.js"
+import { commonPrefixFilter, describe, groupName, Held, hasTraceContext, laneOf } from "./internal/subscriberSupport.js"
+import { isTracing } from "./internal/tracing.js"
 import * as MessageContext from "./MessageContext.js"
 import type { NatsError } from "./NatsError.js"
 import * as Policy from "./Policy.js"
@@ -139,6 +140,8 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
     const broker = yield* Broker
     const identity = yield* ServiceIdentity
     const clock = yield* Clock.Clock
+    // Asked once: spans per message only when something records them.
+    const tracing = yield* isTracing
     const list: ReadonlyArray<E> = Event.isEvent(events) ? [events] : events
     const group = Event.group(...list)
     const policy: Policy.Policy<Err> = options.policy ?? Policy.defaults
@@ -270,9 +273,19 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
         }
       })
 
-    const runHandler = (message: Message, envelope: Received<E>): Effect.Effect<void, Policy.Failure<Err>, R> => {
-      const guarded = Option.isSome(handlerTimeout)
-        ? options.handler(envelope).pipe(
+    // A handler's outcome as the policy sees it; `undefined` when it was only interrupted.
+    const failureOf = (cause: Cause.Cause<Err>): Policy.Failure<Err> | undefined => {
+      if (Cause.hasInterruptsOnly(cause)) return undefined
+      const error = Cause.findErrorOption(cause)
+      return Option.isSome(error)
+        ? { _tag: "Error", error: error.value }
+        : { _tag: "Defect", defect: Cause.squash(cause) }
+    }
+
+    const attempt = (message: Message, envelope: Received<E>): Effect.Effect<void, Err, R> =>
+      Option.isNone(handlerTimeout)
+        ? options.handler(envelope)
+        : options.handler(envelope).pipe(
             Effect.timeoutOrElse({
               duration: handlerTimeout.value,
               orElse: () =>
@@ -285,69 +298,68 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
                 )
             })
           )
-        : options.handler(envelope)
-      return guarded.pipe(
-        Effect.catchCause((cause): Effect.Effect<never, Policy.Failure<Err>> => {
-          if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(Cause.interrupt())
-          const error = Cause.findErrorOption(cause)
-          return Option.isSome(error)
-            ? Effect.fail({ _tag: "Error", error: error.value })
-            : Effect.fail({ _tag: "Defect", defect: Cause.squash(cause) })
-        }),
-        Effect.retry(compiled.retrySchedule)
+
+    const acknowledge = (message: Message): Effect.Effect<void> => {
+      message.ack()
+      held.forget(message)
+      return Effect.void
+    }
+
+    // Only a failed first attempt builds the retry loop; the loop starts from that failure, so the
+    // policy's retry schedule sees every failure, the first included.
+    const retryThenSettle = (
+      message: Message,
+      envelope: Received<E>,
+      first: Policy.Failure<Err>
+    ): Effect.Effect<void, never, R> => {
+      if (compiled.ruleFor(first).steps[0]?._tag !== "Retry") {
+        return settleFailure(message, first, Option.some(envelope))
+      }
+      let replay: Policy.Failure<Err> | undefined = first
+      const again = Effect.suspend((): Effect.Effect<void, Policy.Failure<Err>, R> => {
+        if (replay === undefined) {
+          return Effect.catchCause(attempt(message, envelope), (cause) => {
+            const failure = failureOf(cause)
+            return failure === undefined ? Effect.failCause(Cause.interrupt()) : Effect.fail(failure)
+          })
+        }
+        const failure = replay
+        replay = undefined
+        return Effect.fail(failure)
+      })
+      return Effect.retry(again, compiled.retrySchedule).pipe(
+        Effect.matchCauseEffect({
+          onSuccess: () => acknowledge(message),
+          onFailure: (cause) => {
+            const error = Cause.findErrorOption(cause)
+            return Option.isSome(error)
+              ? settleFailure(message, error.value, Option.some(envelope))
+              : Effect.failCause(Cause.interrupt())
+          }
+        })
       )
     }
 
-    const handle = (item: Item<E>): Effect.Effect<void, never, R> => {
-      const { message, decoded } = item
-      if (Exit.isFailure(decoded)) {
-        const error = Cause.findErrorOption(decoded.cause)
-        if (Option.isNone(error)) return Effect.sync(() => message.nak())
-        const envelope = Envelope.decodeEnvelopeExit(message.payload, message.subject)
-        return settleFailure(
-          message,
-          { _tag: "Decode", error: error.value },
-          Exit.isSuccess(envelope) ? Option.some(envelope.value) : Option.none()
-        )
-      }
-      const envelope = decoded.value
-      return runHandler(message, envelope).pipe(
-        Effect.matchEffect({
-          onSuccess: () =>
-            Effect.sync(() => {
-              message.ack()
-              held.forget(message)
-            }),
-          onFailure: (failure) => settleFailure(message, failure, Option.some(envelope))
-        }),
-        // Interrupted (shutdown past its deadline): give the message back at once, never ack it.
-        Effect.onInterrupt(() =>
-          Effect.sync(() => {
-            message.nak()
-            held.release(message)
-          })
-        ),
+    const giveBack = (message: Message) =>
+      Effect.sync(() => {
+        message.nak()
+        held.release(message)
+      })
+
+    // The context a handler runs in: the message for follow-up publishes, the Python package's log
+    // fields, and a consumer span when a tracer is installed (otherwise only the publisher's trace
+    // context, so that a trace goes on through a service that records none).
+    const withMessageContext = (
+      message: Message,
+      envelope: Received<E>,
+      program: Effect.Effect<void, never, R>
+    ): Effect.Effect<void, never, R> => {
+      const inContext = program.pipe(
         MessageContext.withMessage({
           correlationId: envelope.correlationId,
           eventId: envelope.eventId,
           eventType: envelope.eventType
         }),
-        Effect.withSpan(
-          `${message.subject} process`,
-          {
-            kind: "consumer",
-            parent: Option.getOrUndefined(Envelope.parentSpanFromHeaders(message.headers)),
-            attributes: {
-              "messaging.system": broker.system,
-              "messaging.operation": "process",
-              "messaging.destination.name": message.subject,
-              "messaging.message.id": envelope.eventId,
-              "messaging.consumer.group.name": durable
-            }
-          },
-          // The same call site for every message: a stack trace per span tells nothing and cost 7 % of the CPU.
-          { captureStackTrace: false }
-        ),
         Effect.annotateLogs({
           event_id: envelope.eventId,
           event_type: envelope.eventType,
@@ -357,59 +369,95 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
           entry_point: "event_listener"
         })
       )
+      const parent = hasTraceContext(message.headers) ? Envelope.parentSpanFromHeaders(message.headers) : Option.none()
+      if (!tracing) return Option.isSome(parent) ? Effect.withParentSpan(inContext, parent.value) : inContext
+      return Effect.withSpan(inContext, `${message.subject} process`, {
+        kind: "consumer",
+        parent: Option.getOrUndefined(parent),
+        attributes: {
+          "messaging.system": broker.system,
+          "messaging.operation": "process",
+          "messaging.destination.name": message.subject,
+          "messaging.message.id": envelope.eventId,
+          "messaging.consumer.group.name": durable
+        },
+        // The same call site for every message: a stack trace per span tells nothing and cost 7 % of the CPU.
+        captureStackTrace: false
+      })
     }
 
-    // Lanes: one shared queue when order does not matter, one queue per worker when it does.
-    const ordered = options.orderBy !== undefined || concurrency === 1
-    const lanes = yield* Effect.forEach(Array.from({ length: ordered ? concurrency : 1 }), () =>
-      Queue.bounded<Item<E>, Cause.Done>(ordered ? 1 : concurrency)
-    )
-    const laneFor = (item: Item<E>): Queue.Queue<Item<E>, Cause.Done> => {
-      if (lanes.length === 1 || options.orderBy === undefined || Exit.isFailure(item.decoded)) {
-        return lanes[0] as Queue.Queue<Item<E>, Cause.Done>
-      }
-      return lanes[laneOf(options.orderBy(item.decoded.value), lanes.length)] as Queue.Queue<Item<E>, Cause.Done>
-    }
-
-    // A worker takes one item at a time, so an idle worker never waits behind a busy one's batch.
-    const workers = yield* Effect.forEach(Array.from({ length: concurrency }), (_, index) =>
-      Queue.take(lanes[ordered ? index : 0] as Queue.Queue<Item<E>, Cause.Done>).pipe(
-        Effect.flatMap(handle),
-        Effect.forever,
-        Effect.catchIf(Cause.isDone, () => Effect.void),
-        Effect.forkDetach
-      )
-    )
-
-    const dispatcher = yield* broker.consume(stream, durable, { maxMessages: prefetch }).pipe(
-      // A chunk is handed to the lanes one message at a time; when shutdown interrupts that midway, the
-      // messages not yet handed over are given back at once instead of waiting out their ack-wait.
-      Stream.runForEachArray((chunk) => {
-        let handedOver = 0
-        return Effect.forEach(
-          chunk,
-          (message) =>
-            Effect.uninterruptibleMask((restore) => {
-              held.add(message, clock.currentTimeMillisUnsafe())
-              const item: Item<E> = { message, decoded: decode(message) }
-              return restore(Queue.offer(laneFor(item), item)).pipe(Effect.tap(() => Effect.sync(() => handedOver++)))
-            }),
-          { discard: true }
-        ).pipe(
-          Effect.onInterrupt(() =>
-            Effect.sync(() => {
-              for (const message of chunk.slice(handedOver)) {
-                message.nak()
-                held.release(message)
-              }
-            })
-          )
+    const handle = (item: Item<E>): Effect.Effect<void, never, R> => {
+      const { message, decoded } = item
+      if (Exit.isFailure(decoded)) {
+        const error = Cause.findErrorOption(decoded.cause)
+        if (Option.isNone(error)) return giveBack(message)
+        const envelope = Envelope.decodeEnvelopeExit(message.payload, message.subject)
+        return settleFailure(
+          message,
+          { _tag: "Decode", error: error.value },
+          Exit.isSuccess(envelope) ? Option.some(envelope.value) : Option.none()
         )
-      }),
+      }
+      const envelope = decoded.value
+      const settled = Effect.matchCauseEffect(attempt(message, envelope), {
+        onSuccess: () => acknowledge(message),
+        onFailure: (cause) => {
+          const failure = failureOf(cause)
+          return failure === undefined
+            ? Effect.failCause(Cause.interrupt())
+            : retryThenSettle(message, envelope, failure)
+        }
+      })
+      // Interrupted (shutdown past its deadline): give the message back at once, never ack it.
+      return withMessageContext(
+        message,
+        envelope,
+        Effect.onInterrupt(settled, () => giveBack(message))
+      )
+    }
+
+    // Lanes: one shared lane when order does not matter, one lane per worker when it does.
+    const ordered = options.orderBy !== undefined || concurrency === 1
+    const lanes = Array.from({ length: ordered ? concurrency : 1 }, () => new Lane<Item<E>>())
+    const laneFor = (item: Item<E>): Lane<Item<E>> => {
+      if (lanes.length === 1 || options.orderBy === undefined || Exit.isFailure(item.decoded)) {
+        return lanes[0] as Lane<Item<E>>
+      }
+      return lanes[laneOf(options.orderBy(item.decoded.value), lanes.length)] as Lane<Item<E>>
+    }
+
+    // A worker takes the next message of its lane itself, and parks only when the lane is empty.
+    const work = (lane: Lane<Item<E>>): Effect.Effect<void, never, R> =>
+      Effect.gen(function* () {
+        while (true) {
+          const item = lane.poll() ?? (yield* lane.wait)
+          if (item === undefined) return
+          yield* handle(item)
+        }
+      })
+    const workers = yield* Effect.forEach(Array.from({ length: concurrency }), (_, index) =>
+      Effect.forkDetach(work(lanes[ordered ? index : 0] as Lane<Item<E>>))
+    )
+
+    // Each chunk the consume loop emits is decoded and handed to the lanes in one synchronous step, so an
+    // interruption never finds part of a chunk handed over and the rest stranded.
+    const dispatcher = yield* broker.consume(stream, durable, { maxMessages: prefetch, chunked: true }).pipe(
+      Stream.runForEachArray((chunk) =>
+        Effect.sync(() => {
+          const now = clock.currentTimeMillisUnsafe()
+          for (const message of chunk) {
+            held.add(message, now)
+            const item: Item<E> = { message, decoded: decode(message) }
+            laneFor(item).push(item)
+          }
+        })
+      ),
       Effect.tapCause((cause) =>
         Cause.hasInterruptsOnly(cause) ? Effect.void : Effect.logError("subscriber stopped consuming", cause)
       ),
-      Effect.forkDetach
+      // Started here and now, so that the consume is set up (as far as that takes no waiting) before
+      // `make` returns, and a subscriber started first is first in line for messages.
+      Effect.forkDetach({ startImmediately: true })
     )
 
     // `working` for everything held longer than half the ack-wait.
@@ -433,11 +481,11 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
         yield* Fiber.interrupt(dispatcher)
         // What was received but not started goes back at once.
         for (const lane of lanes) {
-          for (const item of yield* Queue.clear(lane)) {
+          for (const item of lane.drain()) {
             item.message.nak()
             held.release(item.message)
           }
-          yield* Queue.end(lane)
+          lane.close()
         }
         const finished = yield* Fiber.joinAll(workers).pipe(Effect.timeout(shutdownTimeout), Effect.exit)
         if (Exit.isFailure(finished)) {

@@ -53,6 +53,35 @@ const waitFor = <A, E, R>(check: Effect.Effect<A, E, R>, timeout: Duration.Input
 const atLeast = <A>(ref: Ref.Ref<ReadonlyArray<A>>, count: number) =>
   Effect.flatMap(Ref.get(ref), (items) => (items.length >= count ? Effect.void : Effect.fail("not yet")))
 
+const callerTraceId = "4bf92f3577b34da6a3ce929d0e0e4736"
+const callerSpanId = "00f067aa0ba902b7"
+
+/** Publishes one event under a caller's span and returns what `read` gave inside its handler. */
+const seenByHandler = <A, E>(durable: string, read: Effect.Effect<A, E>) =>
+  Effect.gen(function* () {
+    const publisher = yield* Publisher.Publisher
+    const caller = Tracer.externalSpan({ traceId: callerTraceId, spanId: callerSpanId })
+    yield* publisher.publish(Happened, { n: 1, key: "k" }).pipe(Effect.withParentSpan(caller))
+    const seen = yield* Ref.make<ReadonlyArray<A>>([])
+    yield* run(
+      Subscriber.make(Happened, {
+        durable,
+        handler: () =>
+          read.pipe(
+            Effect.flatMap((value) => Ref.update(seen, (list) => [...list, value])),
+            Effect.orDie
+          )
+      })
+    )
+    yield* waitFor(atLeast(seen, 1))
+    const [first] = yield* Ref.get(seen)
+    if (first === undefined) return yield* Effect.die("nothing seen")
+    return first
+  })
+
+/** A tracer other than the native one, so that the library builds its spans. */
+const recordingTracer = Tracer.make({ span: (options) => Tracer.nativeTracer.span(options) })
+
 const withMessaging = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.provide(effect, messaging())
 
 describe("Subscriber", () => {
@@ -378,39 +407,39 @@ describe("Subscriber", () => {
       )
   )
 
-  it.live("the handler runs in a consumer span that continues the publisher's trace", () =>
+  it.live("with a tracer installed, the handler runs in a consumer span that continues the publisher's trace", () =>
     withMessaging(
       Effect.gen(function* () {
-        const publisher = yield* Publisher.Publisher
-        const traceId = "4bf92f3577b34da6a3ce929d0e0e4736"
-        const caller = Tracer.externalSpan({ traceId, spanId: "00f067aa0ba902b7" })
-        yield* publisher.publish(Happened, { n: 1, key: "k" }).pipe(Effect.withParentSpan(caller))
-        const seen = yield* Ref.make<ReadonlyArray<{ name: string; traceId: string; parent: string }>>([])
-        yield* run(
-          Subscriber.make(Happened, {
-            durable: "traced",
-            handler: () =>
-              Effect.flatMap(Effect.currentSpan, (span) =>
-                Ref.update(seen, (list) => [
-                  ...list,
-                  {
-                    name: span.name,
-                    traceId: span.traceId,
-                    parent: Option.match(span.parent, { onNone: () => "", onSome: (p) => p.spanId })
-                  }
-                ])
-              ).pipe(Effect.orDie)
-          })
+        const span = yield* seenByHandler(
+          "traced",
+          Effect.map(Effect.currentSpan, (span) => ({
+            name: span.name,
+            traceId: span.traceId,
+            parent: Option.match(span.parent, { onNone: () => "", onSome: (p) => p.spanId })
+          }))
         )
-        yield* waitFor(atLeast(seen, 1))
-        const [span] = yield* Ref.get(seen)
-        expect(span?.name).toBe("evt.test.happened.v1 process")
-        expect(span?.traceId).toBe(traceId)
+        expect(span.name).toBe("evt.test.happened.v1 process")
+        expect(span.traceId).toBe(callerTraceId)
         // the parent is the publish span, a child of the caller's span
-        expect(span?.parent).toMatch(/^[0-9a-f]{16}$/)
-        expect(span?.parent).not.toBe("00f067aa0ba902b7")
-      })
+        expect(span.parent).toMatch(/^[0-9a-f]{16}$/)
+        expect(span.parent).not.toBe(callerSpanId)
+      }).pipe(Effect.withTracer(recordingTracer))
     )
+  )
+
+  it.live(
+    "without a tracer no span is made per message, and the publisher's trace context still reaches the handler",
+    () =>
+      withMessaging(
+        Effect.gen(function* () {
+          const parent = yield* seenByHandler(
+            "untraced",
+            Effect.map(Effect.currentParentSpan, (span) => ({ tag: span._tag, traceId: span.traceId }))
+          )
+          // the handler's parent is what the traceparent header said, not a span of the subscriber's own
+          expect(parent).toStrictEqual({ tag: "ExternalSpan", traceId: callerTraceId })
+        })
+      )
   )
 
   it.live("a handler running past handlerTimeout is interrupted and goes to the defect rule", () =>

@@ -24,9 +24,11 @@ import type { Delivery, MemoryConsumer } from "./memoryConsumer.js"
 
 /** The consumes of one broker, by consumer, and the signals that make them pull. */
 export class Pullers {
-  private readonly byKey = new Map<string, Set<Puller>>()
+  private readonly byKey = new Map<string, Array<Puller>>()
   private readonly signalled = new Set<string>()
   private draining = false
+  /** Per key, which consume fills first at the next signal: they take turns, as pull requests do on a server. */
+  private readonly turns = new Map<string, number>()
 
   constructor(
     readonly clock: Clock.Clock,
@@ -34,15 +36,20 @@ export class Pullers {
   ) {}
 
   add(puller: Puller): void {
-    const set = this.byKey.get(puller.key) ?? new Set()
-    set.add(puller)
-    this.byKey.set(puller.key, set)
+    const list = this.byKey.get(puller.key) ?? []
+    list.push(puller)
+    this.byKey.set(puller.key, list)
   }
 
   remove(puller: Puller): void {
-    const set = this.byKey.get(puller.key)
-    set?.delete(puller)
-    if (set?.size === 0) this.byKey.delete(puller.key)
+    const list = this.byKey.get(puller.key)
+    if (list === undefined) return
+    const index = list.indexOf(puller)
+    if (index >= 0) list.splice(index, 1)
+    if (list.length === 0) {
+      this.byKey.delete(puller.key)
+      this.turns.delete(puller.key)
+    }
   }
 
   /** Lets every consume of the consumer fill its free slots, now or right after the current signal. */
@@ -52,7 +59,11 @@ export class Pullers {
     if (this.draining) return
     this.draining = true
     for (let next = this.take(); next !== undefined; next = this.take()) {
-      for (const puller of this.byKey.get(next) ?? []) puller.fill()
+      const list = this.byKey.get(next) ?? []
+      const turn = this.turns.get(next) ?? 0
+      this.turns.set(next, turn + 1)
+      const first = turn % Math.max(1, list.length)
+      for (let i = 0; i < list.length; i++) list[(first + i) % list.length]?.fill()
     }
     this.draining = false
   }
@@ -227,6 +238,6 @@ export const consume = (
       )
       yield* Effect.forkScoped(puller.timer)
       pullers.signal(puller.key)
-      return Stream.fromEffectRepeat(Queue.take(buffer))
+      return options.chunked === true ? Stream.fromQueue(buffer) : Stream.fromEffectRepeat(Queue.take(buffer))
     })
   )

@@ -41,8 +41,9 @@ export const consume = (
 ): Stream.Stream<Message, NatsError.NatsError> =>
   Stream.unwrap(
     Effect.gen(function* () {
-      // Emitted one at a time: a chunk handed downstream and interrupted midway would strand the rest of
-      // it (neither here to be nak'ed nor with anyone to settle it) until its ack-wait runs out.
+      // Emitted one at a time unless asked for chunks: a chunk handed downstream and interrupted midway
+      // would strand the rest of it (neither here to be nak'ed nor with anyone to settle it) until its
+      // ack-wait runs out.
       const deliveries = yield* Queue.unbounded<Message, NatsError.NatsError | Cause.Done>()
       const { connection, manager, jetstream } = client
       const where = `consume ${stream}/${consumer}`
@@ -149,6 +150,6 @@ export const consume = (
         Effect.catchCause((cause) => Queue.failCause(deliveries, cause)),
         Effect.forkScoped
       )
-      return Stream.fromEffectRepeat(Queue.take(deliveries))
+      return options.chunked === true ? Stream.fromQueue(deliveries) : Stream.fromEffectRepeat(Queue.take(deliveries))
     }).pipe(Effect.annotateLogs({ stream, consumer }))
   )

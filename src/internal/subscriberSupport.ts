@@ -30,6 +30,12 @@ export const laneOf = (key: string, lanes: number): number => {
   return Math.abs(hash) % lanes
 }
 
+/** Whether the publisher sent W3C trace context (checked before parsing, which costs more). */
+export const hasTraceContext = (headers: Message["headers"]): boolean => {
+  for (const [name] of headers) if (name.length === 11 && name.toLowerCase() === "traceparent") return true
+  return false
+}
+
 const FIRST_FAILURES_KEPT = 10_000
 
 /**
