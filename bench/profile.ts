@@ -7,7 +7,8 @@
  */
 import { spawnSync } from "node:child_process"
 import { mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs"
-import { join, relative } from "node:path"
+import { join } from "node:path"
+import { benchDir, repository, sourcePath } from "./paths.js"
 import { format, table } from "./stats.js"
 
 interface CallFrame {
@@ -31,13 +32,11 @@ export interface Windows {
   readonly windows: ReadonlyArray<{ readonly start: number; readonly end: number }>
 }
 
-const repository = join(import.meta.dirname, "..")
-
 const where = (url: string): string => {
   if (url === "") return "(native)"
   const path = url.startsWith("file://") ? new URL(url).pathname : url
   const modules = path.lastIndexOf("/node_modules/")
-  return modules >= 0 ? path.slice(modules + "/node_modules/".length) : relative(repository, path)
+  return modules >= 0 ? path.slice(modules + "/node_modules/".length) : sourcePath(path)
 }
 
 const areaOf = (frame: CallFrame): string => {
@@ -138,7 +137,7 @@ export const run = (options: {
   readonly messages: number | undefined
   readonly rounds: number
 }): void => {
-  const root = join(repository, "bench", ".profiles")
+  const root = join(benchDir, ".profiles")
   const summaries: Array<{ readonly name: string; readonly summary: Summary }> = []
   for (const contender of options.targets) {
     const dir = join(root, `${contender.scenario}-${contender.name.replace(/[^a-z0-9]+/gi, "-")}`)
@@ -151,9 +150,7 @@ export const run = (options: {
         "--cpu-prof",
         `--cpu-prof-dir=${dir}`,
         "--cpu-prof-interval=250",
-        "--import",
-        "tsx",
-        join("bench", "run.ts"),
+        join(import.meta.dirname, "run.js"),
         `--only=${contender.scenario}`,
         `--contenders=${contender.name}`,
         ...(options.messages === undefined ? [] : [`--messages=${options.messages}`]),

@@ -28,6 +28,7 @@ import { ratiosSvg } from "./chart.js"
 import { deleteStream, environment, PAYLOAD_BYTES, RawClients } from "./fixture.js"
 import * as Memory from "./memory.js"
 import type { ContenderResult, MemoryResult, Ratio, RunResult, ScenarioResult } from "./model.js"
+import { benchDir } from "./paths.js"
 import * as Profile from "./profile.js"
 import * as Report from "./report.js"
 import * as Scenarios from "./scenarios.js"
@@ -56,7 +57,6 @@ const contenderFilter = listOf(args.contenders)
 const roundsOverride = numberOf(args.rounds)
 const messagesOverride = numberOf(args.messages)
 const quick = args.quick
-const benchDir = import.meta.dirname
 
 // A full collection between runs, so that one contender's garbage is not collected on another's clock.
 setFlagsFromString("--expose-gc")
