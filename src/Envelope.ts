@@ -189,6 +189,35 @@ const parseJson = (text: string): Result.Result<unknown, string> =>
 const jsonFailure = (raw: Uint8Array, subject: string | undefined, detail: string) =>
   Result.fail(new DecodeError({ stage: "Json", message: `Json: ${detail}`, raw, subject }))
 
+/**
+ * The envelope of a well-formed object, checked by hand; `undefined` for anything else, which then goes
+ * through the `WireEnvelope` schema for the exact error. Same rules, a fraction of the cost: this runs
+ * once per message.
+ */
+const wellFormed = (value: JsonObject): Envelope<JsonObject> | undefined => {
+  const { event_id, event_type, correlation_id, source_service, timestamp, data } = value
+  if (
+    typeof event_id !== "string" ||
+    typeof event_type !== "string" ||
+    typeof correlation_id !== "string" ||
+    typeof source_service !== "string" ||
+    typeof timestamp !== "string" ||
+    !isJsonObject(data)
+  ) {
+    return undefined
+  }
+  const epochMillis = IsoDateTime.parse(timestamp)
+  if (epochMillis === undefined) return undefined
+  return {
+    eventId: event_id,
+    eventType: event_type,
+    correlationId: correlation_id,
+    sourceService: source_service,
+    timestamp: DateTime.makeUnsafe(epochMillis),
+    data
+  }
+}
+
 const decodeEnvelopeResult = (
   raw: Uint8Array,
   subject: string | undefined
@@ -202,6 +231,8 @@ const decodeEnvelopeResult = (
     const kind = value === null ? "null" : Array.isArray(value) ? "an array" : `a ${typeof value}`
     return jsonFailure(raw, subject, `the body is ${kind}, not a JSON object`)
   }
+  const fast = wellFormed(value)
+  if (fast !== undefined) return Result.succeed(fast)
   const wire = decodeWireEnvelope(value)
   if (Result.isFailure(wire)) {
     const { detail, path } = firstIssue(wire.failure)

@@ -23,6 +23,7 @@
 import {
   Cause,
   Clock,
+  Context,
   DateTime,
   Duration,
   Effect,
@@ -30,6 +31,7 @@ import {
   Fiber,
   Layer,
   Option,
+  References,
   Schedule,
   Schema,
   type Scope,
@@ -354,20 +356,29 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
       envelope: Received<E>,
       program: Effect.Effect<void, never, R>
     ): Effect.Effect<void, never, R> => {
-      const inContext = program.pipe(
-        MessageContext.withMessage({
-          correlationId: envelope.correlationId,
-          eventId: envelope.eventId,
-          eventType: envelope.eventType
-        }),
-        Effect.annotateLogs({
-          event_id: envelope.eventId,
-          event_type: envelope.eventType,
-          correlation_id: envelope.correlationId,
-          source_service: envelope.sourceService,
-          service: identity.name,
-          entry_point: "event_listener"
-        })
+      // One context change for both (each change rebuilds the fiber's context cache, on entry and exit).
+      const inContext = Effect.updateContext(program, (context: Context.Context<R>) =>
+        Context.add(
+          Context.add(
+            context,
+            MessageContext.Current,
+            Option.some({
+              correlationId: envelope.correlationId,
+              eventId: envelope.eventId,
+              eventType: envelope.eventType
+            })
+          ),
+          References.CurrentLogAnnotations,
+          {
+            ...Context.get(context, References.CurrentLogAnnotations),
+            event_id: envelope.eventId,
+            event_type: envelope.eventType,
+            correlation_id: envelope.correlationId,
+            source_service: envelope.sourceService,
+            service: identity.name,
+            entry_point: "event_listener"
+          }
+        )
       )
       const parent = hasTraceContext(message.headers) ? Envelope.parentSpanFromHeaders(message.headers) : Option.none()
       if (!tracing) return Option.isSome(parent) ? Effect.withParentSpan(inContext, parent.value) : inContext

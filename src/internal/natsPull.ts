@@ -244,43 +244,76 @@ export class PullFlow {
 }
 
 /**
- * One delivery: fields read once from the message and its ack subject (what nats.js's `DeliveryInfo`
- * holds, but read eagerly and without its intermediate object); the verbs go through the flow.
+ * One delivery. What nats.js's `DeliveryInfo` holds is read from the ack subject on first use, without
+ * its intermediate object; a subscriber handling a message successfully never needs most of it.
  */
 class NatsMessage implements Message {
-  readonly stream: string
-  readonly consumer: string
   readonly subject: string
   readonly payload: Uint8Array
-  readonly headers: Headers
-  readonly deliveryCount: number
-  readonly streamSeq: number
-  readonly consumerSeq: number
-  readonly timestampMillis: number
-  readonly pending: number
   private readonly flow: PullFlow
+  private readonly msg: Msg
   private readonly reply: string
   private settled = false
+  private parsedHeaders: Headers | undefined = undefined
+  private info: ReadonlyArray<number> | undefined = undefined
 
   constructor(flow: PullFlow, msg: Msg) {
     this.flow = flow
-    this.stream = flow.stream
-    this.consumer = flow.consumer
+    this.msg = msg
     this.subject = msg.subject
     this.payload = msg.data
-    this.headers = headerPairs(msg.headers)
     this.reply = msg.reply ?? "" // never empty: `receive` drops messages without one
-    // $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<nanos>.<pending>; with
-    // domains (2.10+) <domain>.<account hash> come before the stream and a random token at the end.
-    // The nanoseconds are cut as text: as a number they exceed 2^53, and the millisecond could be one off.
+  }
+
+  get stream(): string {
+    return this.flow.stream
+  }
+
+  get consumer(): string {
+    return this.flow.consumer
+  }
+
+  get headers(): Headers {
+    if (this.parsedHeaders === undefined) this.parsedHeaders = headerPairs(this.msg.headers)
+    return this.parsedHeaders
+  }
+
+  get deliveryCount(): number {
+    return this.ackInfo()[0] ?? 0
+  }
+
+  get streamSeq(): number {
+    return this.ackInfo()[1] ?? 0
+  }
+
+  get consumerSeq(): number {
+    return this.ackInfo()[2] ?? 0
+  }
+
+  get timestampMillis(): number {
+    return this.ackInfo()[3] ?? 0
+  }
+
+  get pending(): number {
+    return this.ackInfo()[4] ?? 0
+  }
+
+  // $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<nanos>.<pending>; with
+  // domains (2.10+) <domain>.<account hash> come before the stream and a random token at the end.
+  // The nanoseconds are cut as text: as a number they exceed 2^53, and the millisecond could be one off.
+  private ackInfo(): ReadonlyArray<number> {
+    if (this.info !== undefined) return this.info
     const tokens = this.reply.split(".")
     const at = tokens.length === 9 ? 4 : 6
-    this.deliveryCount = Number(tokens[at])
-    this.streamSeq = Number(tokens[at + 1])
-    this.consumerSeq = Number(tokens[at + 2])
     const nanos = tokens[at + 3] ?? ""
-    this.timestampMillis = nanos.length > 6 ? Number(nanos.slice(0, -6)) : 0
-    this.pending = Number(tokens[at + 4])
+    this.info = [
+      Number(tokens[at]),
+      Number(tokens[at + 1]),
+      Number(tokens[at + 2]),
+      nanos.length > 6 ? Number(nanos.slice(0, -6)) : 0,
+      Number(tokens[at + 4])
+    ]
+    return this.info
   }
 
   ack(): void {
