@@ -334,9 +334,7 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
           onSuccess: () => acknowledge(message),
           onFailure: (cause) => {
             const error = Cause.findErrorOption(cause)
-            return Option.isSome(error)
-              ? settleFailure(message, error.value, Option.some(envelope))
-              : Effect.failCause(Cause.interrupt())
+            return Option.isSome(error) ? settleFailure(message, error.value, Option.some(envelope)) : giveBack(message)
           }
         })
       )
@@ -413,18 +411,12 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
       const settled = Effect.matchCauseEffect(attempt(message, envelope), {
         onSuccess: () => acknowledge(message),
         onFailure: (cause) => {
+          // Interrupted from inside (the handler interrupted itself): given back, handled again later.
           const failure = failureOf(cause)
-          return failure === undefined
-            ? Effect.failCause(Cause.interrupt())
-            : retryThenSettle(message, envelope, failure)
+          return failure === undefined ? giveBack(message) : retryThenSettle(message, envelope, failure)
         }
       })
-      // Interrupted (shutdown past its deadline): give the message back at once, never ack it.
-      return withMessageContext(
-        message,
-        envelope,
-        Effect.onInterrupt(settled, () => giveBack(message))
-      )
+      return withMessageContext(message, envelope, settled)
     }
 
     // Lanes: one shared lane when order does not matter, one lane per worker when it does.
@@ -437,17 +429,39 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
       return lanes[laneOf(options.orderBy(item.decoded.value), lanes.length)] as Lane<Item<E>>
     }
 
-    // A worker takes the next message of its lane itself, and parks only when the lane is empty.
-    const work = (lane: Lane<Item<E>>): Effect.Effect<void, never, R> =>
+    // A worker takes the next message of its lane itself, and parks only when the lane is empty. What
+    // each one is handling is kept, so that a worker interrupted at shutdown gives its message back.
+    const inFlight: Array<Message | undefined> = Array.from({ length: concurrency }, () => undefined)
+    const giveBackInFlight = (index: number) =>
+      Effect.sync(() => {
+        const message = inFlight[index]
+        inFlight[index] = undefined
+        if (message === undefined) return
+        message.nak()
+        held.release(message)
+      })
+    const work = (lane: Lane<Item<E>>, index: number): Effect.Effect<void, never, R> =>
       Effect.gen(function* () {
         while (true) {
           const item = lane.poll() ?? (yield* lane.wait)
           if (item === undefined) return
+          inFlight[index] = item.message
           yield* handle(item)
+          inFlight[index] = undefined
         }
-      })
+      }).pipe(
+        // `handle` settles every outcome; a defect here is a bug of ours, and must not cost a worker.
+        Effect.catchCause((cause) =>
+          Cause.hasInterruptsOnly(cause)
+            ? Effect.failCause(cause)
+            : Effect.logError("a subscriber worker failed; its message is given back", cause).pipe(
+                Effect.andThen(giveBackInFlight(index)),
+                Effect.andThen(Effect.suspend(() => work(lane, index)))
+              )
+        )
+      )
     const workers = yield* Effect.forEach(Array.from({ length: concurrency }), (_, index) =>
-      Effect.forkDetach(work(lanes[ordered ? index : 0] as Lane<Item<E>>))
+      Effect.forkDetach(work(lanes[ordered ? index : 0] as Lane<Item<E>>, index))
     )
 
     // Each chunk the consume loop emits is decoded and handed to the lanes in one synchronous step, so an
@@ -504,6 +518,8 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
             `handlers still running after ${Duration.format(shutdownTimeout)}: interrupting them; their messages are nak'ed`
           )
           yield* Fiber.interruptAll(workers)
+          // Interrupted handlers: their messages go back at once, never acked.
+          for (let index = 0; index < concurrency; index++) yield* giveBackInFlight(index)
         }
         yield* Fiber.interrupt(keepAlive)
         yield* Fiber.interrupt(advisories)

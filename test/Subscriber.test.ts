@@ -465,6 +465,38 @@ describe("Subscriber", () => {
     )
   )
 
+  it.live("a handler that interrupts itself gives its message back, and its worker goes on with the next", () =>
+    withMessaging(
+      Effect.gen(function* () {
+        yield* publishAll(3)
+        const deliveries = yield* Ref.make<ReadonlyArray<string>>([])
+        yield* run(
+          Subscriber.make(Happened, {
+            durable: "self-interrupting",
+            handler: (envelope) =>
+              Effect.flatMap(
+                Ref.updateAndGet(deliveries, (list) => [...list, `${envelope.data.n}`]),
+                (list) => (envelope.data.n === 1 && list.length === 1 ? Effect.interrupt : Effect.void)
+              )
+          })
+        )
+        // message 1 is interrupted on its first delivery, nak'ed, and delivered again at once
+        yield* waitFor(atLeast(deliveries, 4))
+        const seen = yield* Ref.get(deliveries)
+        expect(seen.filter((n) => n === "1")).toHaveLength(2)
+        expect([...new Set(seen)].sort()).toStrictEqual(["1", "2", "3"])
+        // all three acked in the end
+        yield* waitFor(
+          Effect.flatMap(consumerState("GLAM_EVENTS", "self-interrupting"), (s) =>
+            s !== undefined && s.ackFloor.streamSeq === 3 && s.numAckPending === 0
+              ? Effect.void
+              : Effect.fail("acks pending")
+          )
+        )
+      })
+    )
+  )
+
   it.live("graceful shutdown: 50 in flight finish and are acked; nothing is lost", () =>
     withMessaging(
       Effect.gen(function* () {
