@@ -1,17 +1,15 @@
 /**
- * The `Broker` over NATS JetStream: publishing through the JetStream client and the administration of
- * streams and durable pull consumers through the JetStream manager of a `NatsClient`.
+ * The `Broker` over NATS JetStream: publishing through `internal/natsPublish` (acknowledgements matched
+ * on an inbox of our own) and the administration of streams and durable pull consumers through the
+ * JetStream manager of a `NatsClient`.
  *
  * It translates and nothing more: configurations go through `internal/natsConfig`, failures through
- * `internal/natsErrors`. Retrying a publish is the `Publisher`'s job (on an Effect `Schedule`), so
- * nats.js's own publish retries stay off; consumers never get a `backoff`, because nats-server 2.9
- * mistimes `nak(delay)` when one is set.
+ * `internal/natsErrors`. Retrying a publish is the `Publisher`'s job (on an Effect `Schedule`);
+ * consumers never get a `backoff`, because nats-server 2.9 mistimes `nak(delay)` when one is set.
  *
  * @since 0.1.0
  */
-import type { JetStreamPublishOptions } from "@nats-io/jetstream"
-import { headers as makeHeaders } from "@nats-io/transport-node"
-import { Duration, Effect, Layer, Option, Stream } from "effect"
+import { Effect, Layer, Option, Stream } from "effect"
 import {
   Broker,
   type ConsumeOptions,
@@ -23,6 +21,7 @@ import {
 import { fromConsumerInfo, fromStreamInfo, toConsumerConfig, toStreamConfig } from "./internal/natsConfig.js"
 import { consume as consumeMessages } from "./internal/natsConsume.js"
 import { fromCause } from "./internal/natsErrors.js"
+import { JetStreamPublisher } from "./internal/natsPublish.js"
 import { headerPairs } from "./internal/natsPull.js"
 import { NatsClient } from "./NatsClient.js"
 import { type NatsError, NoResponders, make as natsError } from "./NatsError.js"
@@ -56,28 +55,11 @@ const falseWhen =
  */
 export const make: Effect.Effect<Broker["Service"], never, NatsClient> = Effect.gen(function* () {
   const client = yield* NatsClient
-  const { jetstream, manager } = client
+  const { manager } = client
 
-  const publish = (request: PublishRequest) => {
-    const options: Partial<JetStreamPublishOptions> = { timeout: Duration.toMillis(request.timeout) }
-    if (request.messageId !== undefined) options.msgID = request.messageId
-    if (request.expectedLastSequence !== undefined) options.expect = { lastSequence: request.expectedLastSequence }
-    return Effect.tryPromise({
-      try: () => {
-        // nats.js refuses header names and values it cannot send (CR or LF in them) by throwing here.
-        if (request.headers.length > 0) {
-          const headers = makeHeaders()
-          for (const [name, value] of request.headers) headers.append(name, value)
-          options.headers = headers
-        }
-        return jetstream.publish(request.subject, request.payload, options)
-      },
-      catch: (cause) => fromCause("publish", { subject: request.subject })(cause)
-    }).pipe(
-      Effect.map((ack) => ({ stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate })),
-      Effect.catchIf((error) => error.reason._tag === "StreamNotFound", confirmNoStream(request.subject))
-    )
-  }
+  // Publishes and their acknowledgements go through our own inbox: no Promise or Error per publish.
+  const publisher = new JetStreamPublisher(client.connection, (subject, error) => confirmNoStream(subject)(error))
+  const publish = (request: PublishRequest) => publisher.publish(request)
 
   // Nobody answered the publish: either no stream covers the subject, or JetStream is not ready yet
   // (right after a server restart it answers nothing for a moment). Only the JetStream API can tell;
