@@ -319,14 +319,19 @@ export const decoder = <A>(
 const encodeFailure = (eventType: string, path: string | undefined, detail: string) =>
   Exit.fail(new EncodeError({ eventType, path, message: describe(`Cannot encode ${eventType}`, path, detail) }))
 
-const isEnvelopeString = (value: unknown): value is string => typeof value === "string"
+// The wire name of the first envelope field that is not a string (a value that bypassed the types).
+const nonStringField = (envelope: Envelope<unknown>): string | undefined =>
+  typeof envelope.eventId !== "string"
+    ? "event_id"
+    : typeof envelope.eventType !== "string"
+      ? "event_type"
+      : typeof envelope.correlationId !== "string"
+        ? "correlation_id"
+        : typeof envelope.sourceService !== "string"
+          ? "source_service"
+          : undefined
 
-const envelopeStrings = [
-  ["eventId", "event_id"],
-  ["eventType", "event_type"],
-  ["correlationId", "correlation_id"],
-  ["sourceService", "source_service"]
-] as const
+const messageOf = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
 
 /**
  * Compiles an encoder for one payload schema: `Envelope<A>` to the bytes the Python services read.
@@ -340,34 +345,32 @@ export const encoder = <A>(
   payload: Schema.ConstraintCodec<A, unknown>
 ): ((envelope: Envelope<A>) => Exit.Exit<Uint8Array, EncodeError>) => {
   const encodePayload = Schema.encodeUnknownResult(payload)
+  const formatTimestamp = IsoDateTime.formatter()
   return (envelope) => {
-    const eventType = isEnvelopeString(envelope.eventType) ? envelope.eventType : "<no event type>"
-    for (const [field, key] of envelopeStrings) {
-      if (!isEnvelopeString(envelope[field])) return encodeFailure(eventType, key, "Expected string")
-    }
+    const eventType = typeof envelope.eventType === "string" ? envelope.eventType : "<no event type>"
+    const field = nonStringField(envelope)
+    if (field !== undefined) return encodeFailure(eventType, field, "Expected string")
     if (!DateTime.isDateTime(envelope.timestamp)) return encodeFailure(eventType, "timestamp", "Expected a DateTime")
-    const timestamp = IsoDateTime.format(DateTime.toEpochMillis(envelope.timestamp))
-    if (timestamp === undefined)
+    const timestamp = formatTimestamp(DateTime.toEpochMillis(envelope.timestamp))
+    if (timestamp === undefined) {
       return encodeFailure(eventType, "timestamp", "Expected a date-time in the years 1-9999")
+    }
     const data = encodePayload(envelope.data)
     if (Result.isFailure(data)) {
       const { detail, path } = firstIssue(data.failure, "data")
       return encodeFailure(eventType, path, detail)
     }
-    const json = Result.try({
-      try: () =>
-        JSON.stringify({
-          event_id: envelope.eventId,
-          event_type: envelope.eventType,
-          correlation_id: envelope.correlationId,
-          source_service: envelope.sourceService,
-          timestamp,
-          data: data.success
-        }),
-      catch: (cause) => (cause instanceof Error ? cause.message : String(cause))
-    })
+    const wire = {
+      event_id: envelope.eventId,
+      event_type: eventType,
+      correlation_id: envelope.correlationId,
+      source_service: envelope.sourceService,
+      timestamp,
+      data: data.success
+    }
+    const json = Result.try(() => JSON.stringify(wire))
     return Result.isFailure(json)
-      ? encodeFailure(eventType, "data", `not serializable as JSON (${json.failure})`)
+      ? encodeFailure(eventType, "data", `not serializable as JSON (${messageOf(json.failure)})`)
       : Exit.succeed(Buffer.from(json.success))
   }
 }
@@ -392,21 +395,32 @@ const traceStateOf = (span: Tracer.AnySpan): Option.Option<string> => {
 }
 
 /**
+ * The W3C trace context of a span as NATS headers: `traceparent`, plus `tracestate` when the trace
+ * carries one.
+ *
+ * @category tracing
+ * @since 0.1.0
+ */
+export const traceHeaders = (span: Tracer.AnySpan): Headers => {
+  const traceparent = `00-${span.traceId.padStart(32, "0")}-${span.spanId}-${span.sampled ? "01" : "00"}`
+  const state = traceStateOf(span)
+  return Option.isSome(state)
+    ? [
+        ["traceparent", traceparent],
+        ["tracestate", state.value]
+      ]
+    : [["traceparent", traceparent]]
+}
+
+/**
  * The NATS headers of an envelope: `Nats-Msg-Id` (so the server stores a retried publish once) and,
  * given the publishing span, W3C `traceparent` plus `tracestate` when the trace carries one.
  *
  * @category tracing
  * @since 0.1.0
  */
-export const headersFor = (envelope: Pick<Envelope<unknown>, "eventId">, span?: Tracer.AnySpan): Headers => {
-  const headers: Array<readonly [string, string]> = [["Nats-Msg-Id", envelope.eventId]]
-  if (span !== undefined) {
-    headers.push(["traceparent", `00-${span.traceId.padStart(32, "0")}-${span.spanId}-${span.sampled ? "01" : "00"}`])
-    const state = traceStateOf(span)
-    if (Option.isSome(state)) headers.push(["tracestate", state.value])
-  }
-  return headers
-}
+export const headersFor = (envelope: Pick<Envelope<unknown>, "eventId">, span?: Tracer.AnySpan): Headers =>
+  span === undefined ? [["Nats-Msg-Id", envelope.eventId]] : [["Nats-Msg-Id", envelope.eventId], ...traceHeaders(span)]
 
 /**
  * The remote parent span of a received message, from its `traceparent` (and `tracestate`) headers;

@@ -138,20 +138,46 @@ export const parse = (text: string): number | undefined => {
 
 const pad = (value: number, width: number): string => value.toString().padStart(width, "0")
 
+// `YYYY-MM-DDTHH:MM:SS` of the second that starts at `epochSecond`, or `undefined` outside the years 1–9999.
+const secondText = (epochSecond: number): string | undefined => {
+  const days = Math.floor(epochSecond / 86_400)
+  const [year, month, day] = civilFromDays(days)
+  if (year < 1 || year > 9999) return undefined
+  const ofDay = epochSecond - days * 86_400
+  const hour = Math.floor(ofDay / 3600)
+  const minute = Math.floor((ofDay % 3600) / 60)
+  const second = ofDay % 60
+  return `${pad(year, 4)}-${pad(month, 2)}-${pad(day, 2)}T${pad(hour, 2)}:${pad(minute, 2)}:${pad(second, 2)}`
+}
+
+const withMillis = (prefix: string, millis: number): string =>
+  millis === 0 ? `${prefix}+00:00` : `${prefix}.${pad(millis, 3)}000+00:00`
+
 /**
  * Python's `datetime.isoformat()` of an aware UTC value, or `undefined` outside the years 1–9999 that
  * Python's `datetime` can hold.
  */
 export const format = (epochMillis: number): string | undefined => {
   if (!Number.isSafeInteger(epochMillis)) return undefined
-  const days = Math.floor(epochMillis / MILLIS_PER_DAY)
-  const [year, month, day] = civilFromDays(days)
-  if (year < 1 || year > 9999) return undefined
-  const ofDay = epochMillis - days * MILLIS_PER_DAY
-  const hour = Math.floor(ofDay / MILLIS_PER_HOUR)
-  const minute = Math.floor((ofDay % MILLIS_PER_HOUR) / MILLIS_PER_MINUTE)
-  const second = Math.floor((ofDay % MILLIS_PER_MINUTE) / 1000)
-  const millis = ofDay % 1000
-  const fraction = millis === 0 ? "" : `.${pad(millis, 3)}000`
-  return `${pad(year, 4)}-${pad(month, 2)}-${pad(day, 2)}T${pad(hour, 2)}:${pad(minute, 2)}:${pad(second, 2)}${fraction}+00:00`
+  const epochSecond = Math.floor(epochMillis / 1000)
+  const prefix = secondText(epochSecond)
+  return prefix === undefined ? undefined : withMillis(prefix, epochMillis - epochSecond * 1000)
+}
+
+/**
+ * `format` for a caller that formats many times close together (a publisher): the calendar part is
+ * computed once per second.
+ */
+export const formatter = (): ((epochMillis: number) => string | undefined) => {
+  let cachedSecond = Number.NaN
+  let cachedPrefix: string | undefined
+  return (epochMillis) => {
+    if (!Number.isSafeInteger(epochMillis)) return undefined
+    const epochSecond = Math.floor(epochMillis / 1000)
+    if (epochSecond !== cachedSecond) {
+      cachedPrefix = secondText(epochSecond)
+      cachedSecond = epochSecond
+    }
+    return cachedPrefix === undefined ? undefined : withMillis(cachedPrefix, epochMillis - epochSecond * 1000)
+  }
 }
