@@ -7,14 +7,30 @@
  * no responders, a connection being re-established) are retried on a `Schedule` with the same
  * message id, so a retry can never store a second copy.
  *
+ * A `Publisher.publish` span (kind producer) is made only when a tracer that records spans is installed;
+ * without one, the trace context of the caller's span, if any, still travels in the headers.
+ *
  * The publisher depends on `Broker` only: it runs unchanged on NATS and on the in-memory broker.
  *
  * @since 0.1.0
  */
-import { Context, DateTime, Duration, Effect, Layer, Option, Schedule } from "effect"
-import { Broker, type Headers } from "./Broker.js"
+import {
+  Clock,
+  Context,
+  DateTime,
+  Duration,
+  Effect,
+  Exit,
+  type Fiber,
+  Layer,
+  Option,
+  Schedule,
+  type Tracer
+} from "effect"
+import { Broker, type Headers, type PublishAck, type PublishRequest } from "./Broker.js"
 import * as Envelope from "./Envelope.js"
 import type * as Event from "./Event.js"
+import { isTracing } from "./internal/tracing.js"
 import * as MessageContext from "./MessageContext.js"
 import type { NatsError } from "./NatsError.js"
 import { ServiceIdentity } from "./ServiceIdentity.js"
@@ -133,6 +149,23 @@ export const retryTransient =
       Effect.retry({ while: (error) => error.isRetryable, schedule })
     )
 
+// The GLAM envelope's NATS headers besides `Nats-Msg-Id` (the broker sets that from `messageId`): the W3C
+// trace context of `span`, then the caller's own.
+const headersOf = (span: Tracer.AnySpan | undefined, extra: PublishOptions["headers"]): Headers => {
+  const trace = span === undefined ? noHeaders : Envelope.traceHeaders(span)
+  if (extra === undefined) return trace
+  return [...trace, ...Object.entries(extra)]
+}
+
+const noHeaders: Headers = []
+
+const receiptOf = (eventId: string, subject: string, ack: PublishAck): Effect.Effect<Receipt> => {
+  const receipt = { eventId, subject, stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate }
+  return ack.duplicate
+    ? Effect.as(Effect.logDebug(`event ${eventId} was already stored as ${ack.stream}#${ack.seq}`), receipt)
+    : Effect.succeed(receipt)
+}
+
 /**
  * Builds a publisher over the current `Broker`, stamping envelopes with the current `ServiceIdentity`.
  *
@@ -141,52 +174,117 @@ export const retryTransient =
  */
 export const make = Effect.fnUntraced(function* (options: Options = {}) {
   const broker = yield* Broker
-  const identity = yield* ServiceIdentity
+  const sourceService = (yield* ServiceIdentity).name
   const defaultTimeout = Duration.fromInputUnsafe(options.timeout ?? "5 seconds")
   const retry = options.retry ?? defaultRetry
 
-  const publish = Effect.fn("Publisher.publish", { kind: "producer" })(function* <E extends Event.Any>(
+  // Only a failed first attempt enters the retry: the schedule then sees that failure first, exactly as
+  // `retryTransient` around the whole publish would.
+  const retrying = (request: PublishRequest, first: NatsError): Effect.Effect<PublishAck, NatsError> => {
+    let attempts = 0
+    return Effect.suspend(() => (attempts++ === 0 ? Effect.fail(first) : broker.publish(request))).pipe(
+      retryTransient(request.subject, retry)
+    )
+  }
+
+  // Publishes come in bursts within one millisecond: one timestamp value serves all of them.
+  let stampedAt = Number.NaN
+  let stamp = DateTime.makeUnsafe(0)
+  const timestampOf = (fiber: Fiber.Fiber<unknown, unknown>): DateTime.Utc => {
+    const millis = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
+    if (millis !== stampedAt) {
+      stamp = DateTime.makeUnsafe(millis)
+      stampedAt = millis
+    }
+    return stamp
+  }
+
+  const send = <E extends Event.Any>(
+    fiber: Fiber.Fiber<unknown, unknown>,
     event: E,
     payload: Event.Payload<E>,
-    publishOptions: PublishOptions = {}
-  ) {
-    const eventId = publishOptions.eventId ?? crypto.randomUUID()
-    const correlationId =
-      publishOptions.correlationId ?? Option.getOrElse(yield* MessageContext.correlationId, () => crypto.randomUUID())
-    const envelope: Envelope.Envelope<Event.Payload<E>> = {
+    publishOptions: PublishOptions | undefined,
+    eventId: string,
+    span: Tracer.AnySpan | undefined
+  ): Effect.Effect<Receipt, PublishError> => {
+    const subject = event.subject
+    const bytes = event.encodeExit({
       eventId,
-      eventType: event.subject,
-      correlationId,
-      sourceService: identity.name,
-      timestamp: yield* DateTime.now,
+      eventType: subject,
+      correlationId:
+        publishOptions?.correlationId ??
+        Option.getOrUndefined(fiber.getRef(MessageContext.Current))?.correlationId ??
+        crypto.randomUUID(),
+      sourceService,
+      timestamp: timestampOf(fiber),
       data: payload
-    }
-    yield* Effect.annotateCurrentSpan({
-      "messaging.system": broker.system,
-      "messaging.destination.name": event.subject,
-      "messaging.operation": "publish",
-      "messaging.message.id": eventId
     })
-    const bytes = yield* event.encode(envelope)
-    const span = yield* Effect.option(Effect.currentSpan)
-    const headers: Headers = [
-      ...Envelope.headersFor(envelope, Option.getOrUndefined(span)),
-      ...Object.entries(publishOptions.headers ?? {})
-    ]
-    const ack = yield* broker
-      .publish({
-        subject: event.subject,
-        payload: bytes,
-        headers,
-        messageId: eventId,
-        expectedLastSequence: publishOptions.expectedLastSequence,
-        timeout:
-          publishOptions.timeout === undefined ? defaultTimeout : Duration.fromInputUnsafe(publishOptions.timeout)
+    if (Exit.isFailure(bytes)) return Exit.failCause(bytes.cause)
+    const request: PublishRequest = {
+      subject,
+      payload: bytes.value,
+      headers: headersOf(span, publishOptions?.headers),
+      messageId: eventId,
+      expectedLastSequence: publishOptions?.expectedLastSequence,
+      timeout: publishOptions?.timeout === undefined ? defaultTimeout : Duration.fromInputUnsafe(publishOptions.timeout)
+    }
+    return Effect.matchEffect(broker.publish(request), {
+      onFailure(error) {
+        return error.isRetryable
+          ? Effect.flatMap(retrying(request, error), (ack) => receiptOf(eventId, subject, ack))
+          : Effect.fail(error)
+      },
+      onSuccess(ack) {
+        return receiptOf(eventId, subject, ack)
+      }
+    })
+  }
+
+  // The producer span, only when a tracer exports it; the envelope then carries this span's context.
+  const traced = <E extends Event.Any>(
+    event: E,
+    payload: Event.Payload<E>,
+    publishOptions: PublishOptions | undefined
+  ): Effect.Effect<Receipt, PublishError> => {
+    const eventId = publishOptions?.eventId ?? crypto.randomUUID()
+    return Effect.withFiber((fiber: Fiber.Fiber<unknown, unknown>) =>
+      send(fiber, event, payload, publishOptions, eventId, fiber.cache.span)
+    ).pipe(
+      Effect.withSpan("Publisher.publish", {
+        kind: "producer",
+        attributes: {
+          "messaging.system": broker.system,
+          "messaging.destination.name": event.subject,
+          "messaging.operation": "publish",
+          "messaging.message.id": eventId
+        }
       })
-      .pipe(retryTransient(event.subject, retry))
-    if (ack.duplicate) yield* Effect.logDebug(`event ${eventId} was already stored as ${ack.stream}#${ack.seq}`)
-    return { eventId, subject: event.subject, stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate }
-  })
+    )
+  }
+
+  // Whether a tracer is installed, asked once per fiber context rather than once per publish.
+  let askedIn: Context.Context<never> | undefined
+  let tracing = false
+
+  const publish = <E extends Event.Any>(
+    event: E,
+    payload: Event.Payload<E>,
+    publishOptions?: PublishOptions
+  ): Effect.Effect<Receipt, PublishError> =>
+    Effect.withFiber((fiber: Fiber.Fiber<unknown, unknown>) => {
+      if (fiber.context !== askedIn) {
+        const context = fiber.context
+        return Effect.flatMap(isTracing, (answer) => {
+          askedIn = context
+          tracing = answer
+          return answer ? traced(event, payload, publishOptions) : publish(event, payload, publishOptions)
+        })
+      }
+      // Without a tracer no span is made, but the trace of the caller's span (if any) goes on.
+      return tracing
+        ? traced(event, payload, publishOptions)
+        : send(fiber, event, payload, publishOptions, publishOptions?.eventId ?? crypto.randomUUID(), fiber.cache.span)
+    })
 
   const publishAll = <E extends Event.Any>(
     items: Iterable<PublishItem<E>>,

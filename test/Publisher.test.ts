@@ -1,7 +1,10 @@
 import { assert, describe, expect, it, layer } from "@effect/vitest"
 import { Effect, Fiber, Layer, Option, Schedule, Tracer } from "effect"
+import { TestClock } from "effect/testing"
+import { Broker } from "../src/Broker.js"
 import * as Envelope from "../src/Envelope.js"
 import { Events } from "../src/glam/index.js"
+import * as MemoryBroker from "../src/MemoryBroker.js"
 import * as MessageContext from "../src/MessageContext.js"
 import * as NatsBroker from "../src/NatsBroker.js"
 import * as NatsClient from "../src/NatsClient.js"
@@ -150,6 +153,50 @@ describe("Publisher", () => {
       })
     )
 
+    it.effect("a producer span only with a tracer; the trace goes on in the headers either way", () =>
+      Effect.gen(function* () {
+        const publisher = yield* Publisher.Publisher
+        const parent = Tracer.externalSpan({ traceId: "0af7651916cd43dd8448eb211c80319c", spanId: "b7ad6b7169203331" })
+        const traceparentOf = (seq: number) =>
+          Effect.map(storedMessages, (messages) => messages.find((m) => m.seq === seq)?.header.get("traceparent"))
+
+        const spans: Array<Tracer.Span> = []
+        const recording = Tracer.make({
+          span(options) {
+            const span = Tracer.nativeTracer.span(options)
+            spans.push(span)
+            return span
+          }
+        })
+        const traced = yield* publisher
+          .publish(Events.CreditBalanceLow, lowBalance)
+          .pipe(Effect.withParentSpan(parent), Effect.withTracer(recording))
+        const span = spans.find((s) => s.name === "Publisher.publish")
+        assert(span !== undefined)
+        expect(span.kind).toBe("producer")
+        expect(span.traceId).toBe(parent.traceId)
+        expect(span.status._tag).toBe("Ended")
+        expect(Object.fromEntries(span.attributes)).toMatchObject({
+          "messaging.system": "nats",
+          "messaging.destination.name": "evt.credit.balance.low.v1",
+          "messaging.operation": "publish",
+          "messaging.message.id": traced.eventId
+        })
+        expect(yield* traceparentOf(traced.seq)).toBe(`00-${parent.traceId}-${span.spanId}-01`)
+
+        // Without a tracer nothing is recorded, and the caller's span is the parent the consumer sees.
+        const untraced = yield* publisher
+          .publish(Events.CreditBalanceLow, lowBalance)
+          .pipe(Effect.withParentSpan(parent))
+        expect(spans.filter((s) => s.name === "Publisher.publish")).toHaveLength(1)
+        expect(yield* traceparentOf(untraced.seq)).toBe(`00-${parent.traceId}-${parent.spanId}-01`)
+
+        // No span at all: no trace headers.
+        const plain = yield* publisher.publish(Events.CreditBalanceLow, lowBalance)
+        expect(yield* traceparentOf(plain.seq)).toBe("")
+      })
+    )
+
     it.effect("publishAll keeps a window in flight and returns receipts in input order", () =>
       Effect.gen(function* () {
         const publisher = yield* Publisher.Publisher
@@ -169,6 +216,44 @@ describe("Publisher", () => {
       })
     )
   })
+
+  it.effect("each envelope carries the clock's time: within one millisecond, one second, and across seconds", () =>
+    Effect.gen(function* () {
+      const publisher = yield* Publisher.Publisher
+      const broker = yield* Broker
+      const stampAt = (epochMillis: number) =>
+        Effect.gen(function* () {
+          yield* TestClock.setTime(epochMillis)
+          const receipt = yield* publisher.publish(Events.CreditBalanceLow, lowBalance)
+          const stored = yield* broker.getMessage("GLAM_EVENTS", receipt.seq)
+          assert(Option.isSome(stored))
+          return JSON.parse(new TextDecoder().decode(stored.value.payload)).timestamp
+        })
+      const start = Date.UTC(2026, 10, 26, 12, 33, 37)
+      const stamps = []
+      for (const offset of [0, 0, 123, 124, 999, 1000, 1001, 43_343_500, -1])
+        stamps.push(yield* stampAt(start + offset))
+      expect(stamps).toStrictEqual([
+        "2026-11-26T12:33:37+00:00",
+        "2026-11-26T12:33:37+00:00",
+        "2026-11-26T12:33:37.123000+00:00",
+        "2026-11-26T12:33:37.124000+00:00",
+        "2026-11-26T12:33:37.999000+00:00",
+        "2026-11-26T12:33:38+00:00",
+        "2026-11-26T12:33:38.001000+00:00",
+        "2026-11-27T00:36:00.500000+00:00",
+        "2026-11-26T12:33:36.999000+00:00"
+      ])
+    }).pipe(
+      Effect.provide(
+        Publisher.layer().pipe(
+          Layer.provideMerge(Topology.layer(Topology.glam)),
+          Layer.provideMerge(MemoryBroker.layer),
+          Layer.provideMerge(ServiceIdentity.layer("billing-service"))
+        )
+      )
+    )
+  )
 
   it.live("a publish started while the server restarts succeeds once it is back, and one copy is stored", () =>
     Effect.gen(function* () {
