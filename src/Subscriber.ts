@@ -178,10 +178,17 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
       })
     )
 
+    const bySubject = new Map<string, E>(list.map((event) => [event.subject, event]))
     const decode = (message: Message): Exit.Exit<Received<E>, Envelope.DecodeError> => {
-      const decoded = group.decodeExit(message.subject, message.payload)
+      const event = bySubject.get(message.subject)
+      if (event === undefined) {
+        // No event of the subscription has the subject: the group's error says so and lists the known ones.
+        const unknown = group.decodeExit(message.subject, message.payload)
+        return Exit.isFailure(unknown) ? Exit.failCause(unknown.cause) : Exit.die(`no event for ${message.subject}`)
+      }
+      const decoded = event.decodeExit(message.payload, message.subject)
       if (Exit.isFailure(decoded)) return Exit.failCause(decoded.cause)
-      const envelope = decoded.value.envelope
+      const envelope = decoded.value
       if (envelope.eventType !== message.subject) {
         return Exit.fail(
           new Envelope.DecodeError({
@@ -196,9 +203,9 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
           })
         )
       }
-      // The group decoded it with the event of this subject, and eventType equals that subject: the
-      // pairing `Received<E>` describes, which the compiler cannot follow through the union.
-      return Exit.succeed(envelope as Received<E>)
+      // Decoded with the event of this subject, and eventType equals that subject: the pairing
+      // `Received<E>` describes, which the compiler cannot follow through the union.
+      return decoded as Exit.Exit<Received<E>, Envelope.DecodeError>
     }
 
     const held = new Held()
@@ -475,6 +482,7 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
             const item: Item<E> = { message, decoded: decode(message) }
             laneFor(item).push(item)
           }
+          for (const lane of lanes) lane.wake()
         })
       ),
       Effect.tapCause((cause) =>

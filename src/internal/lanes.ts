@@ -1,8 +1,9 @@
 /**
  * The hand-over from a subscriber's consume loop to its handlers, without a fiber hop per message.
  *
- * The loop pushes a whole chunk of deliveries into lanes in one synchronous step; each worker fiber
- * takes its next message itself (`poll`) and parks (`wait`) only when its lane is empty. Messages that
+ * The loop pushes a whole chunk of deliveries into lanes in one synchronous step and then wakes the
+ * parked workers; each worker fiber takes its next message itself (`poll`) and parks (`wait`) only
+ * when its lane is empty. Messages that
  * arrive together are therefore handled in the same turn of the event loop, and their acks leave in
  * one socket write, as they do for a raw nats.js callback.
  *
@@ -22,11 +23,21 @@ export class Lane<A> {
   private readonly parked: Array<Resume<A>> = []
   private closed = false
 
-  /** Hands `item` to a parked worker, or queues it. */
+  /** Queues `item`; `wake` lets parked workers at it. */
   push(item: A): void {
-    const resume = this.parked.shift()
-    if (resume !== undefined) resume(Effect.succeed(item))
-    else this.items.push(item)
+    this.items.push(item)
+  }
+
+  /**
+   * Resumes as many parked workers as there are queued items. Called once a whole chunk is queued:
+   * a resumed worker runs at once, on this call stack, and would otherwise park again after each item.
+   */
+  wake(): void {
+    while (this.parked.length > 0 && this.head < this.items.length) {
+      const resume = this.parked.shift()
+      const item = this.poll()
+      if (resume !== undefined) resume(Effect.succeed(item))
+    }
   }
 
   /** The next queued item, if any. */
