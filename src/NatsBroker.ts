@@ -9,7 +9,7 @@
  *
  * @since 0.1.0
  */
-import { Effect, Layer, Option, Stream } from "effect"
+import { Effect, Layer, Option, type Scope, Stream } from "effect"
 import {
   Broker,
   type ConsumeOptions,
@@ -53,12 +53,16 @@ const falseWhen =
  * @category constructors
  * @since 0.1.0
  */
-export const make: Effect.Effect<Broker["Service"], never, NatsClient> = Effect.gen(function* () {
+export const make: Effect.Effect<Broker["Service"], never, NatsClient | Scope.Scope> = Effect.gen(function* () {
   const client = yield* NatsClient
   const { manager } = client
 
   // Publishes and their acknowledgements go through our own inbox: no Promise or Error per publish.
-  const publisher = new JetStreamPublisher(client.connection, (subject, error) => confirmNoStream(subject)(error))
+  // Its subscription ends with the broker, also on a connection the broker does not own.
+  const publisher = yield* Effect.acquireRelease(
+    Effect.sync(() => new JetStreamPublisher(client.connection, (subject, error) => confirmNoStream(subject)(error))),
+    (publisher) => Effect.sync(() => publisher.close())
+  )
   const publish = (request: PublishRequest) => publisher.publish(request)
 
   // Nobody answered the publish: either no stream covers the subject, or JetStream is not ready yet

@@ -194,6 +194,43 @@ describe("NatsBroker publish", () => {
       })
     )
 
+    it.effect(
+      "when the broker's scope ends, its publishes waiting fail with Closed and its inbox is unsubscribed",
+      () =>
+        Effect.gen(function* () {
+          const { connection } = yield* NatsClient
+          const client = yield* NatsClientModule.fromConnection(connection)
+          const scope = yield* Scope.make()
+          const broker = yield* NatsBroker.make.pipe(Effect.provideService(NatsClient, client), Scope.provide(scope))
+          const seen: Array<string> = []
+          const responder = connection.subscribe("hang.scoped", {
+            callback: (_, msg) => void seen.push(msg.reply ?? "")
+          })
+          const request: PublishRequest = {
+            subject: "hang.scoped",
+            payload: bytes("x"),
+            headers: [],
+            timeout: Duration.minutes(5)
+          }
+          const waiting = yield* broker.publish(request).pipe(Effect.flip, Effect.forkChild({ startImmediately: true }))
+          yield* Effect.promise(() => connection.flush())
+          yield* Scope.close(scope, Exit.void)
+          const error = yield* Fiber.join(waiting)
+          expect(error.reason._tag).toBe("Closed")
+          // the connection stays open (the broker does not own it), and nobody listens on the inbox any more
+          expect(connection.isClosed()).toBe(false)
+          expect(seen).toHaveLength(1)
+          const answer = yield* Effect.promise(() =>
+            connection.request(seen[0] ?? "", bytes("late"), { timeout: 1000 }).then(
+              () => "answered",
+              (cause: unknown) => (cause instanceof Error ? cause.message : "failed")
+            )
+          )
+          expect(answer).toMatch(/no responders/i)
+          responder.unsubscribe()
+        })
+    )
+
     it.effect("a header value with a line break and a body over the max payload are Rejected, and nothing waits", () =>
       Effect.gen(function* () {
         const broker = yield* Broker

@@ -14,8 +14,8 @@
  * a publish fails at once as retryable instead of being buffered (nats.js drops what it buffered when
  * it reconnects); when the connection closes, everything pending fails with `Closed`.
  *
- * The inbox subscription and the status watcher are made on the first publish and live as long as the
- * connection: closing or draining it ends both. Not here: retrying (the `Publisher`'s `Schedule`) and
+ * The inbox subscription and the status watcher are made on the first publish and live until `close`
+ * (the broker's scope ends) or the connection closes or drains. Not here: retrying (the `Publisher`'s `Schedule`) and
  * telling a missing stream from a JetStream that is not ready yet (`NatsBroker`).
  */
 
@@ -298,6 +298,24 @@ export class JetStreamPublisher {
       }
       default:
         return
+    }
+  }
+
+  /**
+   * Ends the inbox subscription and the status watcher, failing what is still pending with `Closed`.
+   * Later publishes open them again.
+   */
+  close(): void {
+    const session = this.session
+    if (session !== undefined) {
+      this.session = undefined
+      stopStatusIterator(session.statuses)
+      if (!session.subscription.isClosed()) session.subscription.unsubscribe()
+    }
+    this.failAll((pending) => closedWhilePending(pending.subject))
+    if (this.sweeper !== undefined) {
+      clearInterval(this.sweeper)
+      this.sweeper = undefined
     }
   }
 
