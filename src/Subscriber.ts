@@ -23,15 +23,12 @@
 import {
   Cause,
   Clock,
-  Context,
-  DateTime,
   Duration,
   Effect,
   Exit,
   Fiber,
   Layer,
   Option,
-  References,
   Schedule,
   Schema,
   type Scope,
@@ -42,9 +39,9 @@ import * as DeadLetter from "./DeadLetter.js"
 import * as Envelope from "./Envelope.js"
 import * as Event from "./Event.js"
 import { Lane } from "./internal/lanes.js"
-import { commonPrefixFilter, describe, groupName, Held, hasTraceContext, laneOf } from "./internal/subscriberSupport.js"
+import * as SubscriberHandling from "./internal/subscriberHandling.js"
+import { commonPrefixFilter, groupName, Held, laneOf } from "./internal/subscriberSupport.js"
 import { isTracing } from "./internal/tracing.js"
-import * as MessageContext from "./MessageContext.js"
 import type { NatsError } from "./NatsError.js"
 import * as Policy from "./Policy.js"
 import { ServiceIdentity } from "./ServiceIdentity.js"
@@ -123,10 +120,7 @@ export interface Options<E extends Event.Any, Err, R> {
   readonly shutdownTimeout?: Duration.Input | undefined
 }
 
-interface Item<E extends Event.Any> {
-  readonly message: Message
-  readonly decoded: Exit.Exit<Received<E>, Envelope.DecodeError>
-}
+type Item<E extends Event.Any> = SubscriberHandling.Item<Received<E>>
 
 /**
  * Runs a subscriber in the current scope; see the module documentation.
@@ -210,87 +204,6 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
 
     const held = new Held()
 
-    const deadLetter = (
-      message: Message,
-      failure: Policy.Failure<Err>,
-      decision: DeadLetter.Decision,
-      envelope: Option.Option<Envelope.Envelope<unknown>>
-    ) =>
-      Effect.gen(function* () {
-        const now = clock.currentTimeMillisUnsafe()
-        const firstFailureAt = held.failed(message, now)
-        const written = yield* DeadLetter.publish({
-          message,
-          consumer: durable,
-          failure: describe(failure),
-          decision,
-          retryCount: message.deliveryCount - 1,
-          maxRetries: compiled.maxDeliveries - 1,
-          firstFailureAt: DateTime.makeUnsafe(firstFailureAt),
-          lastFailureAt: DateTime.makeUnsafe(now),
-          envelope: Option.getOrUndefined(envelope)
-        }).pipe(Effect.provideService(Broker, broker), Effect.provideService(ServiceIdentity, identity), Effect.exit)
-        if (Exit.isSuccess(written)) {
-          message.term(decision)
-          held.forget(message)
-          return
-        }
-        const delay = yield* compiled.settle({ _tag: "Defect", defect: written.cause }, message.deliveryCount)
-        yield* Effect.logError("could not write the dead letter; the message will be delivered again", written.cause)
-        message.nak(delay._tag === "Nak" ? Duration.toMillis(delay.delay) : 1000)
-        held.release(message)
-      })
-
-    const settleFailure = (
-      message: Message,
-      failure: Policy.Failure<Err>,
-      envelope: Option.Option<Envelope.Envelope<unknown>>
-    ) =>
-      Effect.gen(function* () {
-        held.failed(message, clock.currentTimeMillisUnsafe())
-        const settlement = yield* compiled.settle(failure, message.deliveryCount)
-        switch (settlement._tag) {
-          case "Ack":
-            yield* Effect.logWarning(`dropped by policy after ${describe(failure).code}: acknowledged without handling`)
-            message.ack()
-            return held.forget(message)
-          case "Nak":
-            yield* Effect.logWarning(
-              `${describe(failure).code}: delivery ${message.deliveryCount} failed, redelivery in ${Duration.format(settlement.delay)}`
-            )
-            message.nak(Duration.toMillis(settlement.delay))
-            held.release(message)
-            return
-          case "Term":
-            yield* Effect.logWarning(
-              `terminated by policy after ${describe(failure).code}: ${describe(failure).message}`
-            )
-            message.term(describe(failure).message)
-            return held.forget(message)
-          case "DeadLetter": {
-            const decision: DeadLetter.Decision =
-              failure._tag === "Decode"
-                ? "decode failure"
-                : settlement.maxDeliveriesReached
-                  ? "max deliveries"
-                  : "policy"
-            yield* Effect.logError(
-              `dead-lettered (${decision}) after ${describe(failure).code}: ${describe(failure).message}`
-            )
-            return yield* deadLetter(message, failure, decision, envelope)
-          }
-        }
-      })
-
-    // A handler's outcome as the policy sees it; `undefined` when it was only interrupted.
-    const failureOf = (cause: Cause.Cause<Err>): Policy.Failure<Err> | undefined => {
-      if (Cause.hasInterruptsOnly(cause)) return undefined
-      const error = Cause.findErrorOption(cause)
-      return Option.isSome(error)
-        ? { _tag: "Error", error: error.value }
-        : { _tag: "Defect", defect: Cause.squash(cause) }
-    }
-
     const attempt = (message: Message, envelope: Received<E>): Effect.Effect<void, Err, R> =>
       Option.isNone(handlerTimeout)
         ? options.handler(envelope)
@@ -308,123 +221,16 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
             })
           )
 
-    const acknowledge = (message: Message): Effect.Effect<void> => {
-      message.ack()
-      held.forget(message)
-      return Effect.void
-    }
-
-    // Only a failed first attempt builds the retry loop; the loop starts from that failure, so the
-    // policy's retry schedule sees every failure, the first included.
-    const retryThenSettle = (
-      message: Message,
-      envelope: Received<E>,
-      first: Policy.Failure<Err>
-    ): Effect.Effect<void, never, R> => {
-      if (compiled.ruleFor(first).steps[0]?._tag !== "Retry") {
-        return settleFailure(message, first, Option.some(envelope))
-      }
-      let replay: Policy.Failure<Err> | undefined = first
-      const again = Effect.suspend((): Effect.Effect<void, Policy.Failure<Err>, R> => {
-        if (replay === undefined) {
-          return Effect.catchCause(attempt(message, envelope), (cause) => {
-            const failure = failureOf(cause)
-            return failure === undefined ? Effect.failCause(Cause.interrupt()) : Effect.fail(failure)
-          })
-        }
-        const failure = replay
-        replay = undefined
-        return Effect.fail(failure)
-      })
-      return Effect.retry(again, compiled.retrySchedule).pipe(
-        Effect.matchCauseEffect({
-          onSuccess: () => acknowledge(message),
-          onFailure: (cause) => {
-            const error = Cause.findErrorOption(cause)
-            return Option.isSome(error) ? settleFailure(message, error.value, Option.some(envelope)) : giveBack(message)
-          }
-        })
-      )
-    }
-
-    const giveBack = (message: Message) =>
-      Effect.sync(() => {
-        message.nak()
-        held.release(message)
-      })
-
-    // The context a handler runs in: the message for follow-up publishes, the Python package's log
-    // fields, and a consumer span when a tracer is installed (otherwise only the publisher's trace
-    // context, so that a trace goes on through a service that records none).
-    const withMessageContext = (
-      message: Message,
-      envelope: Received<E>,
-      program: Effect.Effect<void, never, R>
-    ): Effect.Effect<void, never, R> => {
-      // One context change for both (each change rebuilds the fiber's context cache, on entry and exit).
-      const inContext = Effect.updateContext(program, (context: Context.Context<R>) =>
-        Context.add(
-          Context.add(
-            context,
-            MessageContext.Current,
-            Option.some({
-              correlationId: envelope.correlationId,
-              eventId: envelope.eventId,
-              eventType: envelope.eventType
-            })
-          ),
-          References.CurrentLogAnnotations,
-          {
-            ...Context.get(context, References.CurrentLogAnnotations),
-            event_id: envelope.eventId,
-            event_type: envelope.eventType,
-            correlation_id: envelope.correlationId,
-            source_service: envelope.sourceService,
-            service: identity.name,
-            entry_point: "event_listener"
-          }
-        )
-      )
-      const parent = hasTraceContext(message.headers) ? Envelope.parentSpanFromHeaders(message.headers) : Option.none()
-      if (!tracing) return Option.isSome(parent) ? Effect.withParentSpan(inContext, parent.value) : inContext
-      return Effect.withSpan(inContext, `${message.subject} process`, {
-        kind: "consumer",
-        parent: Option.getOrUndefined(parent),
-        attributes: {
-          "messaging.system": broker.system,
-          "messaging.operation": "process",
-          "messaging.destination.name": message.subject,
-          "messaging.message.id": envelope.eventId,
-          "messaging.consumer.group.name": durable
-        },
-        // The same call site for every message: a stack trace per span tells nothing and cost 7 % of the CPU.
-        captureStackTrace: false
-      })
-    }
-
-    const handle = (item: Item<E>): Effect.Effect<void, never, R> => {
-      const { message, decoded } = item
-      if (Exit.isFailure(decoded)) {
-        const error = Cause.findErrorOption(decoded.cause)
-        if (Option.isNone(error)) return giveBack(message)
-        const envelope = Envelope.decodeEnvelopeExit(message.payload, message.subject)
-        return settleFailure(
-          message,
-          { _tag: "Decode", error: error.value },
-          Exit.isSuccess(envelope) ? Option.some(envelope.value) : Option.none()
-        )
-      }
-      const envelope = decoded.value
-      const settled = Effect.matchCauseEffect(attempt(message, envelope), {
-        onSuccess: () => acknowledge(message),
-        onFailure: (cause) => {
-          // Interrupted from inside (the handler interrupted itself): given back, handled again later.
-          const failure = failureOf(cause)
-          return failure === undefined ? giveBack(message) : retryThenSettle(message, envelope, failure)
-        }
-      })
-      return withMessageContext(message, envelope, settled)
-    }
+    const handle = SubscriberHandling.make<Received<E>, Err, R>({
+      attempt,
+      policy: compiled,
+      held,
+      broker,
+      identity,
+      clock,
+      tracing,
+      durable
+    })
 
     // Lanes: one shared lane when order does not matter, one lane per worker when it does.
     const ordered = options.orderBy !== undefined || concurrency === 1
