@@ -30,7 +30,7 @@ import {
 import { Broker, type Headers, type PublishAck, type PublishRequest } from "./Broker.js"
 import * as Envelope from "./Envelope.js"
 import type * as Event from "./Event.js"
-import { isTracing } from "./internal/tracing.js"
+import { isTracingIn } from "./internal/tracing.js"
 import * as MessageContext from "./MessageContext.js"
 import type { NatsError } from "./NatsError.js"
 import { ServiceIdentity } from "./ServiceIdentity.js"
@@ -262,29 +262,17 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     )
   }
 
-  // Whether a tracer is installed, asked once per fiber context rather than once per publish.
-  let askedIn: Context.Context<never> | undefined
-  let tracing = false
-
   const publish = <E extends Event.Any>(
     event: E,
     payload: Event.Payload<E>,
     publishOptions?: PublishOptions
   ): Effect.Effect<Receipt, PublishError> =>
-    Effect.withFiber((fiber: Fiber.Fiber<unknown, unknown>) => {
-      if (fiber.context !== askedIn) {
-        const context = fiber.context
-        return Effect.flatMap(isTracing, (answer) => {
-          askedIn = context
-          tracing = answer
-          return answer ? traced(event, payload, publishOptions) : publish(event, payload, publishOptions)
-        })
-      }
-      // Without a tracer no span is made, but the trace of the caller's span (if any) goes on.
-      return tracing
+    Effect.withFiber((fiber: Fiber.Fiber<unknown, unknown>) =>
+      isTracingIn(fiber)
         ? traced(event, payload, publishOptions)
-        : send(fiber, event, payload, publishOptions, publishOptions?.eventId ?? crypto.randomUUID(), fiber.cache.span)
-    })
+        : // Without a tracer no span is made, but the trace of the caller's span (if any) goes on.
+          send(fiber, event, payload, publishOptions, publishOptions?.eventId ?? crypto.randomUUID(), fiber.cache.span)
+    )
 
   const publishAll = <E extends Event.Any>(
     items: Iterable<PublishItem<E>>,
