@@ -29,6 +29,7 @@ import {
   Fiber,
   Layer,
   Option,
+  Result,
   Schedule,
   Schema,
   type Scope,
@@ -235,11 +236,16 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
     // Lanes: one shared lane when order does not matter, one lane per worker when it does.
     const ordered = options.orderBy !== undefined || concurrency === 1
     const lanes = Array.from({ length: ordered ? concurrency : 1 }, () => new Lane<Item<E>>())
-    const laneFor = (item: Item<E>): Lane<Item<E>> => {
-      if (lanes.length === 1 || options.orderBy === undefined || Exit.isFailure(item.decoded)) {
-        return lanes[0] as Lane<Item<E>>
-      }
-      return lanes[laneOf(options.orderBy(item.decoded.value), lanes.length)] as Lane<Item<E>>
+    const orderBy = options.orderBy
+    // The item for a message, in the lane of its key. An `orderBy` that throws makes the message a
+    // defect for the policy (in the first lane) rather than ending the consume loop.
+    const itemOf = (message: Message): readonly [Item<E>, Lane<Item<E>>] => {
+      const decoded = decode(message)
+      const first = lanes[0] as Lane<Item<E>>
+      if (lanes.length === 1 || orderBy === undefined || Exit.isFailure(decoded)) return [{ message, decoded }, first]
+      const key = Result.try(() => orderBy(decoded.value))
+      if (Result.isFailure(key)) return [{ message, decoded, defect: key.failure }, first]
+      return [{ message, decoded }, lanes[laneOf(key.success, lanes.length)] as Lane<Item<E>>]
     }
 
     // A worker takes the next message of its lane itself, and parks only when the lane is empty. What
@@ -285,8 +291,8 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
           const now = clock.currentTimeMillisUnsafe()
           for (const message of chunk) {
             held.add(message, now)
-            const item: Item<E> = { message, decoded: decode(message) }
-            laneFor(item).push(item)
+            const [item, lane] = itemOf(message)
+            lane.push(item)
           }
           for (const lane of lanes) lane.wake()
         })

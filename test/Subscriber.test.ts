@@ -442,6 +442,33 @@ describe("Subscriber", () => {
       )
   )
 
+  it.live("an orderBy that throws makes that message a defect for the policy; the others are handled", () =>
+    withMessaging(
+      Effect.gen(function* () {
+        yield* publishAll(6, (n) => (n === 3 ? "" : `k${n % 2}`))
+        const handled = yield* Ref.make<ReadonlyArray<number>>([])
+        yield* run(
+          Subscriber.make(Happened, {
+            durable: "bad-key",
+            concurrency: 2,
+            orderBy: (envelope) => {
+              if (envelope.data.key === "") throw new Error("no ordering key")
+              return envelope.data.key
+            },
+            policy: Policy.make<never>({ rules: {}, defect: Policy.deadLetter }),
+            handler: (envelope) => Ref.update(handled, (list) => [...list, envelope.data.n])
+          })
+        )
+        const letters = yield* waitFor(
+          Effect.flatMap(deadLetters, (list) => (list.length === 1 ? Effect.succeed(list) : Effect.fail("no record")))
+        )
+        expect(letters[0]?.envelope.data.error_message).toBe("no ordering key")
+        yield* waitFor(atLeast(handled, 5))
+        expect([...(yield* Ref.get(handled))].sort()).toStrictEqual([1, 2, 4, 5, 6])
+      })
+    )
+  )
+
   it.live("a handler running past handlerTimeout is interrupted and goes to the defect rule", () =>
     withMessaging(
       Effect.gen(function* () {

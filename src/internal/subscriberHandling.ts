@@ -20,6 +20,8 @@ import { describe, type Held, hasTraceContext } from "./subscriberSupport.js"
 export interface Item<A> {
   readonly message: Message
   readonly decoded: Exit.Exit<A, Envelope.DecodeError>
+  /** Set when preparing the message failed before its handler could run (an `orderBy` that threw). */
+  readonly defect?: unknown
 }
 
 /** What the handling of a subscriber's messages needs, resolved once when the subscriber starts. */
@@ -222,6 +224,7 @@ export const make = <A extends Envelope.Envelope<unknown>, Err, R>(config: Confi
       )
     }
     const envelope = decoded.value
+    if ("defect" in item) return settleFailure(message, { _tag: "Defect", defect: item.defect }, Option.some(envelope))
     const settled = Effect.matchCauseEffect(attempt(message, envelope), {
       onSuccess: () => acknowledge(message),
       onFailure: (cause) => {
