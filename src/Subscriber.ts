@@ -237,15 +237,17 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
     const ordered = options.orderBy !== undefined || concurrency === 1
     const lanes = Array.from({ length: ordered ? concurrency : 1 }, () => new Lane<Item<E>>())
     const orderBy = options.orderBy
-    // The item for a message, in the lane of its key. An `orderBy` that throws makes the message a
-    // defect for the policy (in the first lane) rather than ending the consume loop.
-    const itemOf = (message: Message): readonly [Item<E>, Lane<Item<E>>] => {
+    // Decodes a message and queues it in the lane of its key. An `orderBy` that throws makes the message
+    // a defect for the policy (in the first lane) rather than ending the consume loop.
+    const enqueue = (message: Message): void => {
       const decoded = decode(message)
-      const first = lanes[0] as Lane<Item<E>>
-      if (lanes.length === 1 || orderBy === undefined || Exit.isFailure(decoded)) return [{ message, decoded }, first]
+      if (lanes.length === 1 || orderBy === undefined || Exit.isFailure(decoded)) {
+        lanes[0]?.push({ message, decoded })
+        return
+      }
       const key = Result.try(() => orderBy(decoded.value))
-      if (Result.isFailure(key)) return [{ message, decoded, defect: key.failure }, first]
-      return [{ message, decoded }, lanes[laneOf(key.success, lanes.length)] as Lane<Item<E>>]
+      if (Result.isFailure(key)) lanes[0]?.push({ message, decoded, defect: key.failure })
+      else lanes[laneOf(key.success, lanes.length)]?.push({ message, decoded })
     }
 
     // A worker takes the next message of its lane itself, and parks only when the lane is empty. What
@@ -291,8 +293,7 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
           const now = clock.currentTimeMillisUnsafe()
           for (const message of chunk) {
             held.add(message, now)
-            const [item, lane] = itemOf(message)
-            lane.push(item)
+            enqueue(message)
           }
           for (const lane of lanes) lane.wake()
         })
