@@ -53,6 +53,18 @@ const silentResponder = (subject: string, onMessage: (msgId: string | undefined)
     )
   )
 
+/** The ORDERS stream and a publisher that retries every 100 ms for 20 s: what the restart tests share. */
+const ordersOnARestartingServer = Effect.gen(function* () {
+  const server = yield* NatsServer.NatsServerService
+  const broker = yield* Broker
+  yield* broker.addStream(streamConfig("ORDERS", ["evt.orders.>"]))
+  const publisher = yield* Publisher.make({
+    timeout: "1 second",
+    retry: Schedule.spaced("100 millis").pipe(Schedule.upTo({ duration: "20 seconds" }))
+  })
+  return { server, broker, publisher }
+})
+
 describe("NatsBroker publish", () => {
   layer(Env)("over a real nats-server", (it) => {
     it.effect("2,000 concurrent publishes each get the acknowledgement of their own message", () =>
@@ -288,13 +300,7 @@ describe("NatsBroker publish", () => {
     "while the server is down a publish fails at once as retryable; the Publisher stores it once when it is back",
     () =>
       Effect.gen(function* () {
-        const server = yield* NatsServer.NatsServerService
-        const broker = yield* Broker
-        yield* broker.addStream(streamConfig("ORDERS", ["evt.orders.>"]))
-        const publisher = yield* Publisher.make({
-          timeout: "1 second",
-          retry: Schedule.spaced("100 millis").pipe(Schedule.upTo({ duration: "20 seconds" }))
-        })
+        const { server, broker, publisher } = yield* ordersOnARestartingServer
         yield* publisher.publish(Item, { n: 0 })
         yield* server.stop
         const refused = yield* broker
@@ -317,13 +323,7 @@ describe("NatsBroker publish", () => {
 
   it.live("publishes in flight across a server restart are each stored once", () =>
     Effect.gen(function* () {
-      const server = yield* NatsServer.NatsServerService
-      const broker = yield* Broker
-      yield* broker.addStream(streamConfig("ORDERS", ["evt.orders.>"]))
-      const publisher = yield* Publisher.make({
-        timeout: "1 second",
-        retry: Schedule.spaced("100 millis").pipe(Schedule.upTo({ duration: "20 seconds" }))
-      })
+      const { server, broker, publisher } = yield* ordersOnARestartingServer
       const total = 20_000
       const publishing = yield* publisher
         .publishAll(
