@@ -3,9 +3,8 @@
  *
  * The loop pushes a whole chunk of deliveries into lanes in one synchronous step and then wakes the
  * parked workers; each worker fiber takes its next message itself (`poll`) and parks (`wait`) only
- * when its lane is empty. Messages that
- * arrive together are therefore handled in the same turn of the event loop, and their acks leave in
- * one socket write, as they do for a raw nats.js callback.
+ * when its lane is empty. Messages that arrive together are therefore handled in the same turn of the
+ * event loop, and their acks leave in one socket write, as they do for a raw nats.js callback.
  *
  * A lane has no bound of its own: everything in it holds one of the consume's slots, so it never
  * holds more than the subscriber's prefetch.
