@@ -5,7 +5,8 @@
  * What a subscriber does around each message:
  * - decodes it once (a decode failure goes to the policy's `decodeFailure` rule: dead-letter by default);
  * - runs the handler with the Python package's log context (`event_id`, `event_type`, `correlation_id`,
- *   `source_service`, `service`, `entry_point`), a consumer span continuing the publisher's trace, and the
+ *   `source_service`, `service`, `entry_point`), a consumer span continuing the publisher's trace when a
+ *   tracer records spans (otherwise the publisher's trace context as the parent, at no cost), and the
  *   message as `MessageContext.Current`, so events the handler publishes inherit its correlation id;
  * - sends `working` for messages held longer than half the ack-wait (running or waiting in the buffer),
  *   so the server never redelivers them behind the handler's back;
@@ -13,6 +14,8 @@
  *   a delay, `term`, `ack`, or a dead letter written and acknowledged by the server before the original
  *   is terminated; if writing it fails, the original is nak'ed with backoff, never dropped).
  *
+ * Messages are handed over a chunk at a time and taken by N worker fibers (never one fiber per message),
+ * so messages that arrive together are handled in one turn of the event loop and acked in one write.
  * Concurrency N means at most N handlers in flight. With N = 1 messages are handled in stream order;
  * `orderBy` keeps order per key at any N. When the layer's scope closes, the subscriber stops pulling,
  * naks what it holds but has not started, lets running handlers finish within `shutdownTimeout`, and
