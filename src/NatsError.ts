@@ -113,7 +113,26 @@ export class WrongLastSequence extends Schema.TaggedError<WrongLastSequence>()("
 }
 
 /**
- * The server rejected the request (bad configuration, a limit reached, a field it cannot change).
+ * JetStream answered "not now": no leader or no quorum for the stream, the consumer or the meta layer
+ * (API error 10008 "JetStream system temporarily unavailable", and the others in the mapping's table),
+ * a leadership change under way, a 503 status. A cluster electing a leader says this for seconds; a
+ * cluster that lost its quorum, for as long as that lasts. Retrying is the answer.
+ *
+ * @category errors
+ * @since 0.2.0
+ */
+export class Unavailable extends Schema.TaggedError<Unavailable>()("Unavailable", {
+  ...ReasonFields,
+  code: Schema.optional(Schema.Number)
+}) {
+  get isRetryable(): boolean {
+    return true
+  }
+}
+
+/**
+ * The server rejected the request (bad configuration, a limit reached, a field it cannot change): what
+ * a retry cannot fix.
  *
  * @category errors
  * @since 0.1.0
@@ -169,6 +188,7 @@ export const NatsErrorReason = Schema.Union([
   StreamNotFound,
   ConsumerNotFound,
   WrongLastSequence,
+  Unavailable,
   Rejected,
   Closed,
   Other

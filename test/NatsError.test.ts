@@ -3,7 +3,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream"
 import { JetStreamStatusError, jserrors } from "@nats-io/jetstream/internal"
 import { connect, errors, type NatsConnection, usernamePasswordAuthenticator } from "@nats-io/transport-node"
 import { Effect } from "effect"
-import { fromCause, redactServer } from "../src/internal/natsErrors.js"
+import { fromCause, redactServer, UNAVAILABLE_API_CODES } from "../src/internal/natsErrors.js"
 import * as NatsError from "../src/NatsError.js"
 import * as NatsServer from "./support/NatsServer.js"
 
@@ -188,6 +188,7 @@ describe("NatsError mapping (internal/natsErrors)", () => {
       [new NatsError.StreamNotFound({ message: "m" }), false],
       [new NatsError.ConsumerNotFound({ message: "m" }), false],
       [new NatsError.WrongLastSequence({ message: "m" }), false],
+      [new NatsError.Unavailable({ message: "m" }), true],
       [new NatsError.Rejected({ message: "m" }), false],
       [new NatsError.Closed({ message: "m" }), false],
       [new NatsError.Other({ message: "m" }), false]
@@ -196,5 +197,44 @@ describe("NatsError mapping (internal/natsErrors)", () => {
       expect(reason.isRetryable, reason._tag).toBe(retryable)
       expect(NatsError.make("op", reason).isRetryable, reason._tag).toBe(retryable)
     }
+  })
+
+  // The table of "not now" codes, code by code, against codes a retry cannot fix. The API errors are
+  // built as nats.js builds them from a server's reply (`{ code, err_code, description }`).
+  it("JetStream API errors classified by what a retry would do", () => {
+    const apiError = (code: number, err_code: number, description: string) =>
+      fromCause("streams.info", { stream: "GLAM_EVENTS" })(
+        new jserrors.JetStreamApiError({ code, err_code, description })
+      )
+    expect(UNAVAILABLE_API_CODES.size).toBeGreaterThanOrEqual(7)
+    for (const [code, description] of UNAVAILABLE_API_CODES) {
+      const error = apiError(503, code, description)
+      expect(error.reason._tag, String(code)).toBe("Unavailable")
+      expect(error.reason, String(code)).toMatchObject({ code })
+      expect(error.isRetryable, String(code)).toBe(true)
+      expect(error.message, String(code)).toBe(`streams.info: ${description}`)
+    }
+    const permanent: ReadonlyArray<readonly [number, number, string]> = [
+      [400, 10065, "subjects overlap with an existing stream"],
+      [400, 10058, "stream name already in use with a different configuration"],
+      [500, 10074, "replicas > 1 not supported in non-clustered mode"],
+      [400, 10005, "insufficient resources"],
+      [500, 10023, "insufficient resources"]
+    ]
+    for (const [status, code, description] of permanent) {
+      const error = apiError(status, code, description)
+      expect(error.reason._tag, String(code)).toBe("Rejected")
+      expect(error.isRetryable, String(code)).toBe(false)
+    }
+    // Statuses of a pull or request without a body.
+    const status = (description: string, code: number) =>
+      fromCause("consume")(new JetStreamStatusError(description, code))
+    expect(status("leadership change", 409).reason._tag).toBe("Unavailable")
+    expect(status("leadership change", 409).isRetryable).toBe(true)
+    expect(status("server shutdown", 409).isRetryable).toBe(true)
+    expect(status("exceeded maxwaiting", 409).reason._tag).toBe("Other")
+    expect(status("exceeded maxwaiting", 409).isRetryable).toBe(false)
+    expect(status("request timeout", 408).isRetryable).toBe(true)
+    expect(status("no responders", 503).isRetryable).toBe(true)
   })
 })

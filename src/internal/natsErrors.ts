@@ -48,6 +48,36 @@ const TLS_CERTIFICATE_CODES = new Set([
   "ERR_TLS_CERT_ALTNAME_INVALID"
 ])
 
+/**
+ * JetStream API error codes (`err_code`) that mean "not now" rather than "no": a retry after the
+ * cluster has elected a leader or regained its quorum succeeds. Every other API error is `Rejected`,
+ * except the few with a reason of their own (not found, wrong last sequence). Codes and texts are
+ * nats-server's (`server/errors.json`).
+ */
+export const UNAVAILABLE_API_CODES: ReadonlyMap<number, string> = new Map([
+  [10004, "incomplete results"],
+  [10008, "JetStream system temporarily unavailable"],
+  [10009, "JetStream cluster can not handle request"],
+  [10075, "peer remap failed"],
+  [10158, "duplicate message id is in process"],
+  [10163, "expected last sequence per subject temporarily unavailable"],
+  [10202, "cluster member change is in progress"]
+])
+
+/**
+ * Status codes of a JetStream reply without a body, and what a retry would do: 408 (the request
+ * expired) and 503 (nobody answered, or JetStream not ready) pass; 409 passes only for a leadership
+ * change or a server shutting down, since its other uses are limits of the request itself.
+ */
+const statusReason = (code: number, message: string, cause: unknown): NatsError.NatsErrorReason => {
+  if (code === 408) return new NatsError.Timeout({ message, cause })
+  if (code === 503) return new NatsError.NoResponders({ message, cause })
+  if (code === 409 && /leadership change|server shutdown/i.test(message)) {
+    return new NatsError.Unavailable({ message, cause, code })
+  }
+  return new NatsError.Other({ message, cause, code })
+}
+
 const AUTH_MESSAGE = /authorization violation|authentication (expired|timeout)|user authentication revoked/i
 
 const reasonOf = (cause: unknown, context: Context): NatsError.NatsErrorReason => {
@@ -67,15 +97,13 @@ const reasonOf = (cause: unknown, context: Context): NatsError.NatsErrorReason =
       case JetStreamApiCodes.StreamWrongLastSequenceUnknown:
         return new NatsError.WrongLastSequence({ message, cause, ...lastSequenceOf(message) })
       default:
-        return new NatsError.Rejected({ message, cause, code: cause.code })
+        return UNAVAILABLE_API_CODES.has(cause.code)
+          ? new NatsError.Unavailable({ message, cause, code: cause.code })
+          : new NatsError.Rejected({ message, cause, code: cause.code })
     }
   }
   if (cause instanceof jserrors.JetStreamNotEnabled) return jetStreamNotEnabled(cause, context)
-  if (cause instanceof JetStreamStatusError) {
-    if (cause.code === 408) return new NatsError.Timeout({ message, cause })
-    if (cause.code === 503) return new NatsError.NoResponders({ message, cause })
-    return new NatsError.Other({ message, cause, code: cause.code })
-  }
+  if (cause instanceof JetStreamStatusError) return statusReason(cause.code, message, cause)
   if (cause instanceof coreErrors.TimeoutError) return new NatsError.Timeout({ message, cause })
   if (cause instanceof coreErrors.NoRespondersError) return new NatsError.NoResponders({ message, cause })
   if (cause instanceof coreErrors.RequestError) {
