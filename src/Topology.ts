@@ -5,7 +5,9 @@
  * and fills in every default, giving the seam's `StreamConfig` / `ConsumerConfig`. `provision` then makes
  * the broker match: it creates what is missing, updates drift the server can update, and refuses (with a
  * `TopologyError`, before changing anything) drift it cannot. Streams and consumers that the topology
- * does not name are left alone; nothing is ever deleted by `provision`.
+ * does not name are left alone; nothing is ever deleted by `provision`. Creations are logged at INFO;
+ * every update is logged at WARN with each field's old and new values
+ * (`Topology: updated stream GLAM_EVENTS; maxAge: 1d -> 2d`), since it changes what others rely on.
  *
  * Which fields can change in place (as nats-server 2.9.10 answers):
  * - stream: `subjects`, `description`, `discard`, `maxAge`, `maxMessages`, `maxBytes`, `maxMessageSize`,
@@ -14,6 +16,17 @@
  * - consumer: `description`, `filterSubject`, `ackWait`, `maxDeliver` and `maxAckPending` are updated;
  *   `deliverPolicy` cannot change: delete the durable (losing its position) to change it. Consumers are
  *   always durable, pull, with explicit acks.
+ *
+ * Replicas are the operator's: a spec that leaves `replicas` out keeps what the server has (a stream it
+ * creates gets 1), so a service never turns an R3 stream into R1 by being deployed. More replicas than
+ * the server has are applied in place; fewer are refused with a `TopologyError` naming both numbers,
+ * unless the spec sets `allowFewerReplicas` (the server itself would lower them without a word).
+ * `glamConfig` and `layerGlam` take the replicas of the GLAM streams from `GLAM_STREAM_REPLICAS`.
+ *
+ * While JetStream does not answer (a cluster electing a leader, a server restarting), `provision` waits:
+ * each broker call that fails with a retryable `NatsError` is tried again on one schedule for the whole
+ * run (`defaultRetry`: up to 60 s in all), with a warning when the waiting starts, a summary every 10 s
+ * and a line when it ends. A failure that is not retryable ends the run at once.
  *
  * Migrating from the Python package: its `GLAM_EVENTS` stream also carried `dlq.>`. Provisioning
  * `Topology.glam` over it first removes `dlq.>` from `GLAM_EVENTS`, then creates `GLAM_DLQ` on `dlq.>`
@@ -25,7 +38,7 @@
  *
  * @since 0.1.0
  */
-import { Duration, Effect, Layer, Option } from "effect"
+import { Config, Duration, Effect, Layer, Option, Schedule, Schema } from "effect"
 import { Broker, type DeliverPolicy, type Discard, type Retention, type Storage } from "./Broker.js"
 import * as plan from "./internal/topologyPlan.js"
 import * as spec from "./internal/topologySpec.js"
@@ -33,7 +46,7 @@ import type { NatsError } from "./NatsError.js"
 
 /**
  * A stream as data. Defaults: retention `limits`, storage `file`, discard `old`, limits unlimited,
- * duplicate window 2 minutes (or `maxAge` when shorter), 1 replica.
+ * duplicate window 2 minutes (or `maxAge` when shorter); replicas: those the server has, 1 for a new stream.
  *
  * @category models
  * @since 0.1.0
@@ -52,7 +65,16 @@ export interface StreamSpec {
   readonly maxMessagesPerSubject?: number | undefined
   /** The window in which a repeated `Nats-Msg-Id` is stored only once. */
   readonly duplicateWindow?: Duration.Input | undefined
+  /**
+   * How many servers keep a copy (1 to 5; more than 1 needs a cluster). Left out, an existing stream
+   * keeps the replicas it has and a new one gets 1.
+   */
   readonly replicas?: number | undefined
+  /**
+   * Lets `provision` lower the replicas of an existing stream to `replicas`. Without it, fewer replicas
+   * than the server has are refused with a `TopologyError`.
+   */
+  readonly allowFewerReplicas?: boolean | undefined
 }
 
 /**
@@ -112,7 +134,8 @@ export const TopologyError = spec.TopologyError
 export type TopologyError = spec.TopologyError
 
 /**
- * Validates a stream spec and fills in its defaults.
+ * Validates a stream spec and fills in its defaults. Replicas left out resolve to 1, what a new stream
+ * gets; `provision` keeps those of an existing stream instead.
  *
  * @category validation
  * @since 0.1.0
@@ -165,16 +188,47 @@ export interface Report {
 }
 
 /**
+ * How `provision` waits for JetStream.
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface ProvisionOptions {
+  /**
+   * When to try a broker call again that failed with a retryable `NatsError`. One schedule serves every
+   * call of a run, so a limit of time or attempts holds for the run in all. Default: `defaultRetry`.
+   */
+  readonly retry?: Schedule.Schedule<unknown, NatsError> | undefined
+}
+
+/**
+ * The default wait of `provision`: exponential from 200 ms (jittered), each wait at most 2 s, for up to
+ * 60 s in all; long enough for a cluster to elect a leader or a server to restart.
+ *
+ * @category provisioning
+ * @since 0.2.0
+ */
+export const defaultRetry: Schedule.Schedule<unknown, NatsError> = Schedule.min([
+  Schedule.exponential("200 millis").pipe(Schedule.jittered),
+  Schedule.spaced("2 seconds")
+]).pipe(Schedule.upTo({ duration: "60 seconds" }))
+
+/**
  * Makes the broker match the topology: creates what is missing, updates what drifted, and fails before
  * changing anything if some drift cannot be applied in place. Running it again changes nothing.
  *
  * Existing streams are updated before missing ones are created, so that subjects can move from an old
- * stream to a new one in a single run; the report lists streams in that order.
+ * stream to a new one in a single run; the report lists streams in that order. Broker calls that fail
+ * with a retryable `NatsError` are tried again on `options.retry`; what was already applied stays
+ * applied and is not planned again.
  *
  * @category provisioning
  * @since 0.1.0
  */
-export const provision = plan.provision
+export const provision = (
+  topology: Topology,
+  options: ProvisionOptions = {}
+): Effect.Effect<Report, TopologyError | NatsError, Broker> => plan.provision(topology, options.retry ?? defaultRetry)
 
 /**
  * Provisions the topology when the layer is built, so that nothing runs against a missing stream.
@@ -182,8 +236,10 @@ export const provision = plan.provision
  * @category layers
  * @since 0.1.0
  */
-export const layer = (topology: Topology): Layer.Layer<never, TopologyError | NatsError, Broker> =>
-  Layer.effectDiscard(provision(topology))
+export const layer = (
+  topology: Topology,
+  options: ProvisionOptions = {}
+): Layer.Layer<never, TopologyError | NatsError, Broker> => Layer.effectDiscard(provision(topology, options))
 
 /**
  * Creates the stream when it does not exist and leaves an existing one as it is (even if it differs):
@@ -330,3 +386,37 @@ export const glamAdvisories: StreamSpec = {
  * @since 0.1.0
  */
 export const glam: Topology = make({ streams: [glamEvents, glamDeadLetters, glamAdvisories] })
+
+const Replicas = Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 5 }))
+
+/**
+ * The GLAM topology with the replicas of `GLAM_EVENTS`, `GLAM_DLQ` and `GLAM_ADVISORIES` read from the
+ * environment variable `GLAM_STREAM_REPLICAS`, an integer from 1 to 5. Unset, it is `glam`: the streams
+ * keep the replicas the server has. Any other value is a `ConfigError` naming the variable.
+ *
+ * A number lower than the streams have is refused by `provision` (the spec does not allow fewer): to
+ * lower them, do it on purpose with a spec that sets `allowFewerReplicas`.
+ *
+ * @category constructors
+ * @since 0.2.0
+ */
+export const glamConfig: Config.Config<Topology> = Config.option(Config.schema(Replicas, "GLAM_STREAM_REPLICAS")).pipe(
+  Config.map(
+    Option.match({
+      onNone: () => glam,
+      onSome: (replicas) => make({ streams: glam.streams.map((stream) => ({ ...stream, replicas })) })
+    })
+  )
+)
+
+/**
+ * Provisions the GLAM topology of `glamConfig` (replicas from `GLAM_STREAM_REPLICAS`) when the layer is
+ * built.
+ *
+ * @category layers
+ * @since 0.2.0
+ */
+export const layerGlam = (
+  options: ProvisionOptions = {}
+): Layer.Layer<never, TopologyError | NatsError | Config.ConfigError, Broker> =>
+  Layer.effectDiscard(Effect.flatMap(glamConfig, (topology) => provision(topology, options)))

@@ -1,9 +1,25 @@
 import { assert, describe, expect, it, layer } from "@effect/vitest"
 import { nanos } from "@nats-io/transport-node"
-import { Duration, Effect, Layer, Logger, Option } from "effect"
-import { Broker } from "../src/Broker.js"
+import {
+  Clock,
+  ConfigProvider,
+  Context,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Logger,
+  Option,
+  References,
+  Schedule
+} from "effect"
+import { TestClock } from "effect/testing"
+import { Broker, type StreamConfig, type StreamInfo } from "../src/Broker.js"
+import * as MemoryBroker from "../src/MemoryBroker.js"
 import * as NatsBroker from "../src/NatsBroker.js"
 import * as NatsClient from "../src/NatsClient.js"
+import * as NatsError from "../src/NatsError.js"
 import * as Topology from "../src/Topology.js"
 import * as NatsServer from "./support/NatsServer.js"
 
@@ -30,6 +46,87 @@ const consumerConfigOf = (stream: string, name: string) =>
 
 const publish = (subject: string, text: string) =>
   Broker.use((broker) => broker.publish({ subject, payload: bytes(text), headers: [], timeout: Duration.seconds(5) }))
+
+interface LogLine {
+  readonly level: string
+  readonly message: string
+}
+
+/** Runs `effect` with every log line (any level) kept; the lines are read after it ends. */
+const withLogs = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.gen(function* () {
+    const lines: Array<LogLine> = []
+    const capture = Logger.make((options) => {
+      lines.push({ level: options.logLevel, message: String(options.message) })
+    })
+    const exit = yield* effect.pipe(
+      Effect.provide(Logger.layer([capture])),
+      Effect.provideService(References.MinimumLogLevel, "All"),
+      Effect.exit
+    )
+    return { exit, lines }
+  })
+
+const topologyLines = (lines: ReadonlyArray<LogLine>) => lines.filter((line) => line.message.startsWith("Topology:"))
+
+/**
+ * The in-memory broker with replicas kept as a cluster keeps them: a single server (and so the memory
+ * broker) refuses more than one, so the stream is stored with one and the replicas asked for are
+ * remembered and reported back. `updates` lists every stream update that reached it.
+ */
+const clusterLike = Effect.gen(function* () {
+  const memory = yield* MemoryBroker.make
+  const replicas = new Map<string, number>()
+  const updates: Array<StreamConfig> = []
+  const reported = (info: StreamInfo): StreamInfo => ({
+    ...info,
+    config: { ...info.config, replicas: replicas.get(info.config.name) ?? 1 }
+  })
+  const stored =
+    (operation: (config: StreamConfig) => Effect.Effect<StreamInfo, NatsError.NatsError>) => (config: StreamConfig) =>
+      operation({ ...config, replicas: 1 }).pipe(
+        Effect.tap(() => Effect.sync(() => replicas.set(config.name, config.replicas))),
+        Effect.map(reported)
+      )
+  const broker = Broker.of({
+    ...memory,
+    streamInfo: (name) => Effect.map(memory.streamInfo(name), Option.map(reported)),
+    addStream: stored(memory.addStream),
+    updateStream: (config) =>
+      Effect.andThen(
+        Effect.sync(() => updates.push(config)),
+        stored(memory.updateStream)(config)
+      )
+  })
+  return { broker, updates }
+})
+
+const unavailable = (operation: string) =>
+  NatsError.make(
+    operation,
+    new NatsError.Unavailable({ message: "JetStream system temporarily unavailable", code: 10008 })
+  )
+
+/**
+ * The in-memory broker whose `streamInfo` fails for each stream with what `failure` says (the stream's
+ * attempt, counted from 1, and the clock), and counts the attempts.
+ */
+const flaky = (failure: (attempt: number, now: number) => NatsError.NatsError | undefined) =>
+  Effect.gen(function* () {
+    const memory = yield* MemoryBroker.make
+    const attempts = new Map<string, number>()
+    const broker = Broker.of({
+      ...memory,
+      streamInfo: (name) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          const attempt = (attempts.get(name) ?? 0) + 1
+          attempts.set(name, attempt)
+          const error = failure(attempt, now)
+          return error === undefined ? memory.streamInfo(name) : Effect.fail(error)
+        })
+    })
+    return { broker, attempts }
+  })
 
 describe("Topology specs", () => {
   it.effect("fills in the documented defaults", () =>
@@ -176,11 +273,9 @@ describe("Topology", () => {
           ],
           consumers: [{ stream: "DRIFT", name: "worker", ackWait: "10 seconds", maxAckPending: 20, maxDeliver: 4 }]
         })
-        const lines: Array<string> = []
-        const capture = Logger.make((options) => {
-          lines.push(String(options.message))
-        })
-        const report = yield* Topology.provision(after).pipe(Effect.provide(Logger.layer([capture])))
+        const { exit, lines } = yield* withLogs(Topology.provision(after))
+        assert(Exit.isSuccess(exit))
+        const report = exit.value
         expect(report.streams).toStrictEqual([
           {
             stream: "DRIFT",
@@ -216,10 +311,18 @@ describe("Topology", () => {
         expect(consumer.ackWait).toStrictEqual(Duration.seconds(10))
         expect(consumer.maxAckPending).toBe(20)
         expect(consumer.maxDeliver).toBe(4)
-        expect(lines.some((line) => line.includes("updated stream DRIFT") && line.includes("maxAge: 1h -> 2h"))).toBe(
-          true
-        )
-        expect(lines.some((line) => line.includes("updated consumer DRIFT/worker"))).toBe(true)
+        expect(topologyLines(lines)).toStrictEqual([
+          {
+            level: "Warn",
+            message:
+              "Topology: updated stream DRIFT; subjects: drift.a -> drift.a, drift.b; maxAge: 1h -> 2h; maxMessages: 100 -> 200; duplicateWindow: 2m -> 1m"
+          },
+          {
+            level: "Warn",
+            message:
+              "Topology: updated consumer DRIFT/worker; filterSubject: drift.a -> >; ackWait: 30s -> 10s; maxDeliver: unlimited -> 4; maxAckPending: 1000 -> 20"
+          }
+        ])
         expect((yield* Topology.provision(after)).streams[0]?.action).toBe("unchanged")
       })
     )
@@ -349,6 +452,38 @@ describe("Topology", () => {
       })
     )
 
+    it.effect("creations are logged at INFO; a spec without replicas keeps the stream's, and logs nothing", () =>
+      Effect.gen(function* () {
+        const spec: Topology.StreamSpec = { name: "KEPT", subjects: ["kept.>"], replicas: 1 }
+        const created = yield* withLogs(Topology.provision(Topology.make({ streams: [spec] })))
+        expect(topologyLines(created.lines)).toStrictEqual([
+          { level: "Info", message: "Topology: created stream KEPT" }
+        ])
+        const { replicas: _, ...unnamed } = spec
+        const again = yield* withLogs(Topology.provision(Topology.make({ streams: [unnamed] })))
+        assert(Exit.isSuccess(again.exit))
+        expect(again.exit.value.streams).toStrictEqual([{ stream: "KEPT", action: "unchanged", changes: [] }])
+        expect(topologyLines(again.lines)).toStrictEqual([])
+        expect((yield* streamConfigOf("KEPT")).replicas).toBe(1)
+      })
+    )
+
+    it.effect("a failure that is not retryable is not waited for", () =>
+      Effect.gen(function* () {
+        // A single server refuses replicas > 1: the refusal is final.
+        const { exit, lines } = yield* withLogs(
+          Topology.provision(Topology.make({ streams: [{ name: "R3", subjects: ["r3.>"], replicas: 3 }] }))
+        )
+        assert(Exit.isFailure(exit))
+        const error = exit.cause.reasons.find((reason) => reason._tag === "Fail")
+        assert(error?._tag === "Fail" && error.error._tag === "NatsError")
+        expect(error.error.reason._tag).toBe("Rejected")
+        expect(error.error.message).toContain("replicas > 1 not supported")
+        expect(topologyLines(lines)).toStrictEqual([])
+        expect(yield* Topology.streamInfo("R3")).toStrictEqual(Option.none())
+      })
+    )
+
     it.effect("Topology.layer provisions when it is built", () =>
       Effect.gen(function* () {
         const topology = Topology.make({ streams: [{ name: "AT_START", subjects: ["start.>"] }] })
@@ -386,4 +521,290 @@ describe("Topology", () => {
       })
     )
   })
+})
+
+describe("Topology.glamConfig", () => {
+  const parse = (env: Record<string, string>) => Topology.glamConfig.parse(ConfigProvider.fromEnv({ env }))
+
+  it.effect("GLAM_STREAM_REPLICAS gives the three GLAM streams that many replicas; unset names none", () =>
+    Effect.gen(function* () {
+      const three = yield* parse({ GLAM_STREAM_REPLICAS: "3" })
+      expect(three.streams.map((stream) => [stream.name, stream.replicas])).toStrictEqual([
+        ["GLAM_EVENTS", 3],
+        ["GLAM_DLQ", 3],
+        ["GLAM_ADVISORIES", 3]
+      ])
+      expect(three.streams.map(({ replicas: _, ...rest }) => rest)).toStrictEqual(Topology.glam.streams)
+      expect((yield* parse({ GLAM_STREAM_REPLICAS: "1" })).streams.map((stream) => stream.replicas)).toStrictEqual([
+        1, 1, 1
+      ])
+      const unset = yield* parse({})
+      expect(unset).toStrictEqual(Topology.glam)
+      expect(unset.streams.every((stream) => stream.replicas === undefined)).toBe(true)
+    })
+  )
+
+  it.effect("a value that is not an integer from 1 to 5 is a ConfigError naming the variable", () =>
+    Effect.gen(function* () {
+      for (const value of ["0", "6", "7", "-1", "2.5", "three"]) {
+        const error = yield* parse({ GLAM_STREAM_REPLICAS: value }).pipe(Effect.flip)
+        expect({ value, tag: error._tag }).toStrictEqual({ value, tag: "ConfigError" })
+        expect(error.message).toContain("GLAM_STREAM_REPLICAS")
+      }
+    })
+  )
+})
+
+describe("Topology replicas", () => {
+  const events: Topology.StreamSpec = { name: "EVENTS", subjects: ["events.>"], maxAge: "1 hour" }
+
+  it.effect("are the server's when a spec leaves them out, refused when fewer, raised when more", () =>
+    Effect.gen(function* () {
+      const { broker, updates } = yield* clusterLike
+      const provision = (spec: Topology.StreamSpec) =>
+        withLogs(Topology.provision(Topology.make({ streams: [spec] }))).pipe(Effect.provideService(Broker, broker))
+      const replicasNow = Effect.map(
+        broker.streamInfo("EVENTS"),
+        Option.map((info) => info.config.replicas)
+      )
+      yield* provision({ ...events, replicas: 3 })
+      expect(yield* replicasNow).toStrictEqual(Option.some(3))
+
+      const kept = yield* provision(events)
+      assert(Exit.isSuccess(kept.exit))
+      expect(kept.exit.value.streams).toStrictEqual([{ stream: "EVENTS", action: "unchanged", changes: [] }])
+      expect(topologyLines(kept.lines)).toStrictEqual([])
+
+      // Refused before anything changes, also the maxAge that could have been updated.
+      const fewer = yield* provision({ ...events, maxAge: "2 hours", replicas: 1 })
+      assert(Exit.isFailure(fewer.exit))
+      const refusal = fewer.exit.cause.reasons.find((reason) => reason._tag === "Fail")
+      assert(refusal?._tag === "Fail" && refusal.error._tag === "TopologyError")
+      expect({
+        stream: refusal.error.stream,
+        field: refusal.error.field,
+        current: refusal.error.current,
+        desired: refusal.error.desired
+      }).toStrictEqual({ stream: "EVENTS", field: "replicas", current: "3", desired: "1" })
+      expect(refusal.error.message).toBe(
+        "stream EVENTS: replicas would go down from 3 to 1; set allowFewerReplicas to lower them, or leave replicas out to keep 3"
+      )
+      expect(updates).toStrictEqual([])
+      expect(yield* replicasNow).toStrictEqual(Option.some(3))
+
+      const more = yield* provision({ ...events, replicas: 5 })
+      assert(Exit.isSuccess(more.exit))
+      expect(more.exit.value.streams).toStrictEqual([
+        { stream: "EVENTS", action: "updated", changes: [{ field: "replicas", current: "3", desired: "5" }] }
+      ])
+      expect(topologyLines(more.lines)).toStrictEqual([
+        { level: "Warn", message: "Topology: updated stream EVENTS; replicas: 3 -> 5" }
+      ])
+
+      const lowered = yield* provision({ ...events, replicas: 2, allowFewerReplicas: true })
+      assert(Exit.isSuccess(lowered.exit))
+      expect(lowered.exit.value.streams[0]?.changes).toStrictEqual([{ field: "replicas", current: "5", desired: "2" }])
+      expect(yield* replicasNow).toStrictEqual(Option.some(2))
+      expect(updates.map((update) => update.replicas)).toStrictEqual([5, 2])
+
+      // A stream that does not exist yet gets 1 when the spec names none.
+      yield* provision({ name: "FRESH", subjects: ["fresh.>"] })
+      expect(Option.map(yield* broker.streamInfo("FRESH"), (info) => info.config.replicas)).toStrictEqual(
+        Option.some(1)
+      )
+    })
+  )
+
+  it.effect("Topology.layerGlam takes them from GLAM_STREAM_REPLICAS and refuses fewer than the streams have", () =>
+    Effect.gen(function* () {
+      const { broker } = yield* clusterLike
+      const build = (env: Record<string, string>) =>
+        Layer.build(Topology.layerGlam()).pipe(
+          Effect.provideService(Broker, broker),
+          Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env })),
+          Effect.exit
+        )
+      const replicas = Effect.forEach(Topology.glam.streams, (stream) =>
+        Effect.map(
+          broker.streamInfo(stream.name),
+          Option.map((info) => info.config.replicas)
+        )
+      )
+      expect(Exit.isSuccess(yield* build({ GLAM_STREAM_REPLICAS: "3" }))).toBe(true)
+      expect(yield* replicas).toStrictEqual([Option.some(3), Option.some(3), Option.some(3)])
+      expect(Exit.isSuccess(yield* build({}))).toBe(true)
+      expect(yield* replicas).toStrictEqual([Option.some(3), Option.some(3), Option.some(3)])
+
+      const fewer = yield* build({ GLAM_STREAM_REPLICAS: "1" })
+      assert(Exit.isFailure(fewer))
+      const refusal = fewer.cause.reasons.find((reason) => reason._tag === "Fail")
+      assert(refusal?._tag === "Fail" && refusal.error._tag === "TopologyError")
+      expect([refusal.error.stream, refusal.error.current, refusal.error.desired]).toStrictEqual([
+        "GLAM_EVENTS",
+        "3",
+        "1"
+      ])
+      expect(yield* replicas).toStrictEqual([Option.some(3), Option.some(3), Option.some(3)])
+
+      const invalid = yield* build({ GLAM_STREAM_REPLICAS: "three" })
+      assert(Exit.isFailure(invalid))
+      expect(String(invalid.cause)).toContain("GLAM_STREAM_REPLICAS")
+    })
+  )
+})
+
+describe("Topology waiting for JetStream", () => {
+  const two = Topology.make({
+    streams: [
+      { name: "FIRST", subjects: ["first.>"] },
+      { name: "SECOND", subjects: ["second.>"] }
+    ]
+  })
+
+  it.effect("waits while JetStream is unavailable: one warning, a summary every 10 s, a line when it answers", () =>
+    Effect.gen(function* () {
+      const { broker } = yield* flaky((_, now) => (now < 25_000 ? unavailable("streamInfo") : undefined))
+      const fiber = yield* withLogs(Topology.provision(two)).pipe(
+        Effect.provideService(Broker, broker),
+        Effect.forkChild
+      )
+      yield* TestClock.adjust("30 seconds")
+      const { exit, lines } = yield* Fiber.join(fiber)
+      assert(Exit.isSuccess(exit))
+      expect(exit.value.streams.map((outcome) => outcome.action)).toStrictEqual(["created", "created"])
+      const logged = topologyLines(lines)
+      expect(logged.map((line) => line.level)).toStrictEqual(["Warn", "Warn", "Warn", "Info", "Info", "Info"])
+      expect(logged[0]?.message).toBe(
+        "Topology: waiting for JetStream, which does not answer: streamInfo: JetStream system temporarily unavailable (Unavailable)"
+      )
+      expect(logged[1]?.message).toMatch(
+        /^Topology: still waiting for JetStream after 1\ds .*failed attempts\): streamInfo/
+      )
+      expect(logged[2]?.message).toMatch(/^Topology: still waiting for JetStream after 2\ds /)
+      expect(logged[3]?.message).toMatch(
+        /^Topology: JetStream answers again, after waiting 2[5-7]s( \d+ms)? \(\d+ failed attempts\)$/
+      )
+      expect(logged.slice(4).map((line) => line.message)).toStrictEqual([
+        "Topology: created stream FIRST",
+        "Topology: created stream SECOND"
+      ])
+    })
+  )
+
+  it.effect("gives up after 60 s in all by default, with a last warning", () =>
+    Effect.gen(function* () {
+      const { broker } = yield* flaky(() => unavailable("streamInfo"))
+      const fiber = yield* withLogs(Topology.provision(two)).pipe(
+        Effect.provideService(Broker, broker),
+        Effect.forkChild
+      )
+      yield* TestClock.adjust("59 seconds")
+      expect(fiber.pollUnsafe()).toBeUndefined()
+      yield* TestClock.adjust("5 seconds")
+      const { exit, lines } = yield* Fiber.join(fiber)
+      assert(Exit.isFailure(exit))
+      const error = exit.cause.reasons.find((reason) => reason._tag === "Fail")
+      assert(error?._tag === "Fail" && error.error._tag === "NatsError")
+      expect(error.error.reason._tag).toBe("Unavailable")
+      expect(topologyLines(lines).at(-1)?.message).toMatch(
+        /^Topology: gave up waiting for JetStream after 1m( \d+s)?( \d+ms)? \(\d+ failed attempts\)$/
+      )
+    })
+  )
+
+  it.effect("the retry option's budget holds for the whole run, not for each call", () =>
+    Effect.gen(function* () {
+      // Each stream's lookup fails twice: 4 retries in all, one more than the schedule allows.
+      const { broker, attempts } = yield* flaky((attempt) => (attempt <= 2 ? unavailable("streamInfo") : undefined))
+      const retry = Schedule.spaced("1 second").pipe(Schedule.upTo({ times: 3 }))
+      const fiber = yield* Topology.provision(two, { retry }).pipe(
+        Effect.provideService(Broker, broker),
+        Effect.exit,
+        Effect.forkChild
+      )
+      yield* TestClock.adjust("10 seconds")
+      const exit = yield* Fiber.join(fiber)
+      assert(Exit.isFailure(exit))
+      expect([...attempts]).toStrictEqual([
+        ["FIRST", 3],
+        ["SECOND", 2]
+      ])
+      expect(yield* broker.streamInfo("FIRST")).toStrictEqual(Option.none())
+    })
+  )
+
+  it.effect("a failure that is not retryable fails the run at once", () =>
+    Effect.gen(function* () {
+      const rejected = NatsError.make("streamInfo", new NatsError.Rejected({ message: "permissions", code: 10001 }))
+      const { broker, attempts } = yield* flaky(() => rejected)
+      const { exit, lines } = yield* withLogs(Topology.provision(two)).pipe(Effect.provideService(Broker, broker))
+      assert(Exit.isFailure(exit))
+      expect(exit.cause.reasons.find((reason) => reason._tag === "Fail")).toMatchObject({ error: rejected })
+      expect([...attempts]).toStrictEqual([["FIRST", 1]])
+      expect(topologyLines(lines)).toStrictEqual([])
+    })
+  )
+
+  it.effect("a call whose answer is lost is tried again, not the plan: the update is reported as made", () =>
+    Effect.gen(function* () {
+      const memory = yield* MemoryBroker.make
+      let lost = 1
+      // The update is applied, then its answer does not arrive, as when a leader steps down.
+      const broker = Broker.of({
+        ...memory,
+        updateStream: (config) =>
+          Effect.flatMap(memory.updateStream(config), (info) =>
+            lost-- > 0 ? Effect.fail(unavailable("updateStream")) : Effect.succeed(info)
+          )
+      })
+      const spec: Topology.StreamSpec = { name: "LOST", subjects: ["lost.>"], maxAge: "1 hour" }
+      const provision = (input: Topology.StreamSpec) =>
+        Topology.provision(Topology.make({ streams: [input] })).pipe(Effect.provideService(Broker, broker))
+      yield* provision(spec)
+      const fiber = yield* Effect.forkChild(provision({ ...spec, maxAge: "2 hours" }))
+      yield* TestClock.adjust("1 second")
+      const report = yield* Fiber.join(fiber)
+      expect(report.streams).toStrictEqual([
+        { stream: "LOST", action: "updated", changes: [{ field: "maxAge", current: "1h", desired: "2h" }] }
+      ])
+    })
+  )
+})
+
+describe("Topology over a server that goes away", () => {
+  it.live("provisioning waits for a stopped server to come back, then goes on", () =>
+    Effect.gen(function* () {
+      const server = yield* NatsServer.make()
+      const broker = yield* Layer.build(
+        NatsBroker.layer.pipe(Layer.provide(NatsClient.layer({ servers: server.url, reconnectWait: "100 millis" })))
+      ).pipe(Effect.map(Context.get(Broker)))
+      yield* server.stop
+      const started = yield* Clock.currentTimeMillis
+      const fiber = yield* withLogs(
+        Topology.provision(
+          Topology.make({
+            streams: [{ name: "LATE", subjects: ["late.>"] }],
+            consumers: [{ stream: "LATE", name: "reader" }]
+          })
+        )
+      ).pipe(Effect.provideService(Broker, broker), Effect.forkChild)
+      yield* Effect.sleep("1500 millis")
+      yield* server.start
+      const { exit, lines } = yield* Fiber.join(fiber)
+      assert(Exit.isSuccess(exit))
+      expect(exit.value.streams).toStrictEqual([{ stream: "LATE", action: "created", changes: [] }])
+      expect(exit.value.consumers).toStrictEqual([
+        { stream: "LATE", consumer: "reader", action: "created", changes: [] }
+      ])
+      expect((yield* Clock.currentTimeMillis) - started).toBeGreaterThanOrEqual(1500)
+      const logged = topologyLines(lines)
+      expect(logged.filter((line) => line.message.startsWith("Topology: waiting for JetStream"))).toHaveLength(1)
+      const answered = logged.filter((line) => line.message.startsWith("Topology: JetStream answers again"))
+      expect(answered).toHaveLength(1)
+      // Counted from the first attempt, which was under way while the server was down.
+      const waited = answered[0]?.message.match(/after waiting (\d+)s/)?.[1]
+      expect(Number(waited)).toBeGreaterThanOrEqual(1)
+      expect(logged.at(-1)?.message).toBe("Topology: created consumer LATE/reader")
+    })
+  )
 })
