@@ -21,6 +21,14 @@
  * naks what it holds but has not started, lets running handlers finish within `shutdownTimeout`, and
  * naks (without delay) those that did not; nothing unfinished is acknowledged.
  *
+ * Nothing stops silently while the scope is open. The consume loop, the max-deliveries advisory
+ * watcher, the keep-alive and a check of the durable consumer (every `checkConsumerEvery`) are
+ * supervised: a failure is logged once at ERROR with its cause, the loop starts again on a capped
+ * backoff for as long as it takes (a summary every 30 s while it fails), and its recovery is logged
+ * with the outage's length. A durable deleted under a running subscriber is created again; a deleted
+ * stream is reported until it is back. Within the consume loop, a pull lost with its consumer's leader
+ * (two idle heartbeats of silence) or ended by the server (a leadership change) is sent again at once.
+ *
  * @since 0.1.0
  */
 import {
@@ -39,14 +47,15 @@ import {
   Stream
 } from "effect"
 import { Broker, type Message } from "./Broker.js"
-import * as DeadLetter from "./DeadLetter.js"
 import * as Envelope from "./Envelope.js"
 import * as Event from "./Event.js"
+import { watch as watchAdvisories } from "./internal/deadLetterAdvisories.js"
 import { Lane } from "./internal/lanes.js"
 import * as SubscriberHandling from "./internal/subscriberHandling.js"
 import { commonPrefixFilter, groupName, Held, laneOf } from "./internal/subscriberSupport.js"
+import { supervise } from "./internal/supervise.js"
 import { isTracing } from "./internal/tracing.js"
-import type { NatsError } from "./NatsError.js"
+import * as NatsError from "./NatsError.js"
 import * as Policy from "./Policy.js"
 import { ServiceIdentity } from "./ServiceIdentity.js"
 import * as Topology from "./Topology.js"
@@ -122,6 +131,18 @@ export interface Options<E extends Event.Any, Err, R> {
   readonly orderBy?: ((envelope: Received<E>) => string) | undefined
   /** How long running handlers may take to finish when the scope closes. Default 10 seconds. */
   readonly shutdownTimeout?: Duration.Input | undefined
+  /**
+   * How often the server must show it is alive while nothing is delivered. Two intervals of silence
+   * mean the pull was lost (its consumer's leader died, on a cluster) and it is sent again. Default 2
+   * seconds: a lost consumer leader is noticed within about 5 s.
+   */
+  readonly idleHeartbeat?: Duration.Input | undefined
+  /**
+   * How often the durable consumer is looked up on the server. One that was deleted is created again
+   * (reading from its deliver policy: with `all`, what the stream still holds is delivered again); a
+   * stream that is gone is reported at ERROR until it is back. Default 5 seconds.
+   */
+  readonly checkConsumerEvery?: Duration.Input | undefined
 }
 
 type Item<E extends Event.Any> = SubscriberHandling.Item<Received<E>>
@@ -135,7 +156,7 @@ type Item<E extends Event.Any> = SubscriberHandling.Item<Received<E>>
 export const make = <const E extends Event.Any, Err = never, R = never>(
   events: E | ReadonlyArray<E>,
   options: Options<E, Err, R>
-): Effect.Effect<void, Topology.TopologyError | NatsError, Broker | ServiceIdentity | R | Scope.Scope> =>
+): Effect.Effect<void, Topology.TopologyError | NatsError.NatsError, Broker | ServiceIdentity | R | Scope.Scope> =>
   Effect.gen(function* () {
     const broker = yield* Broker
     const identity = yield* ServiceIdentity
@@ -158,9 +179,13 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
     const handlerTimeout = Option.map(Option.fromUndefinedOr(options.handlerTimeout), Duration.fromInputUnsafe)
     const shutdownTimeout = Duration.fromInputUnsafe(options.shutdownTimeout ?? "10 seconds")
 
+    const idleHeartbeat =
+      options.idleHeartbeat === undefined ? undefined : Duration.fromInputUnsafe(options.idleHeartbeat)
+    const checkConsumerEvery = Duration.fromInputUnsafe(options.checkConsumerEvery ?? "5 seconds")
+
     // The server gives up one delivery after the policy would, so the policy decides whenever it runs at all;
     // the server's max-deliveries advisory covers messages whose handler never got to decide.
-    yield* Topology.provision(
+    const provisionConsumer = Topology.provision(
       Topology.make({
         consumers: [
           {
@@ -175,6 +200,7 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
         ]
       })
     )
+    yield* provisionConsumer
 
     const bySubject = new Map<string, E>(list.map((event) => [event.subject, event]))
     const decode = (message: Message): Exit.Exit<Received<E>, Envelope.DecodeError> => {
@@ -289,41 +315,79 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
     )
 
     // Each chunk the consume loop emits is decoded and handed to the lanes in one synchronous step, so an
-    // interruption never finds part of a chunk handed over and the rest stranded.
-    const dispatcher = yield* broker.consume(stream, durable, { maxMessages: prefetch, chunked: true }).pipe(
-      Stream.runForEachArray((chunk) =>
-        Effect.sync(() => {
-          const now = clock.currentTimeMillisUnsafe()
-          for (const message of chunk) {
-            held.add(message, now)
-            enqueue(message)
-          }
-          for (const lane of lanes) lane.wake()
-        })
-      ),
-      Effect.tapCause((cause) =>
-        Cause.hasInterruptsOnly(cause) ? Effect.void : Effect.logError("subscriber stopped consuming", cause)
-      ),
+    // interruption never finds part of a chunk handed over and the rest stranded. The loop is supervised:
+    // whatever ends it is logged and it starts again, with its consumer provisioned again first (the
+    // first run uses the one provisioned above). What the lanes hold meanwhile is handled and settled.
+    const consumeOptions = { maxMessages: prefetch, chunked: true, idleHeartbeat }
+    let consumeRuns = 0
+    const dispatch = (up: Effect.Effect<void>) =>
+      (consumeRuns++ === 0 ? up : Effect.andThen(provisionConsumer, up)).pipe(
+        Effect.andThen(
+          broker.consume(stream, durable, consumeOptions).pipe(
+            Stream.runForEachArray((chunk) =>
+              Effect.sync(() => {
+                const now = clock.currentTimeMillisUnsafe()
+                for (const message of chunk) {
+                  held.add(message, now)
+                  enqueue(message)
+                }
+                for (const lane of lanes) lane.wake()
+              })
+            )
+          )
+        )
+      )
+    const dispatcher = yield* supervise({ name: `subscriber ${durable}: consume ${stream}/${durable}` }, dispatch).pipe(
       // Started here and now, so that the consume is set up (as far as that takes no waiting) before
       // `make` returns, and a subscriber started first is first in line for messages.
       Effect.forkDetach({ startImmediately: true })
     )
 
     // `working` for everything held longer than half the ack-wait.
-    const keepAlive = yield* Effect.sync(() => held.keepAlive(clock.currentTimeMillisUnsafe(), ackWaitMillis / 2)).pipe(
-      Effect.repeat(Schedule.spaced(Duration.millis(Math.max(10, ackWaitMillis / 4)))),
-      Effect.forkDetach
-    )
+    const keepAlive = yield* supervise({ name: `subscriber ${durable}: keep-alive` }, () =>
+      Effect.sync(() => held.keepAlive(clock.currentTimeMillisUnsafe(), ackWaitMillis / 2)).pipe(
+        Effect.repeat(Schedule.spaced(Duration.millis(Math.max(10, ackWaitMillis / 4))))
+      )
+    ).pipe(Effect.forkDetach)
 
-    const advisories = yield* DeadLetter.watchAdvisories({ stream, consumer: durable }).pipe(
-      Effect.catchCause((cause) =>
-        Effect.logWarning(
-          `max-deliveries advisories for ${stream}/${durable} are not watched; messages that crash the process every time will not be dead-lettered`,
-          cause
+    const advisories = yield* supervise(
+      { name: `subscriber ${durable}: max-deliveries advisory watcher for ${stream}/${durable}` },
+      (up) => watchAdvisories({ stream, consumer: durable }, up)
+    ).pipe(Effect.forkDetach)
+
+    // The durable, looked up at intervals: created again when deleted; a missing stream fails the watch,
+    // which its supervisor reports at ERROR until the stream is back.
+    const checkConsumer = Effect.gen(function* () {
+      const info = yield* broker.consumerInfo(stream, durable)
+      if (Option.isSome(info)) return
+      if (Option.isNone(yield* broker.streamInfo(stream))) {
+        return yield* Effect.fail(
+          NatsError.make(
+            "checkConsumer",
+            new NatsError.StreamNotFound({
+              message: `stream ${stream} does not exist: ${durable} receives nothing until it is created again`,
+              stream
+            })
+          )
         )
-      ),
-      Effect.forkDetach
-    )
+      }
+      yield* provisionConsumer
+      yield* Effect.logWarning(
+        `consumer ${stream}/${durable} was deleted; created it again (deliver policy ${options.deliverPolicy ?? "all"})`
+      )
+    })
+    const watcher = yield* supervise({ name: `subscriber ${durable}: consumer check` }, (up) =>
+      checkConsumer.pipe(
+        // JetStream not answering for now is the consume loop's to report, not this check's.
+        Effect.catchIf(
+          (error) => NatsError.isNatsError(error) && error.isRetryable,
+          (error) => Effect.logDebug(`consumer check: ${error.message}`)
+        ),
+        Effect.andThen(up),
+        Effect.andThen(Effect.sleep(checkConsumerEvery)),
+        Effect.forever
+      )
+    ).pipe(Effect.forkDetach)
 
     yield* Effect.addFinalizer(() =>
       Effect.gen(function* () {
@@ -345,8 +409,7 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
           // Interrupted handlers: their messages go back at once, never acked.
           for (let index = 0; index < concurrency; index++) yield* giveBackInFlight(index)
         }
-        yield* Fiber.interrupt(keepAlive)
-        yield* Fiber.interrupt(advisories)
+        yield* Fiber.interruptAll([keepAlive, advisories, watcher])
         yield* Effect.logInfo(`subscriber ${durable} stopped`)
       })
     )
@@ -364,5 +427,5 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
 export const layer = <const E extends Event.Any, Err = never, R = never>(
   events: E | ReadonlyArray<E>,
   options: Options<E, Err, R>
-): Layer.Layer<never, Topology.TopologyError | NatsError, Broker | ServiceIdentity | R> =>
+): Layer.Layer<never, Topology.TopologyError | NatsError.NatsError, Broker | ServiceIdentity | R> =>
   Layer.effectDiscard(make(events, options))

@@ -612,21 +612,27 @@ describe("NatsBroker consume", () => {
         })
         const subscription = connection.subscribe(flow.inbox, { callback: flow.receive })
         flow.restart()
-        // The server's idle heartbeats keep an idle pull alive.
-        for (let check = 0; check < 4; check++) {
-          yield* Effect.sleep("600 millis")
+        // The server's idle heartbeats keep an idle pull alive; checks come every half heartbeat.
+        for (let check = 0; check < 8; check++) {
+          yield* Effect.sleep("250 millis")
           flow.checkHeartbeats()
         }
         expect(flow.reset).toBeUndefined()
         expect(yield* Queue.size(wakeups)).toBe(0)
-        // Without the subscription nothing arrives: the pulls are presumed lost.
+        expect(flow.answeredSinceRestart).toBe(true)
+        // Without the subscription nothing arrives: after two heartbeats of silence the pulls are presumed lost.
         subscription.unsubscribe()
-        yield* Effect.sleep("600 millis")
-        flow.checkHeartbeats()
+        yield* Effect.sleep("100 millis")
+        // The first check may still see the last heartbeat; three quiet checks are not yet two heartbeats.
+        for (let check = 0; check < 3; check++) {
+          flow.checkHeartbeats()
+          yield* Effect.sleep("250 millis")
+        }
         expect(flow.reset).toBeUndefined()
-        yield* Effect.sleep("600 millis")
+        flow.checkHeartbeats()
         flow.checkHeartbeats()
         expect(flow.reset?.reason).toBe("missed two heartbeats")
+        expect(flow.reset?.pauseMillis).toBe(0)
         expect(yield* Queue.size(wakeups)).toBe(1)
         flow.close()
       })

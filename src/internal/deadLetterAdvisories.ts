@@ -49,7 +49,13 @@ const givenUp = (
 })
 
 /** Documented as `DeadLetter.watchAdvisories`. */
-export const watchAdvisories = Effect.fnUntraced(function* (options: WatchOptions) {
+export const watchAdvisories = (options: WatchOptions) => watch(options, Effect.void)
+
+/**
+ * The watcher, telling `up` once its consumer is provisioned and it reads advisories: a supervised
+ * watcher (the `Subscriber`'s) logs its recovery then.
+ */
+export const watch = Effect.fnUntraced(function* (options: WatchOptions, up: Effect.Effect<void>) {
   const broker = yield* Broker
   const advisoryStream = options.advisoryStream ?? Topology.glamAdvisoriesStreamName
   const durable = options.durable ?? `dlq-${options.stream}-${options.consumer}`
@@ -94,6 +100,7 @@ export const watchAdvisories = Effect.fnUntraced(function* (options: WatchOption
       message.ack()
     })
 
+  yield* up
   yield* broker.consume(advisoryStream, durable, { maxMessages: 8 }).pipe(Stream.runForEach(handle))
   return yield* Effect.never
 })

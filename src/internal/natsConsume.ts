@@ -14,14 +14,21 @@
  *
  * Not here: decoding, handlers, policies (`Consumer`, `Subscriber`).
  */
-import { type Cause, Duration, Effect, Queue, Schedule, Stream } from "effect"
+import { type Cause, Clock, Duration, Effect, Queue, Schedule, Stream } from "effect"
 import type { ConsumeOptions, Message } from "../Broker.js"
 import type { NatsClient } from "../NatsClient.js"
 import * as NatsError from "../NatsError.js"
 import { fromCause } from "./natsErrors.js"
 import { type LogEntry, PullFlow } from "./natsPull.js"
 
-const DEFAULT_IDLE_HEARTBEAT = Duration.seconds(5)
+/**
+ * Two heartbeats of silence mean lost pulls: with 2 s, a consumer whose leader died is noticed within
+ * about 5 s, while nats-server elects a new leader within 4 to 9 s.
+ */
+export const DEFAULT_IDLE_HEARTBEAT = Duration.seconds(2)
+
+// While delivery is stopped, at most one line a this long says it still is.
+const OUTAGE_REPORT_MILLIS = 30_000
 
 // How often to ask for a consumer that is gone, or for JetStream while it does not answer.
 const consumerWait = Schedule.min([Schedule.exponential("100 millis"), Schedule.spaced("2 seconds")])
@@ -52,10 +59,16 @@ export const consume = (
         try: () => manager.consumers.info(stream, consumer),
         catch: fromCause("consume", { stream, consumer })
       })
+      let warned = false
       yield* consumerInfo.pipe(
-        Effect.tapError((error) => Effect.logWarning(`${where}: ${error.reason.message}; trying again`)),
+        Effect.tapError((error) => {
+          if (warned || !error.isRetryable) return Effect.logDebug(`${where}: ${error.reason.message}`)
+          warned = true
+          return Effect.logWarning(`${where}: ${error.reason.message}; waiting for JetStream to answer`)
+        }),
         Effect.retry({ while: (error) => error.isRetryable, schedule: consumerWait })
       )
+      if (warned) yield* Effect.logInfo(`${where}: JetStream answered; consuming`)
 
       const wakeups = yield* Queue.unbounded<void>()
       const logs = yield* Queue.unbounded<LogEntry>()
@@ -104,27 +117,55 @@ export const consume = (
         if (gone) yield* Effect.logInfo(`${where}: the consumer is back; consuming again`)
       })
 
+      // A reset that stops delivery opens an outage: one WARN, later resets of the same outage at Debug
+      // (a summary at most every 30 s), and one INFO with its length once the server answers a pull again.
+      const clock = yield* Clock.Clock
+      let outage: { readonly since: number; resets: number; reportedAt: number } | undefined
+      const opened = (reason: string) => {
+        const now = clock.currentTimeMillisUnsafe()
+        if (outage === undefined) {
+          outage = { since: now, resets: 1, reportedAt: now }
+          return Effect.logWarning(`${where}: ${reason}; pulling again`)
+        }
+        outage.resets++
+        if (now - outage.reportedAt < OUTAGE_REPORT_MILLIS) return Effect.logDebug(`${where}: ${reason}; pulling again`)
+        outage.reportedAt = now
+        const lasted = Duration.format(Duration.millis(now - outage.since))
+        return Effect.logWarning(
+          `${where}: nothing delivered for ${lasted} (${outage.resets} pulls lost); last: ${reason}; pulling again`
+        )
+      }
+      const closeOutage = Effect.suspend(() => {
+        if (outage === undefined || flow.reset !== undefined || !flow.answeredSinceRestart) return Effect.void
+        const lasted = Duration.format(Duration.millis(clock.currentTimeMillisUnsafe() - outage.since))
+        const resets = outage.resets
+        outage = undefined
+        return Effect.logInfo(`${where}: the server answers pulls again after ${lasted} (${resets} pulls re-sent)`)
+      })
+
       const resets = Effect.forever(
         Effect.gen(function* () {
           yield* Queue.take(wakeups)
           const reset = flow.reset
           if (reset === undefined) return
-          yield* Effect.logWithLevel(reset.level)(`${where}: ${reset.reason}; pulling again`)
-          if (reset.pause) yield* Effect.sleep(heartbeat)
+          if (reset.level === "Warn") yield* opened(reset.reason)
+          else yield* Effect.logWithLevel(reset.level)(`${where}: ${reset.reason}; pulling again`)
+          if (reset.pauseMillis > 0) yield* Effect.sleep(Duration.millis(reset.pauseMillis))
           yield* waitForConsumer
           flow.restart()
         })
       )
-      // Checked every 1.5 heartbeats, starting after the first: checking on the heartbeat's own beat raced
-      // it, and a quiet consumer counted two misses and re-pulled for nothing.
+      // Checked every half heartbeat, starting after the first; the flow counts four quiet checks in a
+      // row (two heartbeats of silence) as lost pulls, so a heartbeat arriving a little late is no miss.
       const heartbeats = Effect.sync(() => flow.checkHeartbeats()).pipe(
-        Effect.delay(Duration.times(heartbeat, 1.5)),
+        Effect.andThen(closeOutage),
+        Effect.delay(Duration.times(heartbeat, 0.5)),
         Effect.forever
       )
       const reconnects = client.status.pipe(
         Stream.runForEach((event) =>
           event._tag === "Reconnected"
-            ? Effect.sync(() => flow.requestReset({ level: "Debug", reason: "reconnected", pause: false }))
+            ? Effect.sync(() => flow.requestReset({ level: "Debug", reason: "reconnected", pauseMillis: 0 }))
             : Effect.void
         )
       )

@@ -40,10 +40,11 @@ export const headerPairs = (headers: MsgHdrs | undefined): Headers => {
 
 /** Why the outstanding pulls are presumed lost, and how loudly to say so. */
 export interface Reset {
+  /** `Warn` for what stops delivery (an outage starts), `Info` for what is routine, `Debug` for the rest. */
   readonly level: "Debug" | "Info" | "Warn"
   readonly reason: string
-  /** Wait one heartbeat first: the server refused the request, so asking again at once would only repeat that. */
-  readonly pause: boolean
+  /** How long to wait before pulling again: the server refused the request, and asking at once would repeat that. */
+  readonly pauseMillis: number
 }
 
 /** A status worth a log line, handed from the callback to a fiber. */
@@ -70,6 +71,9 @@ export interface PullFlowOptions {
 // The server refuses a pull whose heartbeat is more than half its expiry.
 const MIN_EXPIRES_MILLIS = 30_000
 
+// Heartbeat checks (every half heartbeat) that must see silence before the pulls count as lost.
+const QUIET_CHECKS = 4
+
 const encoder = new TextEncoder()
 
 /** The state of one consume: slots, outstanding pulls, liveness. One per Stream run. */
@@ -81,7 +85,8 @@ export class PullFlow {
   /** Bumped by everything that arrives on the inbox; the heartbeat check watches it. */
   private activity = 0
   private seenActivity = 0
-  private missedChecks = 0
+  private activityAtRestart = 0
+  private quietChecks = 0
   /** `false` while a reset waits for the consumer, and once closing: nothing is pulled. */
   private active = false
   private closing = false
@@ -176,8 +181,9 @@ export class PullFlow {
     if (this.closing) return
     this.reset = undefined
     this.outstanding = 0
-    this.missedChecks = 0
+    this.quietChecks = 0
     this.seenActivity = this.activity
+    this.activityAtRestart = this.activity
     this.active = true
     this.refill()
   }
@@ -191,14 +197,22 @@ export class PullFlow {
     Queue.offerUnsafe(this.wakeups, undefined)
   }
 
-  /** Called every heartbeat interval: two intervals with pulls pending and nothing on the inbox mean lost pulls. */
+  /**
+   * Called every half heartbeat: four checks in a row with pulls pending and nothing on the inbox (two
+   * heartbeat intervals of silence) mean the pulls were lost, as when the consumer's leader died.
+   */
   checkHeartbeats(): void {
     if (!this.active || this.outstanding === 0 || this.activity !== this.seenActivity) {
       this.seenActivity = this.activity
-      this.missedChecks = 0
-    } else if (++this.missedChecks >= 2) {
-      this.requestReset({ level: "Warn", reason: "missed two heartbeats", pause: false })
+      this.quietChecks = 0
+    } else if (++this.quietChecks >= QUIET_CHECKS) {
+      this.requestReset({ level: "Warn", reason: "missed two heartbeats", pauseMillis: 0 })
     }
+  }
+
+  /** Whether anything (a delivery, a heartbeat, a status) arrived since the pulls were last sent afresh. */
+  get answeredSinceRestart(): boolean {
+    return this.activity !== this.activityAtRestart
   }
 
   close(): void {
@@ -226,13 +240,22 @@ export class PullFlow {
       this.log("Debug", `a pull ended (${code} ${description}) with ${left} messages not delivered`)
       this.refill()
     } else if (status.isConsumerDeleted() || status.isStreamDeleted()) {
-      this.requestReset({ level: "Warn", reason: description, pause: false })
+      this.requestReset({ level: "Warn", reason: description, pauseMillis: 0 })
     } else if (status.isBadRequest() || status.isConsumerIsPushBased()) {
       const message = `${this.stream}/${this.consumer}: the server refused the pull (${code} ${description})`
       this.fail(NatsError.make("consume", new NatsError.Rejected({ message, code })))
-    } else if (code === 409 || code === 503) {
-      // A limit (max waiting, max batch), a leader change, or JetStream not answering.
-      this.requestReset({ level: "Warn", reason: `the server ended a pull (${code} ${description})`, pause: true })
+    } else if (code === 409 && /leadership change|server shutdown/.test(description)) {
+      // The consumer moves to another server (a stepdown, a rolling restart, lame duck mode): the new
+      // leader knows none of the old requests, and answers a new one at once.
+      this.requestReset({ level: "Info", reason: `the server ended a pull (${code} ${description})`, pauseMillis: 0 })
+    } else if (code === 409) {
+      // A limit of the request (max waiting, max batch, max expires): asking at once would be refused again.
+      const reason = `the server ended a pull (${code} ${description})`
+      this.requestReset({ level: "Warn", reason, pauseMillis: this.heartbeatNanos / 1_000_000 })
+    } else if (code === 503) {
+      // Nobody took the request: the consumer has no leader right now. Ask again soon, not in a tight loop.
+      const reason = `no server took the pull (${code} ${description})`
+      this.requestReset({ level: "Warn", reason, pauseMillis: Math.min(1_000, this.heartbeatNanos / 1_000_000) })
     } else {
       this.log("Debug", `status ${code} ${description} on the pull inbox`)
     }

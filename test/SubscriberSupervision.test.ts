@@ -1,0 +1,131 @@
+/**
+ * A subscriber never stops silently: what ends its consume loop or its consumer is logged, repaired
+ * where it can be, and its recovery logged; the messages published around it are handled.
+ * (Cluster failures — lost leaders, quorum loss — are in `Cluster.test.ts`.)
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { AckPolicy } from "@nats-io/jetstream"
+import { type Duration, Effect, Exit, Ref, Schema, Scope } from "effect"
+import { Broker } from "../src/Broker.js"
+import * as Event from "../src/Event.js"
+import { NatsClient } from "../src/NatsClient.js"
+import * as Publisher from "../src/Publisher.js"
+import * as Subscriber from "../src/Subscriber.js"
+import * as Topology from "../src/Topology.js"
+import * as Logs from "./support/Logs.js"
+import { messaging } from "./support/Messaging.js"
+import * as NatsServer from "./support/NatsServer.js"
+
+const Ticked = Event.make("evt.supervision.ticked.v1", Schema.Struct({ n: Schema.Number }))
+
+const publishRange = (from: number, to: number) =>
+  Effect.flatMap(Publisher.Publisher, (publisher) =>
+    publisher.publishAll(
+      Array.from({ length: to - from + 1 }, (_, i) => ({ event: Ticked, payload: { n: from + i } })),
+      { concurrency: 16 }
+    )
+  )
+
+const waitFor = <A, E, R>(check: Effect.Effect<A, E, R>, timeout: Duration.Input = "20 seconds") =>
+  NatsServer.eventually(check, { timeout, interval: "50 millis" })
+
+/** A subscriber on `Ticked` in a scope of its own; `seen` lists every `n` handled, repeats included. */
+const subscribe = (durable: string, options: Partial<Subscriber.Options<typeof Ticked, never, never>> = {}) =>
+  Effect.gen(function* () {
+    const seen = yield* Ref.make<ReadonlyArray<number>>([])
+    const logs = Logs.capture()
+    const scope = yield* Scope.make()
+    yield* Subscriber.make(Ticked, {
+      durable,
+      idleHeartbeat: "500 millis",
+      ...options,
+      handler: (envelope) => Ref.update(seen, (list) => [...list, envelope.data.n])
+    }).pipe(Effect.provide(logs.layer), Scope.provide(scope))
+    const handledAll = (from: number, to: number) =>
+      Effect.flatMap(Ref.get(seen), (list) => {
+        for (let n = from; n <= to; n++) if (!list.includes(n)) return Effect.fail(`${n} not handled yet`)
+        return Effect.void
+      })
+    const logged = (level: string, text: string) =>
+      Effect.suspend(() =>
+        logs.matching(level, text).length > 0 ? Effect.void : Effect.fail(`no ${level} line with "${text}" yet`)
+      )
+    return { seen, logs, scope, handledAll, logged }
+  })
+
+describe("Subscriber supervision", () => {
+  it.live("a durable deleted under a running subscriber is created again, and what is published next is handled", () =>
+    Effect.gen(function* () {
+      const broker = yield* Broker
+      const subscriber = yield* subscribe("recreated", { checkConsumerEvery: "300 millis" })
+      yield* publishRange(1, 5)
+      yield* waitFor(subscriber.handledAll(1, 5))
+      expect(yield* broker.deleteConsumer("GLAM_EVENTS", "recreated")).toBe(true)
+      yield* waitFor(subscriber.logged("Warn", "consumer GLAM_EVENTS/recreated was deleted; created it again"))
+      yield* publishRange(6, 10)
+      yield* waitFor(subscriber.handledAll(6, 10))
+      // Created again with deliver policy all: what the stream still held came again (at-least-once).
+      const seen = yield* Ref.get(subscriber.seen)
+      expect(seen.filter((n) => n <= 5).length).toBeGreaterThanOrEqual(5)
+      expect(subscriber.logs.matching("Error", "")).toStrictEqual([])
+      yield* Scope.close(subscriber.scope, Exit.void)
+    }).pipe(Effect.provide(messaging()))
+  )
+
+  it.live(
+    "a stream deleted under a running subscriber is reported at ERROR until it is back; then consuming resumes",
+    () =>
+      Effect.gen(function* () {
+        const broker = yield* Broker
+        const subscriber = yield* subscribe("orphaned", { checkConsumerEvery: "300 millis" })
+        yield* publishRange(1, 3)
+        yield* waitFor(subscriber.handledAll(1, 3))
+        expect(yield* broker.deleteStream("GLAM_EVENTS")).toBe(true)
+        yield* waitFor(
+          subscriber.logged(
+            "Error",
+            "stream GLAM_EVENTS does not exist: orphaned receives nothing until it is created again"
+          )
+        )
+        yield* Topology.provision(Topology.glam)
+        yield* waitFor(subscriber.logged("Info", "subscriber orphaned: consumer check: working again after"))
+        yield* publishRange(4, 6)
+        yield* waitFor(subscriber.handledAll(4, 6))
+        // Reported once when it started, not once per check.
+        expect(subscriber.logs.matching("Error", "consumer check stopped").length).toBe(1)
+        yield* Scope.close(subscriber.scope, Exit.void)
+      }).pipe(Effect.provide(messaging()))
+  )
+
+  it.live(
+    "a consume loop ended by a failure no retry can fix is logged once, started again, and logged when it works again",
+    () =>
+      Effect.gen(function* () {
+        const broker = yield* Broker
+        const { manager } = yield* NatsClient
+        const subscriber = yield* subscribe("swapped", { checkConsumerEvery: "1 minute" })
+        yield* publishRange(1, 3)
+        yield* waitFor(subscriber.handledAll(1, 3))
+        // Someone replaces the durable by a push consumer of the same name: every pull is refused.
+        expect(yield* broker.deleteConsumer("GLAM_EVENTS", "swapped")).toBe(true)
+        yield* Effect.promise(() =>
+          manager.consumers.add("GLAM_EVENTS", {
+            durable_name: "swapped",
+            deliver_subject: "elsewhere.deliveries",
+            ack_policy: AckPolicy.Explicit
+          })
+        )
+        yield* waitFor(subscriber.logged("Error", "subscriber swapped: consume GLAM_EVENTS/swapped stopped:"))
+        yield* Effect.sleep("2 seconds")
+        expect(subscriber.logs.matching("Error", "consume GLAM_EVENTS/swapped stopped").length).toBe(1)
+        // Once the push consumer is gone, the restart provisions the durable again and consumes.
+        yield* Effect.promise(() => manager.consumers.delete("GLAM_EVENTS", "swapped"))
+        yield* waitFor(
+          subscriber.logged("Info", "subscriber swapped: consume GLAM_EVENTS/swapped: working again after")
+        )
+        yield* publishRange(4, 6)
+        yield* waitFor(subscriber.handledAll(4, 6))
+        yield* Scope.close(subscriber.scope, Exit.void)
+      }).pipe(Effect.provide(messaging()))
+  )
+})
