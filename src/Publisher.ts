@@ -5,7 +5,13 @@
  * wraps it in the GLAM envelope (event id, correlation id, source service, timestamp), sends it with
  * `Nats-Msg-Id` set to the event id and returns the server's receipt. Transient failures (timeouts,
  * no responders, a connection being re-established) are retried on a `Schedule` with the same
- * message id, so a retry can never store a second copy.
+ * message id, so a retry can never store a second copy, for up to `defaults.retryBudget` in all.
+ *
+ * An outage is logged as one, not attempt by attempt: one WARN when publishes start failing (the subject
+ * and the reason), a summary at most every 10 s while they keep failing, one INFO when a publish
+ * succeeds again (how long it lasted, how many attempts and publishes were retried, how many gave up).
+ * A publish that gives up is an ERROR line; a burst of them is summed up in a second line. Each failed
+ * attempt is a DEBUG line.
  *
  * A `Publisher.publish` span (kind producer) is made only when a tracer that records spans is installed;
  * without one, the trace context of the caller's span, if any, still travels in the headers.
@@ -15,7 +21,9 @@
  * @since 0.1.0
  */
 import {
+  Cause,
   Clock,
+  Config,
   Context,
   DateTime,
   Duration,
@@ -50,7 +58,7 @@ export interface PublishOptions {
   readonly headers?: Readonly<Record<string, string>> | undefined
   /** Fail with `WrongLastSequence` unless the stream's last sequence is this (optimistic concurrency). */
   readonly expectedLastSequence?: number | undefined
-  /** How long to wait for the server's acknowledgement of one attempt. */
+  /** How long to wait for the server's acknowledgement of one attempt. Default: the publisher's `timeout`. */
   readonly timeout?: Duration.Input | undefined
 }
 
@@ -88,29 +96,70 @@ export type PublishItem<E extends Event.Any = Event.Any> = E extends Event.Any
 export type PublishError = Envelope.EncodeError | NatsError
 
 /**
+ * The publisher's defaults, in one place: what `make`, `layer` and `layerConfig` use when nothing else is
+ * given, and what `defaultRetry` is made of.
+ *
+ * - `timeout` (2 s): how long one attempt waits for its acknowledgement. A stream leader killed on a
+ *   cluster leaves the publishes in flight unanswered; each waits this long before it is retried on
+ *   the new leader, so it is short.
+ * - `retryBudget` (90 s): how long a publish keeps being retried in all. A cluster that lost its quorum
+ *   answered "temporarily unavailable" for ~57 s, so the budget is longer than that.
+ *
+ * The budget, plus one `timeout` and one wait of the schedule (at most 2 s), must stay below the
+ * duplicate window of the streams published to (GLAM_EVENTS: 2 minutes): the server forgets a
+ * `Nats-Msg-Id` after the window, so a retry after it of a publish whose acknowledgement was lost would
+ * store a second copy.
+ *
+ * @category constructors
+ * @since 0.2.0
+ */
+export const defaults: {
+  readonly timeout: Duration.Duration
+  readonly retryBudget: Duration.Duration
+} = Object.freeze({
+  timeout: Duration.seconds(2),
+  retryBudget: Duration.seconds(90)
+})
+
+/**
  * Publisher configuration.
  *
  * @category models
  * @since 0.1.0
  */
 export interface Options {
-  /** Per-attempt acknowledgement timeout. Default 5 seconds. */
+  /** Per-attempt acknowledgement timeout. Default `defaults.timeout` (2 seconds). */
   readonly timeout?: Duration.Input | undefined
-  /** When to try a retryable failure again. Default: `defaultRetry`. */
+  /**
+   * How long the default schedule keeps retrying a publish, in all; ignored when `retry` is given.
+   * Default `defaults.retryBudget` (90 seconds). Keep it, plus `timeout` and 2 s, below the duplicate
+   * window of the streams published to, or a late retry can store a second copy (see `defaults`).
+   */
+  readonly retryBudget?: Duration.Input | undefined
+  /** When to try a retryable failure again. Default: `retryWithin(retryBudget)`. */
   readonly retry?: Schedule.Schedule<unknown, NatsError> | undefined
 }
 
 /**
- * The default retry for transient failures: exponential from 100 ms, each wait at most 2 s, for up
- * to 30 s in all — long enough to ride out a server restart or a cluster leader election.
+ * The retry for transient failures: exponential from 100 ms (jittered), each wait at most 2 s, for up
+ * to `budget` in all — long enough to ride out a server restart, a leader election or, with the
+ * default budget, a lost quorum. Keep `budget` below the streams' duplicate window (see `defaults`).
+ *
+ * @category constructors
+ * @since 0.2.0
+ */
+export const retryWithin = (budget: Duration.Input): Schedule.Schedule<unknown, NatsError> =>
+  Schedule.min([Schedule.exponential("100 millis", 2).pipe(Schedule.jittered), Schedule.spaced("2 seconds")]).pipe(
+    Schedule.upTo({ duration: budget })
+  )
+
+/**
+ * The default retry: `retryWithin(defaults.retryBudget)`, 90 seconds in all.
  *
  * @category constructors
  * @since 0.1.0
  */
-export const defaultRetry: Schedule.Schedule<unknown, NatsError> = Schedule.min([
-  Schedule.exponential("100 millis", 2).pipe(Schedule.jittered),
-  Schedule.spaced("2 seconds")
-]).pipe(Schedule.upTo({ duration: "30 seconds" }))
+export const defaultRetry: Schedule.Schedule<unknown, NatsError> = retryWithin(defaults.retryBudget)
 
 /**
  * @category services
@@ -132,22 +181,207 @@ export class Publisher extends Context.Service<
   }
 >()("@glam/messaging/Publisher") {}
 
+/** At most one "still failing" summary, and one line about publishes that gave up, per this long. */
+const REPORT_MILLIS = 10_000
+
 /**
- * Retries a broker publish to `subject` on `schedule` while its failure is retryable, logging each retry.
+ * The outages of a publisher, as its log tells them: one WARN when publishes start failing, a summary
+ * at most every 10 s while they keep failing, one INFO when a publish succeeds again; a publish that
+ * gives up is an ERROR, and a burst of them one more ERROR that counts the rest. `Publisher.make` keeps
+ * one per publisher; give one to `retryTransient` to share it between publishes made by other means.
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface OutageLog {
+  /** Whether publishes are failing now. Read on every successful publish, hence a plain field. */
+  readonly isOpen: boolean
+  /**
+   * Retries `publish` on `schedule` while its failure is retryable, telling this log how it goes.
+   * `sentAt` (`Clock` millis) is when its first attempt was sent, if known: a failure is seen only when
+   * the attempt ends (a timeout, a lookup), and an outage dates from the attempt, not from its end.
+   */
+  readonly retry: (
+    subject: string,
+    schedule: Schedule.Schedule<unknown, NatsError>,
+    sentAt?: number
+  ) => <A, R>(publish: Effect.Effect<A, NatsError, R>) => Effect.Effect<A, NatsError, R>
+  /** A publish succeeded without a retry: the outage, if one is open, is over. */
+  readonly succeeded: Effect.Effect<void>
+}
+
+interface Outage {
+  /** When the first attempt that failed in this outage was sent. */
+  since: number
+  /** When the last summary (or the first WARN) was logged. */
+  reportedAt: number
+  /** Failed attempts, first attempts included. */
+  attempts: number
+  /** Publishes with at least one failed attempt in this outage. */
+  publishes: number
+  gaveUp: number
+  /** Publishes that gave up and were logged at DEBUG only, to be counted in the next ERROR line. */
+  gaveUpUntold: number
+  gaveUpToldAt: number
+}
+
+/** One publish in `OutageLog.retry`. */
+interface Retried {
+  attempts: number
+  /** When its first attempt was sent, else when it failed. */
+  since: number
+  /** The last outage it was counted in. */
+  outage: Outage | undefined
+}
+
+const elapsed = (since: number, now: number): string => Duration.format(Duration.millis(Math.round(now - since)))
+
+const messageOf = (cause: Cause.Cause<NatsError>): string =>
+  Option.match(Cause.findErrorOption(cause), {
+    onNone: () => {
+      const defect = Cause.squash(cause)
+      return defect instanceof Error ? defect.message : String(defect)
+    },
+    onSome: (error) => error.message
+  })
+
+class Outages implements OutageLog {
+  isOpen = false
+  private outage: Outage | undefined = undefined
+  /** Publishes between their first failed attempt and their end, in any outage. */
+  private retrying = 0
+
+  readonly retry =
+    (subject: string, schedule: Schedule.Schedule<unknown, NatsError>, sentAt?: number) =>
+    <A, R>(publish: Effect.Effect<A, NatsError, R>): Effect.Effect<A, NatsError, R> =>
+      Effect.suspend(() => {
+        const retried: Retried = { attempts: 0, since: sentAt ?? Number.NaN, outage: undefined }
+        return publish.pipe(
+          Effect.tapError((error) => (error.isRetryable ? this.failed(subject, error, retried) : Effect.void)),
+          Effect.retry({ while: (error) => error.isRetryable, schedule }),
+          Effect.onExit((exit) => this.settled(subject, exit, retried))
+        )
+      })
+
+  readonly succeeded: Effect.Effect<void> = Effect.suspend(() => {
+    const outage = this.outage
+    if (outage === undefined) return Effect.void
+    this.outage = undefined
+    this.isOpen = false
+    return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      const ended = Effect.logInfo(
+        `publishing works again after ${elapsed(outage.since, now)}: ${outage.attempts} failed attempts, ` +
+          `${outage.publishes} publishes retried, ${outage.gaveUp} gave up`
+      )
+      return outage.gaveUpUntold === 0
+        ? ended
+        : Effect.andThen(
+            Effect.logError(
+              `gave up on ${outage.gaveUpUntold} more publishes since ${elapsed(outage.gaveUpToldAt, now)} ago`
+            ),
+            ended
+          )
+    })
+  })
+
+  private failed(subject: string, error: NatsError, retried: Retried): Effect.Effect<void> {
+    return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      const first = retried.attempts++ === 0
+      if (first) {
+        if (Number.isNaN(retried.since)) retried.since = now
+        this.retrying++
+      }
+      const outage = this.outage
+      if (outage === undefined) {
+        const opened: Outage = {
+          since: retried.since,
+          reportedAt: now,
+          attempts: 1,
+          publishes: 1,
+          gaveUp: 0,
+          gaveUpUntold: 0,
+          gaveUpToldAt: Number.NEGATIVE_INFINITY
+        }
+        this.outage = opened
+        this.isOpen = true
+        retried.outage = opened
+        return Effect.logWarning(
+          `publish to ${subject} failed, retrying (one summary every 10 s until a publish succeeds): ${error.message}`
+        )
+      }
+      outage.attempts++
+      // Publishes in flight fail in any order (at once when disconnected, after their timeout when
+      // unanswered): the outage began with the earliest first attempt among them.
+      if (first && retried.since < outage.since) outage.since = retried.since
+      if (retried.outage !== outage) {
+        retried.outage = outage
+        outage.publishes++
+      }
+      if (now - outage.reportedAt < REPORT_MILLIS) {
+        return Effect.logDebug(`publish to ${subject} failed again (attempt ${retried.attempts}): ${error.message}`)
+      }
+      outage.reportedAt = now
+      return Effect.logWarning(
+        `publishing still failing after ${elapsed(outage.since, now)}: ${outage.attempts} failed attempts, ` +
+          `${this.retrying} publishes retrying now, ${outage.gaveUp} gave up; last: ${error.message}`
+      )
+    })
+  }
+
+  private settled(subject: string, exit: Exit.Exit<unknown, NatsError>, retried: Retried): Effect.Effect<void> {
+    if (retried.attempts === 0) return Exit.isSuccess(exit) ? this.succeeded : Effect.void
+    this.retrying--
+    if (Exit.isSuccess(exit)) return this.succeeded
+    if (Cause.hasInterruptsOnly(exit.cause)) return Effect.void
+    return Effect.flatMap(Clock.currentTimeMillis, (now) => this.gaveUp(subject, messageOf(exit.cause), retried, now))
+  }
+
+  // Publishes started together give up together, their budgets ending at once: the first is told at
+  // once, the others counted and told in one line when no publish is left retrying, or 10 s later.
+  private gaveUp(subject: string, reason: string, retried: Retried, now: number): Effect.Effect<void> {
+    const publish = `a publish to ${subject} after ${retried.attempts} failed attempts in ${elapsed(retried.since, now)}: ${reason}`
+    const line = `gave up on ${publish}`
+    const outage = this.outage
+    if (outage === undefined) return Effect.logError(line)
+    outage.gaveUp++
+    const due = now - outage.gaveUpToldAt >= REPORT_MILLIS
+    if (outage.gaveUpUntold === 0 && due) {
+      outage.gaveUpToldAt = now
+      return Effect.logError(line)
+    }
+    outage.gaveUpUntold++
+    if (!due && this.retrying > 0) return Effect.logDebug(line)
+    const untold = outage.gaveUpUntold
+    const since = outage.gaveUpToldAt
+    outage.gaveUpUntold = 0
+    outage.gaveUpToldAt = now
+    return Effect.logError(`gave up on ${untold} more publishes in ${elapsed(since, now)}; the last, ${publish}`)
+  }
+}
+
+/**
+ * An outage log of its own, for publishes that do not go through a `Publisher` (see `retryTransient`).
+ *
+ * @category constructors
+ * @since 0.2.0
+ */
+export const makeOutageLog: Effect.Effect<OutageLog> = Effect.sync(() => new Outages())
+
+/**
+ * Retries a broker publish to `subject` on `schedule` while its failure is retryable. How it goes is
+ * told by `outages` (see `OutageLog`); without one, by an outage log of this publish alone: a WARN at
+ * its first failure, an INFO when it succeeds, a summary every 10 s in between, an ERROR if it gives up.
  * Safe only for publishes that carry a message id, as every publish of this library does.
  *
  * @category combinators
  * @since 0.1.0
  */
 export const retryTransient =
-  (subject: string, schedule: Schedule.Schedule<unknown, NatsError>) =>
+  (subject: string, schedule: Schedule.Schedule<unknown, NatsError>, outages?: OutageLog) =>
   <A, R>(publish: Effect.Effect<A, NatsError, R>): Effect.Effect<A, NatsError, R> =>
-    publish.pipe(
-      Effect.tapError((error) =>
-        error.isRetryable ? Effect.logWarning(`publish to ${subject} failed, retrying: ${error.message}`) : Effect.void
-      ),
-      Effect.retry({ while: (error) => error.isRetryable, schedule })
-    )
+    outages === undefined
+      ? Effect.suspend(() => new Outages().retry(subject, schedule)(publish))
+      : outages.retry(subject, schedule)(publish)
 
 // The GLAM envelope's NATS headers besides `Nats-Msg-Id` (the broker sets that from `messageId`): the W3C
 // trace context of `span`, then the caller's own.
@@ -175,15 +409,20 @@ const receiptOf = (eventId: string, subject: string, ack: PublishAck): Effect.Ef
 export const make = Effect.fnUntraced(function* (options: Options = {}) {
   const broker = yield* Broker
   const sourceService = (yield* ServiceIdentity).name
-  const defaultTimeout = Duration.fromInputUnsafe(options.timeout ?? "5 seconds")
-  const retry = options.retry ?? defaultRetry
+  const defaultTimeout = Duration.fromInputUnsafe(options.timeout ?? defaults.timeout)
+  const retry = options.retry ?? (options.retryBudget === undefined ? defaultRetry : retryWithin(options.retryBudget))
+  const outages = new Outages()
 
   // Only a failed first attempt enters the retry: the schedule then sees that failure first, exactly as
   // `retryTransient` around the whole publish would.
-  const retrying = (request: PublishRequest, first: NatsError): Effect.Effect<PublishAck, NatsError> => {
+  const retrying = (
+    request: PublishRequest,
+    first: NatsError,
+    sentAt: number
+  ): Effect.Effect<PublishAck, NatsError> => {
     let attempts = 0
     return Effect.suspend(() => (attempts++ === 0 ? Effect.fail(first) : broker.publish(request))).pipe(
-      retryTransient(request.subject, retry)
+      outages.retry(request.subject, retry, sentAt)
     )
   }
 
@@ -208,6 +447,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     span: Tracer.AnySpan | undefined
   ): Effect.Effect<Receipt, PublishError> => {
     const subject = event.subject
+    const timestamp = timestampOf(fiber)
     const bytes = event.encodeExit({
       eventId,
       eventType: subject,
@@ -216,7 +456,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
         Option.getOrUndefined(fiber.getRef(MessageContext.Current))?.correlationId ??
         crypto.randomUUID(),
       sourceService,
-      timestamp: timestampOf(fiber),
+      timestamp,
       data: payload
     })
     if (Exit.isFailure(bytes)) return Exit.failCause(bytes.cause)
@@ -231,11 +471,16 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     return Effect.matchEffect(broker.publish(request), {
       onFailure(error) {
         return error.isRetryable
-          ? Effect.flatMap(retrying(request, error), (ack) => receiptOf(eventId, subject, ack))
+          ? Effect.flatMap(retrying(request, error, timestamp.epochMilliseconds), (ack) =>
+              receiptOf(eventId, subject, ack)
+            )
           : Effect.fail(error)
       },
       onSuccess(ack) {
-        return receiptOf(eventId, subject, ack)
+        // The one cost of outage logging on a publish that went through: a field read.
+        return outages.isOpen
+          ? Effect.andThen(outages.succeeded, receiptOf(eventId, subject, ack))
+          : receiptOf(eventId, subject, ack)
       }
     })
   }
@@ -293,3 +538,31 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
  */
 export const layer = (options: Options = {}): Layer.Layer<Publisher, never, Broker | ServiceIdentity> =>
   Layer.effect(Publisher, make(options))
+
+/**
+ * The options read from the environment: `GLAM_PUBLISH_TIMEOUT` (the per-attempt timeout) and
+ * `GLAM_PUBLISH_RETRY_BUDGET` (how long a publish is retried in all), both durations such as
+ * `"2 seconds"`; unset, `defaults` apply.
+ *
+ * @category constructors
+ * @since 0.2.0
+ */
+export const config: Config.Config<Options> = Config.all({
+  timeout: Config.Duration("GLAM_PUBLISH_TIMEOUT").pipe(Config.withDefault(undefined)),
+  retryBudget: Config.Duration("GLAM_PUBLISH_RETRY_BUDGET").pipe(Config.withDefault(undefined))
+})
+
+/**
+ * The publisher as a layer configured from the environment (see `config`); `overrides` win over what
+ * the environment says.
+ *
+ * @category layers
+ * @since 0.2.0
+ */
+export const layerConfig = (
+  overrides: Options = {}
+): Layer.Layer<Publisher, Config.ConfigError, Broker | ServiceIdentity> =>
+  Layer.effect(
+    Publisher,
+    Effect.flatMap(config, (fromConfig) => make({ ...fromConfig, ...overrides }))
+  )
