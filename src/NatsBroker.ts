@@ -47,6 +47,19 @@ const falseWhen =
       () => Effect.succeed(false)
     )
 
+/** What the JetStream API says about a subject nobody answered a publish to. */
+type Coverage =
+  | { readonly _tag: "Covered"; readonly stream: string }
+  | { readonly _tag: "Uncovered" }
+  /** The API did not answer either (JetStream not ready, no quorum): the publish is worth retrying. */
+  | { readonly _tag: "Unknown" }
+
+/** How long the answer of a stream lookup serves the publishes to its subject. */
+const lookupLifetime = "5 seconds"
+
+/** At most this many subjects keep a stream lookup. */
+const maxLookups = 1024
+
 /**
  * Builds the NATS `Broker` from the `NatsClient` in context.
  *
@@ -68,30 +81,59 @@ export const make: Effect.Effect<Broker["Service"], never, NatsClient | Scope.Sc
   // Nobody answered the publish: either no stream covers the subject, or JetStream is not ready yet
   // (right after a server restart it answers nothing for a moment). Only the JetStream API can tell;
   // when it does not answer either, the failure is transient and the publisher retries it.
+  //
+  // Every publish that nobody answered asks this, and in an outage thousands do: per subject, one
+  // lookup is in flight at a time and its answer serves for `lookupLifetime` after it, so a burst of
+  // publishes (and their retries) costs one API request every few seconds, not one each.
+  const lookups = new Map<string, Effect.Effect<Coverage>>()
+  const coverageOf = (subject: string): Effect.Effect<Coverage> =>
+    Effect.suspend(() => {
+      const known = lookups.get(subject)
+      if (known !== undefined) return known
+      return Effect.flatMap(Effect.cachedWithTTL(lookupCoverage(subject), lookupLifetime), (lookup) => {
+        // Subjects are a bounded set in practice; a caller publishing to ever new ones would otherwise
+        // grow this for ever. The oldest lookup goes: a subject asked for again gets a fresh one.
+        if (lookups.size >= maxLookups) {
+          const oldest = lookups.keys().next()
+          if (oldest.done !== true) lookups.delete(oldest.value)
+        }
+        lookups.set(subject, lookup)
+        return lookup
+      })
+    })
+
+  const lookupCoverage = (subject: string): Effect.Effect<Coverage> =>
+    Effect.tryPromise({ try: () => manager.streams.find(subject), catch: fromCause("publish", { subject }) }).pipe(
+      Effect.timeout("2 seconds"),
+      Effect.match({
+        onSuccess: (stream): Coverage => ({ _tag: "Covered", stream }),
+        onFailure: (lookup): Coverage =>
+          lookup._tag === "NatsError" && lookup.reason._tag === "StreamNotFound"
+            ? { _tag: "Uncovered" }
+            : { _tag: "Unknown" }
+      })
+    )
+
   const confirmNoStream =
     (subject: string) =>
     (error: NatsError): Effect.Effect<never, NatsError> =>
-      Effect.tryPromise({ try: () => manager.streams.find(subject), catch: fromCause("publish", { subject }) }).pipe(
-        Effect.timeout("2 seconds"),
-        Effect.matchEffect({
-          onSuccess: (stream) =>
-            Effect.fail(
+      Effect.flatMap(coverageOf(subject), (coverage) => {
+        switch (coverage._tag) {
+          case "Uncovered":
+            return Effect.fail(error)
+          case "Covered":
+            return Effect.fail(
               natsError(
                 "publish",
-                new NoResponders({ message: `stream ${stream} did not answer a publish to ${subject}` })
+                new NoResponders({ message: `stream ${coverage.stream} did not answer a publish to ${subject}` })
               )
-            ),
-          onFailure: (lookup) =>
-            Effect.fail(
-              lookup._tag === "NatsError" && lookup.reason._tag === "StreamNotFound"
-                ? error
-                : natsError(
-                    "publish",
-                    new NoResponders({ message: `JetStream did not answer a publish to ${subject}` })
-                  )
             )
-        })
-      )
+          case "Unknown":
+            return Effect.fail(
+              natsError("publish", new NoResponders({ message: `JetStream did not answer a publish to ${subject}` }))
+            )
+        }
+      })
 
   const streamInfo = (name: string) =>
     Effect.tryPromise({

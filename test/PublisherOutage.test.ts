@@ -1,9 +1,11 @@
 /**
  * How the publisher rides out an outage, as an operator sees it: the log lines (one WARN when it
  * starts, a summary every 10 s, one INFO when it ends, an ERROR for publishes that give up), what is
- * stored, and the defaults of the timeout and the retry budget.
+ * stored, the defaults of the timeout and the retry budget, and how often a publish nobody answered
+ * asks JetStream whether a stream covers its subject.
  */
 import { assert, describe, expect, it } from "@effect/vitest"
+import { connect } from "@nats-io/transport-node"
 import { ConfigProvider, Deferred, Duration, Effect, Exit, Fiber, Layer, Logger, Option, References } from "effect"
 import { TestClock } from "effect/testing"
 import { Broker } from "../src/Broker.js"
@@ -52,6 +54,29 @@ const secondsOf = (formatted: string): number =>
     assert(match !== null && unit !== undefined, `not a duration: ${formatted}`)
     return total + Number(match[1]) * unit
   }, 0)
+
+/**
+ * Counts the stream lookups by subject (`$JS.API.STREAM.NAMES` requests) made on a server, seen from a
+ * connection of its own that never answers them. The effect returned reads the count so far.
+ */
+const lookupCounter = Effect.fnUntraced(function* (url: string) {
+  const connection = yield* Effect.acquireRelease(
+    Effect.promise(() => connect({ servers: url })),
+    (c) => Effect.promise(() => c.close())
+  )
+  let lookups = 0
+  connection.subscribe("$JS.API.STREAM.NAMES", {
+    callback: () => {
+      lookups++
+    }
+  })
+  yield* Effect.promise(() => connection.flush())
+  // A round trip: every request routed to this connection before it has been counted.
+  return Effect.map(
+    Effect.promise(() => connection.flush()),
+    () => lookups
+  )
+})
 
 const onServer = (server: NatsServer.Options, publisher: Publisher.Options, topology?: Topology.Topology) =>
   Publisher.layer(publisher).pipe(
@@ -311,4 +336,60 @@ describe("Publisher outages", () => {
     },
     20_000
   )
+
+  describe("a publish nobody answered asks JetStream about its subject at most once per 5 s", () => {
+    it.live("400 publishes to a subject no stream covers: one lookup or two, each a StreamNotFound", () =>
+      Effect.gen(function* () {
+        const server = yield* NatsServer.NatsServerService
+        const publisher = yield* Publisher.Publisher
+        const lookups = yield* lookupCounter(server.url)
+        const publishAll = Effect.forEach(
+          Array.from({ length: 200 }),
+          () => Effect.flip(publisher.publish(Events.CreditBalanceLow, lowBalance)),
+          { concurrency: "unbounded" }
+        )
+        const errors = [...(yield* publishAll), ...(yield* publishAll)]
+        expect(errors).toHaveLength(400)
+        for (const error of errors) {
+          assert(error._tag === "NatsError")
+          expect(error.reason._tag).toBe("StreamNotFound")
+          expect(error.isRetryable).toBe(false)
+          expect(error.message).toBe(`publish: no stream for subject ${subject}`)
+        }
+        const made = yield* lookups
+        expect(made).toBeGreaterThanOrEqual(1)
+        expect(made).toBeLessThanOrEqual(2)
+      }).pipe(Effect.provide(onServer({}, {}, Topology.make({}))))
+    )
+
+    it.live("50 publishes with a 3 s budget while JetStream does not answer: one lookup or two, each retryable", () => {
+      const lines: Array<Line> = []
+      return Effect.gen(function* () {
+        const server = yield* NatsServer.NatsServerService
+        const publisher = yield* Publisher.Publisher
+        const lookups = yield* lookupCounter(server.url)
+        const errors = yield* Effect.forEach(
+          Array.from({ length: 50 }),
+          () => Effect.flip(publisher.publish(Events.CreditBalanceLow, lowBalance)),
+          { concurrency: "unbounded" }
+        )
+        for (const error of errors) {
+          assert(error._tag === "NatsError")
+          expect(error.reason._tag).toBe("NoResponders")
+          expect(error.isRetryable).toBe(true)
+          expect(error.message).toBe(`publish: JetStream did not answer a publish to ${subject}`)
+        }
+        const made = yield* lookups
+        expect(made).toBeGreaterThanOrEqual(1)
+        expect(made).toBeLessThanOrEqual(2)
+        const logged = outageLines(lines)
+        expect(logged.filter((l) => l.level === "Warn")).toHaveLength(1)
+        expect(logged.filter((l) => l.level === "Error").length).toBeLessThanOrEqual(2)
+        expect(logged.filter((l) => l.level === "Error").length).toBeGreaterThanOrEqual(1)
+      }).pipe(
+        // A server without JetStream: nothing answers a publish, nothing answers the API.
+        Effect.provide(Layer.merge(onServer({ args: ["-js=false"] }, { retryBudget: "3 seconds" }), capture(lines)))
+      )
+    })
+  })
 })
