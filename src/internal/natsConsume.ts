@@ -31,7 +31,11 @@ export const DEFAULT_IDLE_HEARTBEAT = Duration.seconds(2)
 const OUTAGE_REPORT_MILLIS = 30_000
 
 // How often to ask for a consumer that is gone, or for JetStream while it does not answer.
-const consumerWait = Schedule.min([Schedule.exponential("100 millis"), Schedule.spaced("2 seconds")])
+const consumerWait = Schedule.min([Schedule.exponential("100 millis"), Schedule.spaced("1 second")])
+
+// A consumer info request that a dead leader will never answer is given up after this, not after the
+// manager's 5 s: the new leader, elected meanwhile, answers the next one at once.
+const CONSUMER_INFO_TIMEOUT = Duration.seconds(1)
 
 const notFound = (error: NatsError.NatsError): boolean =>
   error.reason._tag === "ConsumerNotFound" || error.reason._tag === "StreamNotFound"
@@ -104,9 +108,23 @@ export const consume = (
           })
       )
 
+      const consumerAnswers = consumerInfo.pipe(
+        Effect.timeoutOrElse({
+          duration: CONSUMER_INFO_TIMEOUT,
+          orElse: () =>
+            Effect.fail(
+              NatsError.make(
+                "consume",
+                new NatsError.Timeout({
+                  message: `${where}: no answer to a consumer info request within ${Duration.format(CONSUMER_INFO_TIMEOUT)}`
+                })
+              )
+            )
+        })
+      )
       const waitForConsumer = Effect.gen(function* () {
         let gone = false
-        yield* consumerInfo.pipe(
+        yield* consumerAnswers.pipe(
           Effect.tapError((error) => {
             if (gone || !notFound(error)) return Effect.logDebug(`${where}: ${error.reason.message}; waiting`)
             gone = true
