@@ -21,6 +21,7 @@ import * as NatsBroker from "../src/NatsBroker.js"
 import * as NatsClient from "../src/NatsClient.js"
 import * as NatsError from "../src/NatsError.js"
 import * as Topology from "../src/Topology.js"
+import * as NatsCluster from "./support/NatsCluster.js"
 import * as NatsServer from "./support/NatsServer.js"
 
 const Env = NatsBroker.layer.pipe(
@@ -807,4 +808,105 @@ describe("Topology over a server that goes away", () => {
       expect(logged.at(-1)?.message).toBe("Topology: created consumer LATE/reader")
     })
   )
+})
+
+const ClusterEnv = NatsBroker.layer.pipe(
+  Layer.provideMerge(
+    Layer.unwrap(
+      Effect.map(NatsCluster.NatsClusterService, (cluster) =>
+        NatsClient.layer({ servers: cluster.urls, reconnectWait: "100 millis" })
+      )
+    )
+  ),
+  Layer.provideMerge(NatsCluster.layer())
+)
+
+describe("Topology on a three-node cluster", () => {
+  layer(ClusterEnv, { excludeTestServices: true, timeout: 60_000 })("R3 streams (real clock)", (it) => {
+    const replicasOf = (name: string) => Effect.map(streamConfigOf(name), (config) => config.replicas)
+
+    it.effect("replicas are kept when left out, refused when fewer, lowered on purpose, raised in place", () =>
+      Effect.gen(function* () {
+        const orders: Topology.StreamSpec = { name: "ORDERS_R3", subjects: ["orders-r3.>"], maxAge: "1 hour" }
+        const provision = (spec: Topology.StreamSpec) =>
+          withLogs(Topology.provision(Topology.make({ streams: [spec] })))
+        yield* provision({ ...orders, replicas: 3 })
+        expect(yield* replicasOf("ORDERS_R3")).toBe(3)
+
+        const kept = yield* provision({ ...orders, maxAge: "2 hours" })
+        assert(Exit.isSuccess(kept.exit))
+        expect(kept.exit.value.streams[0]?.changes).toStrictEqual([{ field: "maxAge", current: "1h", desired: "2h" }])
+        expect(topologyLines(kept.lines)).toStrictEqual([
+          { level: "Warn", message: "Topology: updated stream ORDERS_R3; maxAge: 1h -> 2h" }
+        ])
+        expect(yield* replicasOf("ORDERS_R3")).toBe(3)
+
+        const fewer = yield* provision({ ...orders, maxAge: "3 hours", replicas: 1 })
+        assert(Exit.isFailure(fewer.exit))
+        const refusal = fewer.exit.cause.reasons.find((reason) => reason._tag === "Fail")
+        assert(refusal?._tag === "Fail" && refusal.error._tag === "TopologyError")
+        expect([refusal.error.stream, refusal.error.field, refusal.error.current, refusal.error.desired]).toStrictEqual(
+          ["ORDERS_R3", "replicas", "3", "1"]
+        )
+        expect(yield* replicasOf("ORDERS_R3")).toBe(3)
+        expect((yield* streamConfigOf("ORDERS_R3")).maxAge).toStrictEqual(Duration.hours(2))
+
+        const lowered = yield* provision({ ...orders, maxAge: "2 hours", replicas: 1, allowFewerReplicas: true })
+        assert(Exit.isSuccess(lowered.exit))
+        expect(topologyLines(lowered.lines)).toStrictEqual([
+          { level: "Warn", message: "Topology: updated stream ORDERS_R3; replicas: 3 -> 1" }
+        ])
+        expect(yield* replicasOf("ORDERS_R3")).toBe(1)
+
+        yield* provision({ ...orders, maxAge: "2 hours", replicas: 3 })
+        expect(yield* replicasOf("ORDERS_R3")).toBe(3)
+      })
+    )
+
+    it.effect("layerGlam: GLAM_STREAM_REPLICAS=3 makes the GLAM streams R3, unset keeps them, 1 is refused", () =>
+      Effect.gen(function* () {
+        const build = (env: Record<string, string>) =>
+          Layer.build(Topology.layerGlam()).pipe(
+            Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env })),
+            Effect.exit
+          )
+        const replicas = Effect.forEach(Topology.glam.streams, (stream) => replicasOf(stream.name))
+        expect(Exit.isSuccess(yield* build({ GLAM_STREAM_REPLICAS: "3" }))).toBe(true)
+        expect(yield* replicas).toStrictEqual([3, 3, 3])
+        expect(Exit.isSuccess(yield* build({}))).toBe(true)
+        expect(yield* replicas).toStrictEqual([3, 3, 3])
+        const fewer = yield* build({ GLAM_STREAM_REPLICAS: "1" })
+        assert(Exit.isFailure(fewer))
+        expect(String(fewer.cause)).toContain("replicas would go down from 3 to 1")
+        expect(yield* replicas).toStrictEqual([3, 3, 3])
+      })
+    )
+
+    it.effect(
+      "provisioning waits while the cluster has no quorum, and goes on when it is back",
+      () =>
+        Effect.gen(function* () {
+          const cluster = yield* NatsCluster.NatsClusterService
+          const [, second, third] = cluster.nodes
+          assert(second !== undefined && third !== undefined)
+          yield* second.kill
+          yield* third.kill
+          const fiber = yield* withLogs(
+            Topology.provision(Topology.make({ streams: [{ name: "QUORUM", subjects: ["quorum.>"], replicas: 3 }] }))
+          ).pipe(Effect.forkChild)
+          yield* Effect.sleep("3 seconds")
+          yield* Effect.all([second.start(), third.start()], { concurrency: "unbounded" })
+          const { exit, lines } = yield* Fiber.join(fiber)
+          assert(Exit.isSuccess(exit))
+          expect(exit.value.streams).toStrictEqual([{ stream: "QUORUM", action: "created", changes: [] }])
+          expect(yield* replicasOf("QUORUM")).toBe(3)
+          const logged = topologyLines(lines)
+          expect(logged[0]?.level).toBe("Warn")
+          expect(logged[0]?.message).toMatch(/^Topology: waiting for JetStream/)
+          expect(logged.filter((line) => line.message.startsWith("Topology: JetStream answers again"))).toHaveLength(1)
+          expect(logged.at(-1)).toStrictEqual({ level: "Info", message: "Topology: created stream QUORUM" })
+        }),
+      90_000
+    )
+  })
 })
