@@ -116,17 +116,46 @@ export const consume = (
               NatsError.make(
                 "consume",
                 new NatsError.Timeout({
-                  message: `${where}: no answer to a consumer info request within ${Duration.format(CONSUMER_INFO_TIMEOUT)}`
+                  message: `no answer to a consumer info request within ${Duration.format(CONSUMER_INFO_TIMEOUT)}`
                 })
               )
             )
         })
       )
+      // A reset that stops delivery, or JetStream not answering while the consumer is looked up, opens an
+      // outage: one WARN, later tries of the same outage at Debug (a summary at most every 30 s), and one
+      // INFO with its length once the server answers a pull again.
+      const clock = yield* Clock.Clock
+      let outage: { readonly since: number; resets: number; reportedAt: number } | undefined
+      const opened = (reason: string, next: string) => {
+        const now = clock.currentTimeMillisUnsafe()
+        if (outage === undefined) {
+          outage = { since: now, resets: 1, reportedAt: now }
+          return Effect.logWarning(`${where}: ${reason}; ${next}`)
+        }
+        outage.resets++
+        if (now - outage.reportedAt < OUTAGE_REPORT_MILLIS) return Effect.logDebug(`${where}: ${reason}; ${next}`)
+        outage.reportedAt = now
+        const lasted = Duration.format(Duration.millis(now - outage.since))
+        return Effect.logWarning(
+          `${where}: nothing delivered for ${lasted} (${outage.resets} tries); last: ${reason}; ${next}`
+        )
+      }
+      const closeOutage = Effect.suspend(() => {
+        if (outage === undefined || flow.reset !== undefined || !flow.answeredSinceRestart) return Effect.void
+        const lasted = Duration.format(Duration.millis(clock.currentTimeMillisUnsafe() - outage.since))
+        const resets = outage.resets
+        outage = undefined
+        return Effect.logInfo(`${where}: the server answers pulls again after ${lasted} (${resets} tries)`)
+      })
+
       const waitForConsumer = Effect.gen(function* () {
         let gone = false
         yield* consumerAnswers.pipe(
           Effect.tapError((error) => {
-            if (gone || !notFound(error)) return Effect.logDebug(`${where}: ${error.reason.message}; waiting`)
+            // JetStream not answering (no leader, no quorum, a reconnect under way) is an outage of its own.
+            if (!notFound(error)) return opened(error.reason.message, "waiting for JetStream to answer")
+            if (gone) return Effect.logDebug(`${where}: ${error.reason.message}; waiting`)
             gone = true
             return Effect.logWarning(`${where}: ${error.reason.message}; waiting for it to be created again`)
           }),
@@ -135,38 +164,12 @@ export const consume = (
         if (gone) yield* Effect.logInfo(`${where}: the consumer is back; consuming again`)
       })
 
-      // A reset that stops delivery opens an outage: one WARN, later resets of the same outage at Debug
-      // (a summary at most every 30 s), and one INFO with its length once the server answers a pull again.
-      const clock = yield* Clock.Clock
-      let outage: { readonly since: number; resets: number; reportedAt: number } | undefined
-      const opened = (reason: string) => {
-        const now = clock.currentTimeMillisUnsafe()
-        if (outage === undefined) {
-          outage = { since: now, resets: 1, reportedAt: now }
-          return Effect.logWarning(`${where}: ${reason}; pulling again`)
-        }
-        outage.resets++
-        if (now - outage.reportedAt < OUTAGE_REPORT_MILLIS) return Effect.logDebug(`${where}: ${reason}; pulling again`)
-        outage.reportedAt = now
-        const lasted = Duration.format(Duration.millis(now - outage.since))
-        return Effect.logWarning(
-          `${where}: nothing delivered for ${lasted} (${outage.resets} pulls lost); last: ${reason}; pulling again`
-        )
-      }
-      const closeOutage = Effect.suspend(() => {
-        if (outage === undefined || flow.reset !== undefined || !flow.answeredSinceRestart) return Effect.void
-        const lasted = Duration.format(Duration.millis(clock.currentTimeMillisUnsafe() - outage.since))
-        const resets = outage.resets
-        outage = undefined
-        return Effect.logInfo(`${where}: the server answers pulls again after ${lasted} (${resets} pulls re-sent)`)
-      })
-
       const resets = Effect.forever(
         Effect.gen(function* () {
           yield* Queue.take(wakeups)
           const reset = flow.reset
           if (reset === undefined) return
-          if (reset.level === "Warn") yield* opened(reset.reason)
+          if (reset.level === "Warn") yield* opened(reset.reason, "pulling again")
           else yield* Effect.logWithLevel(reset.level)(`${where}: ${reset.reason}; pulling again`)
           if (reset.pauseMillis > 0) yield* Effect.sleep(Duration.millis(reset.pauseMillis))
           yield* waitForConsumer
