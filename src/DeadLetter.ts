@@ -119,7 +119,7 @@ export interface PublishInput {
  * @since 0.1.0
  */
 export interface PublishOptions {
-  /** How long to wait for the server's acknowledgement of one attempt. Default 5 seconds. */
+  /** How long to wait for the server's acknowledgement of one attempt. Default `Publisher.defaults.timeout` (2 seconds). */
   readonly timeout?: Duration.Input | undefined
   /** When to try a retryable failure again. Default: `Publisher.defaultRetry`. */
   readonly retry?: Schedule.Schedule<unknown, NatsError.NatsError> | undefined

@@ -9,7 +9,7 @@ import { Broker, type Headers } from "../Broker.js"
 import type { PublishInput, PublishOptions, Receipt } from "../DeadLetter.js"
 import type * as Envelope from "../Envelope.js"
 import type { NatsError } from "../NatsError.js"
-import { defaultRetry, retryTransient } from "../Publisher.js"
+import { defaultRetry, defaults, retryTransient } from "../Publisher.js"
 import { ServiceIdentity } from "../ServiceIdentity.js"
 import {
   chunkSubject,
@@ -28,14 +28,14 @@ const defaultMaxMessageBytes = 1024 * 1024
 const headerAllowance = 1024
 
 /**
- * Publishes with the options' timeout and retry (defaults 5 seconds and `Publisher.defaultRetry`);
+ * Publishes with the options' timeout and retry (defaults `Publisher.defaults.timeout` and `Publisher.defaultRetry`);
  * retrying is safe because every publish here has a message id.
  */
 export const sender = (options: {
   readonly timeout?: Duration.Input | undefined
   readonly retry?: Schedule.Schedule<unknown, NatsError> | undefined
 }) => {
-  const timeout = Duration.fromInputUnsafe(options.timeout ?? "5 seconds")
+  const timeout = options.timeout === undefined ? defaults.timeout : Duration.fromInputUnsafe(options.timeout)
   const retry = options.retry ?? defaultRetry
   return (subject: string, payload: Uint8Array, messageId: string, headers: Headers = []) =>
     Broker.use((broker) => broker.publish({ subject, payload, headers, messageId, timeout })).pipe(
