@@ -10,7 +10,8 @@ import { type ChildProcess, spawn } from "node:child_process"
 import { appendFileSync, mkdirSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Duration, Effect, Exit, Fiber, Layer, Schema, Scope } from "effect"
+import { Clock, DateTime, Duration, Effect, Exit, Fiber, Layer, Schedule, Schema, Scope } from "effect"
+import { Broker } from "../src/Broker.js"
 import * as DeadLetter from "../src/DeadLetter.js"
 import * as Event from "../src/Event.js"
 import * as NatsBroker from "../src/NatsBroker.js"
@@ -189,19 +190,33 @@ describe("on a 3-node cluster", () => {
           // The advisory watcher consumes again: an advisory for a stored tick is dead-lettered.
           const stored = (yield* storedMessages("GLAM_EVENTS")).find((message) => message.subject === Tick.subject)
           if (stored === undefined) return yield* Effect.die("no tick stored")
-          const { connection } = yield* NatsClient.NatsClient
-          connection.publish(
-            DeadLetter.advisorySubject("GLAM_EVENTS", "quorum"),
-            JSON.stringify({
-              type: "io.nats.jetstream.advisory.v1.max_deliver",
-              id: "advisory-after-recovery",
-              timestamp: new Date().toISOString(),
-              stream: "GLAM_EVENTS",
-              consumer: "quorum",
-              stream_seq: stored.seq,
-              deliveries: 6
+          // Stored with an acknowledgement (retried while GLAM_ADVISORIES may still be electing its leader),
+          // as the server's own advisory would be captured.
+          const broker = yield* Broker
+          yield* broker
+            .publish({
+              subject: DeadLetter.advisorySubject("GLAM_EVENTS", "quorum"),
+              payload: new TextEncoder().encode(
+                JSON.stringify({
+                  type: "io.nats.jetstream.advisory.v1.max_deliver",
+                  id: "advisory-after-recovery",
+                  timestamp: DateTime.formatIso(yield* DateTime.now),
+                  stream: "GLAM_EVENTS",
+                  consumer: "quorum",
+                  stream_seq: stored.seq,
+                  deliveries: 6
+                })
+              ),
+              headers: [],
+              messageId: "advisory-after-recovery",
+              timeout: Duration.seconds(2)
             })
-          )
+            .pipe(
+              Effect.retry({
+                while: (error) => error.isRetryable,
+                schedule: Schedule.spaced("250 millis").pipe(Schedule.upTo({ duration: "30 seconds" }))
+              })
+            )
           const entry = yield* waitFor(
             DeadLetter.list({ subject: Tick.subject }).pipe(
               Effect.map((entries) => entries[0]),
