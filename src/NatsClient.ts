@@ -12,6 +12,7 @@
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream"
 import { connect, type NatsConnection } from "@nats-io/transport-node"
 import {
+  Clock,
   Config,
   Context,
   Data,
@@ -176,9 +177,19 @@ const makeService = Effect.fnUntraced(function* (
   yield* Effect.addFinalizer(() => Effect.sync(() => ConnectionOptions.stopStatusIterator(statusIterable)))
   const connected = yield* Ref.make(!connection.isClosed())
   const version = yield* Ref.make(connection.info?.version ?? "")
+  // When the connection dropped, so that the reconnect says how long it was gone.
+  let disconnectedAt: number | undefined
   const track = (event: ConnectionEvent) => {
     switch (event._tag) {
       case "Disconnected":
+        return Effect.andThen(
+          Effect.flatMap(Clock.currentTimeMillis, (now) =>
+            Effect.sync(() => {
+              disconnectedAt ??= now
+            })
+          ),
+          Ref.set(connected, false)
+        )
       case "Closed":
         return Ref.set(connected, false)
       case "Reconnected":
@@ -191,9 +202,17 @@ const makeService = Effect.fnUntraced(function* (
         return Effect.void
     }
   }
+  const log = (event: ConnectionEvent) => {
+    if (event._tag !== "Reconnected" || disconnectedAt === undefined) return logEvent(event)
+    const since = disconnectedAt
+    disconnectedAt = undefined
+    return Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      Effect.logInfo(`NATS reconnected to ${event.server} after ${Duration.format(Duration.millis(now - since))}`)
+    )
+  }
   yield* Stream.fromAsyncIterable(statusIterable, (cause) => cause).pipe(
     Stream.map(ConnectionOptions.toConnectionEvent),
-    Stream.runForEach((event) => Effect.all([track(event), logEvent(event), PubSub.publish(events, event)])),
+    Stream.runForEach((event) => Effect.all([track(event), log(event), PubSub.publish(events, event)])),
     Effect.catchCause((cause) => Effect.logError("NATS status watcher stopped", cause)),
     Effect.forkScoped
   )

@@ -21,6 +21,7 @@ import {
 } from "effect"
 import * as NatsClient from "../src/NatsClient.js"
 import type { NatsError } from "../src/NatsError.js"
+import * as Logs from "./support/Logs.js"
 import * as NatsServer from "./support/NatsServer.js"
 import { makeCertificates, serverTlsConfig } from "./support/tls.js"
 
@@ -250,7 +251,10 @@ describe("NatsClient", () => {
     () =>
       Effect.gen(function* () {
         const server = yield* NatsServer.make()
-        const client = yield* NatsClient.make({ servers: server.url, reconnectWait: "100 millis" })
+        const logs = Logs.capture()
+        const client = yield* NatsClient.make({ servers: server.url, reconnectWait: "100 millis" }).pipe(
+          Effect.provide(logs.layer)
+        )
         yield* Effect.promise(() => client.manager.streams.add({ name: "RESTART", subjects: ["restart.>"] }))
         const untilReconnected = client.status.pipe(
           Stream.takeUntil(NatsClient.ConnectionEvent.$is("Reconnected")),
@@ -285,6 +289,10 @@ describe("NatsClient", () => {
           expect(tags.indexOf("Disconnected")).toBeLessThan(tags.indexOf("Reconnected"))
         }
         yield* NatsServer.eventually(client.health)
+        // One line when the connection drops, one when it is back, saying how long it was gone.
+        expect(logs.matching("Warn", "NATS disconnected from")).toHaveLength(1)
+        const [reconnected] = logs.matching("Info", "NATS reconnected to")
+        expect(reconnected?.message).toMatch(/^NATS reconnected to 127\.0\.0\.1:\d+ after \d+s( \d+ms)?$/)
         const ack = yield* NatsServer.eventually(
           Effect.tryPromise(() => client.jetstream.publish("restart.a", "after"))
         )
