@@ -3,7 +3,6 @@ import { nanos } from "@nats-io/transport-node"
 import { Duration, Effect, Exit, Layer, Option } from "effect"
 import * as NatsClient from "../src/NatsClient.js"
 import * as Topology from "../src/Topology.js"
-
 import {
   bytes,
   consumerConfigOf,

@@ -5,7 +5,6 @@ import * as NatsBroker from "../src/NatsBroker.js"
 import * as NatsClient from "../src/NatsClient.js"
 import * as Topology from "../src/Topology.js"
 import * as NatsCluster from "./support/NatsCluster.js"
-
 import { clusterLike, streamConfigOf, topologyLines, withLogs } from "./support/TopologyFixtures.js"
 
 describe("Topology.glamConfig", () => {

@@ -8,7 +8,6 @@ import * as NatsClient from "../src/NatsClient.js"
 import * as NatsError from "../src/NatsError.js"
 import * as Topology from "../src/Topology.js"
 import * as NatsServer from "./support/NatsServer.js"
-
 import { flaky, topologyLines, unavailable, withLogs } from "./support/TopologyFixtures.js"
 
 describe("Topology waiting for JetStream", () => {
