@@ -50,6 +50,7 @@ import { Broker, type Message } from "./Broker.js"
 import * as Envelope from "./Envelope.js"
 import * as Event from "./Event.js"
 import { watch as watchAdvisories } from "./internal/deadLetterAdvisories.js"
+import { InFlight } from "./internal/inFlight.js"
 import { Lane } from "./internal/lanes.js"
 import * as SubscriberHandling from "./internal/subscriberHandling.js"
 import { commonPrefixFilter, groupName, Held, laneOf } from "./internal/subscriberSupport.js"
@@ -127,6 +128,12 @@ export interface Options<E extends Event.Any, Err, R> {
   readonly prefetch?: number | undefined
   /** A handler running longer is interrupted and its message goes to the policy's `defect` rule. */
   readonly handlerTimeout?: Duration.Input | undefined
+  /**
+   * A handler still running this long after it started is logged at WARN (subject, sequence, event id,
+   * elapsed time), again after twice as long, four times, ..., and at INFO when it finishes. Default: the
+   * ack-wait.
+   */
+  readonly slowHandlerAfter?: Duration.Input | undefined
   /** Messages with the same key are handled one at a time, in stream order. */
   readonly orderBy?: ((envelope: Received<E>) => string) | undefined
   /** How long running handlers may take to finish when the scope closes. Default 10 seconds. */
@@ -182,6 +189,10 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
     const idleHeartbeat =
       options.idleHeartbeat === undefined ? undefined : Duration.fromInputUnsafe(options.idleHeartbeat)
     const checkConsumerEvery = Duration.fromInputUnsafe(options.checkConsumerEvery ?? "5 seconds")
+    const slowHandlerAfterMillis =
+      options.slowHandlerAfter === undefined
+        ? ackWaitMillis
+        : Duration.toMillis(Duration.fromInputUnsafe(options.slowHandlerAfter))
 
     // The server gives up one delivery after the policy would, so the policy decides whenever it runs at all;
     // the server's max-deliveries advisory covers messages whose handler never got to decide.
@@ -281,23 +292,25 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
 
     // A worker takes the next message of its lane itself, and parks only when the lane is empty. What
     // each one is handling is kept, so that a worker interrupted at shutdown gives its message back.
-    const inFlight: Array<Message | undefined> = Array.from({ length: concurrency }, () => undefined)
+    const inFlight = new InFlight(concurrency, slowHandlerAfterMillis)
     const giveBackInFlight = (index: number) =>
       Effect.sync(() => {
-        const message = inFlight[index]
-        inFlight[index] = undefined
+        const message = inFlight.take(index)
         if (message === undefined) return
         message.nak()
         held.release(message)
       })
+    const now = () => clock.currentTimeMillisUnsafe()
     const work = (lane: Lane<Item<E>>, index: number): Effect.Effect<void, never, R> =>
       Effect.gen(function* () {
         while (true) {
           const item = lane.poll() ?? (yield* lane.wait)
           if (item === undefined) return
-          inFlight[index] = item.message
+          const eventId = Exit.isSuccess(item.decoded) ? item.decoded.value.eventId : undefined
+          inFlight.start(index, item.message, eventId, now())
           yield* handle(item)
-          inFlight[index] = undefined
+          const finished = inFlight.finish(index, now)
+          if (finished !== undefined) yield* Effect.logInfo(finished)
         }
       }).pipe(
         // `handle` settles every outcome; a defect here is a bug of ours, and must not cost a worker.
@@ -343,11 +356,15 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
       Effect.forkDetach({ startImmediately: true })
     )
 
-    // `working` for everything held longer than half the ack-wait.
+    // `working` for everything held longer than half the ack-wait, and a WARN for handlers running long.
+    const keepAliveEvery = Duration.millis(Math.max(10, Math.min(ackWaitMillis, slowHandlerAfterMillis) / 4))
     const keepAlive = yield* supervise({ name: `subscriber ${durable}: keep-alive` }, () =>
-      Effect.sync(() => held.keepAlive(clock.currentTimeMillisUnsafe(), ackWaitMillis / 2)).pipe(
-        Effect.repeat(Schedule.spaced(Duration.millis(Math.max(10, ackWaitMillis / 4))))
-      )
+      Effect.suspend(() => {
+        const at = now()
+        held.keepAlive(at, ackWaitMillis / 2)
+        const slow = inFlight.slow(at)
+        return slow.length === 0 ? Effect.void : Effect.forEach(slow, (line) => Effect.logWarning(line))
+      }).pipe(Effect.repeat(Schedule.spaced(keepAliveEvery)))
     ).pipe(Effect.forkDetach)
 
     const advisories = yield* supervise(

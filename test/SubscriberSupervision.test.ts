@@ -128,4 +128,38 @@ describe("Subscriber supervision", () => {
         yield* Scope.close(subscriber.scope, Exit.void)
       }).pipe(Effect.provide(messaging()))
   )
+
+  it.live("a handler running long is logged at WARN, again at growing intervals, and at INFO when it finishes", () =>
+    Effect.gen(function* () {
+      const receipts = yield* publishRange(1, 1)
+      const eventId = receipts[0]?.eventId ?? ""
+      const logs = Logs.capture()
+      const done = yield* Ref.make(false)
+      const scope = yield* Scope.make()
+      yield* Subscriber.make(Ticked, {
+        durable: "slow",
+        slowHandlerAfter: "400 millis",
+        handler: () => Effect.sleep("2500 millis").pipe(Effect.andThen(Ref.set(done, true)))
+      }).pipe(Effect.provide(logs.layer), Scope.provide(scope))
+      yield* waitFor(Effect.flatMap(Ref.get(done), (finished) => (finished ? Effect.void : Effect.fail("running"))))
+      yield* waitFor(
+        Effect.suspend(() =>
+          logs.matching("Info", "finished after").length > 0 ? Effect.void : Effect.fail("no line")
+        )
+      )
+      const running = logs.matching(
+        "Warn",
+        `handler for evt.supervision.ticked.v1 #1 (event ${eventId}) still running after`
+      )
+      // Reported after 0.4 s, 0.8 s and 1.6 s; the next report (3.2 s) comes after the handler is done.
+      expect(running.map((line) => line.message.replace(/ after .*/, ""))).toHaveLength(3)
+      expect(running[0]?.message).toMatch(
+        /still running after (400|500)ms \(delivery 1\); next report after 800ms; a handlerTimeout would bound it$/
+      )
+      expect(
+        logs.matching("Info", `handler for evt.supervision.ticked.v1 #1 (event ${eventId}) finished after 2s`)
+      ).toHaveLength(1)
+      yield* Scope.close(scope, Exit.void)
+    }).pipe(Effect.provide(messaging()))
+  )
 })
