@@ -155,7 +155,10 @@ const logEvent = ConnectionEvent.$match({
   Reconnected: ({ server }) => Effect.logInfo(`NATS reconnected to ${server}`),
   Error: ({ message }) => Effect.logWarning(`NATS error: ${message}`),
   ServersChanged: ({ added, deleted }) =>
-    Effect.logInfo(`NATS servers changed: added [${added.join(", ")}], deleted [${deleted.join(", ")}]`),
+    // nats.js reports an update with both lists empty on each reconnect: a line that says nothing changed.
+    added.length === 0 && deleted.length === 0
+      ? Effect.void
+      : Effect.logInfo(`NATS servers changed: added [${added.join(", ")}], deleted [${deleted.join(", ")}]`),
   LameDuckMode: ({ server }) => Effect.logWarning(`NATS server ${server} entered lame duck mode`),
   Stale: () => Effect.logWarning("NATS connection is stale (no PONG); reconnecting"),
   SlowConsumer: ({ subject, pending }) => Effect.logWarning(`NATS slow consumer on ${subject}: ${pending} pending`),
