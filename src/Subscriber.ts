@@ -53,6 +53,7 @@ import { watch as watchAdvisories } from "./internal/deadLetterAdvisories.js"
 import { InFlight } from "./internal/inFlight.js"
 import { Lane } from "./internal/lanes.js"
 import * as SubscriberHandling from "./internal/subscriberHandling.js"
+import { requireStreams } from "./internal/subscriberStreams.js"
 import { commonPrefixFilter, groupName, Held, laneOf } from "./internal/subscriberSupport.js"
 import { supervise } from "./internal/supervise.js"
 import { isTracing } from "./internal/tracing.js"
@@ -150,6 +151,13 @@ export interface Options<E extends Event.Any, Err, R> {
    * stream that is gone is reported at ERROR until it is back. Default 5 seconds.
    */
   readonly checkConsumerEvery?: Duration.Input | undefined
+  /**
+   * How long the subscriber waits at start-up for its stream, a stream on `dlq.<subject>` for the dead
+   * letters of each of its subjects, and one capturing its max-deliveries advisories (a topology
+   * provisioned beside it may still be creating them); then it fails with a `TopologyError` naming what
+   * is missing. Default 30 seconds.
+   */
+  readonly waitForStreams?: Duration.Input | undefined
 }
 
 type Item<E extends Event.Any> = SubscriberHandling.Item<Received<E>>
@@ -210,6 +218,12 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
           }
         ]
       })
+    )
+    // Its stream, and where its dead letters and advisories go, must exist before it consumes.
+    const { advisoryStream } = yield* requireStreams(
+      broker,
+      { stream, durable, subjects: group.subjects },
+      Duration.fromInputUnsafe(options.waitForStreams ?? "30 seconds")
     )
     yield* provisionConsumer
 
@@ -369,7 +383,7 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
 
     const advisories = yield* supervise(
       { name: `subscriber ${durable}: max-deliveries advisory watcher for ${stream}/${durable}` },
-      (up) => watchAdvisories({ stream, consumer: durable }, up)
+      (up) => watchAdvisories({ stream, consumer: durable, advisoryStream }, up)
     ).pipe(Effect.forkDetach)
 
     // The durable, looked up at intervals: created again when deleted; a missing stream fails the watch,

@@ -1,0 +1,88 @@
+/**
+ * A subscriber starts only where nothing can be lost, and in whatever order its layers are composed:
+ * it waits for its stream and for the streams of its dead letters and advisories (a topology built
+ * beside it may still be creating them), and refuses to start, naming what is missing, when they never
+ * come.
+ */
+import { assert, describe, expect, it } from "@effect/vitest"
+import { Effect, Exit, Layer, Ref, Schema } from "effect"
+import * as Event from "../src/Event.js"
+import * as Publisher from "../src/Publisher.js"
+import * as ServiceIdentity from "../src/ServiceIdentity.js"
+import * as Subscriber from "../src/Subscriber.js"
+import * as Topology from "../src/Topology.js"
+import { natsBroker } from "./support/Messaging.js"
+import * as NatsServer from "./support/NatsServer.js"
+
+const Placed = Event.make("evt.start.placed.v1", Schema.Struct({ n: Schema.Number }))
+
+/** A fresh server with a client, a broker and a service identity; no stream at all. */
+const bare = natsBroker.pipe(
+  Layer.provideMerge(ServiceIdentity.layer("start-service")),
+  Layer.provideMerge(NatsServer.layer())
+)
+
+describe("Subscriber start", () => {
+  it.live("refuses to start without streams for its dead letters and advisories, naming each", () =>
+    Effect.gen(function* () {
+      yield* Topology.provision(Topology.make({ streams: [Topology.glamEvents] }))
+      const exit = yield* Subscriber.make(Placed, {
+        durable: "nowhere-to-go",
+        waitForStreams: "1 second",
+        handler: () => Effect.void
+      }).pipe(Effect.exit)
+      assert(Exit.isFailure(exit))
+      const error = Exit.findErrorOption(exit)
+      assert(error._tag === "Some" && error.value._tag === "TopologyError")
+      expect(error.value.consumer).toBe("nowhere-to-go")
+      expect(error.value.message).toContain(
+        "a stream on dlq.start.placed.v1 for the dead letters of evt.start.placed.v1"
+      )
+      expect(error.value.message).toContain(
+        "a stream on $JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.GLAM_EVENTS.nowhere-to-go for its max-deliveries advisories"
+      )
+      expect(error.value.message).not.toContain("the stream GLAM_EVENTS")
+      expect(error.value.message).toContain("Topology.glam")
+    }).pipe(Effect.provide(bare))
+  )
+
+  it.live("refuses to start on a stream that does not exist, naming it", () =>
+    Effect.gen(function* () {
+      yield* Topology.provision(Topology.glam)
+      const exit = yield* Subscriber.make(Placed, {
+        durable: "lost",
+        stream: "ORDERS",
+        waitForStreams: "1 second",
+        handler: () => Effect.void
+      }).pipe(Effect.exit)
+      const error = Exit.findErrorOption(exit)
+      assert(error._tag === "Some" && error.value._tag === "TopologyError")
+      expect(error.value.message).toContain("missing after 1s: the stream ORDERS")
+    }).pipe(Effect.provide(bare))
+  )
+
+  for (const order of ["subscriber first", "topology first"] as const) {
+    it.live(`composed in any order (${order}) on a fresh server, the layers start and messages are handled`, () =>
+      Effect.gen(function* () {
+        const handled = yield* Ref.make<ReadonlyArray<number>>([])
+        const subscriber = Subscriber.layer(Placed, {
+          durable: "composed",
+          handler: (envelope) => Ref.update(handled, (list) => [...list, envelope.data.n])
+        })
+        const topology = Topology.layer(Topology.glam)
+        const app = (
+          order === "subscriber first" ? Layer.mergeAll(subscriber, topology) : Layer.mergeAll(topology, subscriber)
+        ).pipe(Layer.provideMerge(Publisher.layer()))
+        yield* Effect.gen(function* () {
+          const publisher = yield* Publisher.Publisher
+          yield* publisher.publishAll([1, 2, 3].map((n) => ({ event: Placed, payload: { n } })))
+          yield* NatsServer.eventually(
+            Effect.flatMap(Ref.get(handled), (list) => (list.length === 3 ? Effect.void : Effect.fail("not yet"))),
+            { timeout: "15 seconds", interval: "50 millis" }
+          )
+        }).pipe(Effect.provide(app))
+        expect([...(yield* Ref.get(handled))].sort()).toStrictEqual([1, 2, 3])
+      }).pipe(Effect.provide(bare))
+    )
+  }
+})
