@@ -14,6 +14,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node"
 import {
   Clock,
   Config,
+  ConfigProvider,
   Context,
   Data,
   Duration,
@@ -269,17 +270,12 @@ const drainThenClose = (connection: NatsConnection, drainTimeout: Duration.Input
     yield* Effect.tryPromise(() => connection.close()).pipe(Effect.timeout(drainTimeout), Effect.ignore)
   })
 
-/**
- * Connects, retrying the first connect on `options.connectRetry`; closing the current scope drains
- * and closes the connection.
- *
- * @category constructors
- * @since 0.1.0
- */
-export const make = Effect.fnUntraced(function* (
-  options: Options = {}
+/** `make`, with errors about the options calling them by `names`. */
+const makeNamed = Effect.fnUntraced(function* (
+  options: Options,
+  names: ConnectionOptions.Names
 ): Effect.fn.Return<NatsClient["Service"], NatsError.NatsError, Scope.Scope> {
-  const connectionOptions = yield* ConnectionOptions.toConnectionOptions(options)
+  const connectionOptions = yield* ConnectionOptions.toConnectionOptions(options, names)
   const servers = ConnectionOptions.redactedServersOf(options)
   const events = yield* PubSub.sliding<ConnectionEvent>(256)
   const attempts = yield* Ref.make(0)
@@ -300,6 +296,16 @@ export const make = Effect.fnUntraced(function* (
   )
   return yield* makeService(connection, events, options.healthTimeout ?? ConnectionOptions.defaults.healthTimeout)
 })
+
+/**
+ * Connects, retrying the first connect on `options.connectRetry`; closing the current scope drains
+ * and closes the connection.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const make = (options: Options = {}): Effect.Effect<NatsClient["Service"], NatsError.NatsError, Scope.Scope> =>
+  makeNamed(options, ConnectionOptions.fieldNames)
 
 /**
  * Adapts a connection made elsewhere. The caller keeps owning it: closing the scope stops watching
@@ -330,19 +336,23 @@ const optionalString = (name: string) => Config.String(name).pipe(Config.withDef
 const optionalSecret = (name: string) => Config.Redacted(name).pipe(Config.withDefault(undefined))
 
 /**
- * The options read from the environment: `NATS_SERVERS` (comma-separated, default
- * `nats://127.0.0.1:4222`), `NATS_USER`, `NATS_PASSWORD`, `NATS_TOKEN`, `NATS_NKEY_SEED`,
- * `NATS_CREDS_FILE`, `NATS_TLS_CA_FILE`, `NATS_TLS_CERT_FILE`, `NATS_TLS_KEY_FILE` and `NATS_NAME`.
- * Secrets are read as `Redacted`. An empty variable counts as unset unless the `ConfigProvider`
- * preserves empty strings; then an empty `NATS_SERVERS` is an error.
+ * The options read from the environment: `NATS_SERVERS` (comma-separated `nats://` or `tls://`
+ * URLs), `NATS_USER`, `NATS_PASSWORD`, `NATS_TOKEN`, `NATS_NKEY_SEED`, `NATS_CREDS_FILE`,
+ * `NATS_TLS_CA_FILE`, `NATS_TLS_CERT_FILE`, `NATS_TLS_KEY_FILE` and `NATS_NAME`. Secrets are read as
+ * `Redacted`. An unset `NATS_SERVERS` leaves `servers` unset (`make` then uses
+ * `nats://127.0.0.1:4222`); one without a valid URL is a `ConfigError` naming the variable.
+ *
+ * **Gotchas**
+ *
+ * Effect's environment provider reads an empty variable as unset. `layerConfig` still refuses an
+ * empty `NATS_SERVERS`; parsing `config` yourself, use a provider with `preserveEmptyStrings: true`
+ * for that.
  *
  * @category constructors
  * @since 0.1.0
  */
 export const config: Config.Config<Options> = Config.all({
-  servers: Config.schema(ConnectionOptions.ServerList, "NATS_SERVERS").pipe(
-    Config.withDefault(ConnectionOptions.defaultServers)
-  ),
+  servers: Config.schema(ConnectionOptions.ServerList, "NATS_SERVERS").pipe(Config.withDefault(undefined)),
   user: optionalString("NATS_USER"),
   password: optionalSecret("NATS_PASSWORD"),
   token: optionalSecret("NATS_TOKEN"),
@@ -363,7 +373,9 @@ export const config: Config.Config<Options> = Config.all({
 
 /**
  * The connection as a layer configured from the environment (see `config`); `overrides` win over
- * what the environment says (e.g. `{ name, connectRetry }`).
+ * what the environment says (e.g. `{ name, connectRetry }`). An empty `NATS_SERVERS` is a
+ * `ConfigError` whatever the provider makes of empty values; an unset one is logged (INFO) with the
+ * default server used instead. Errors about a file or a seed name the variable it came from.
  *
  * @category layers
  * @since 0.1.0
@@ -373,5 +385,15 @@ export const layerConfig = (
 ): Layer.Layer<NatsClient, NatsError.NatsError | Config.ConfigError> =>
   Layer.effect(
     NatsClient,
-    Effect.flatMap(config, (fromConfig) => make({ ...fromConfig, ...overrides }))
+    Effect.gen(function* () {
+      const provider = yield* ConfigProvider.ConfigProvider
+      const fromConfig = yield* config.parse(ConnectionOptions.keepingEmpty(provider, "NATS_SERVERS"))
+      const options = { ...fromConfig, ...overrides }
+      if (options.servers === undefined) {
+        yield* Effect.logInfo(
+          `NATS_SERVERS is not set: connecting to ${ConnectionOptions.defaultServers.join(", ")}, the default`
+        )
+      }
+      return yield* makeNamed(options, ConnectionOptions.namesOf(overrides))
+    })
   )

@@ -56,13 +56,36 @@ export const make = (name: string): Effect.Effect<ServiceIdentity["Service"], In
 export const layer = (name: string): Layer.Layer<ServiceIdentity, InvalidServiceName> =>
   Layer.effect(ServiceIdentity, make(name))
 
+const nameForm = 'letters, digits, "_" and "-"'
+
 /**
- * The service name from `SERVICE_NAME`.
+ * `SERVICE_NAME`, checked: a missing or unusable name is a `ConfigError` that names the variable and
+ * says what it should hold. `Config.withDefault` still applies when it is unset.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const config: Config.Config<string> = Config.schema(
+  Schema.String.annotate({
+    message: `SERVICE_NAME is not set: give the name of this service (${nameForm}), used as source_service and in durable consumer names`
+  }).check(
+    Schema.makeFilter((name: string) =>
+      name === ""
+        ? `SERVICE_NAME is empty: give the name of this service (${nameForm}), used as source_service and in durable consumer names`
+        : NAME_RULE.test(name) ||
+          `SERVICE_NAME ${JSON.stringify(name)} is not a service name: use ${nameForm} only (it becomes part of durable consumer names)`
+    )
+  ),
+  "SERVICE_NAME"
+)
+
+/**
+ * The service name from `SERVICE_NAME` (see `config`), or from `name`.
  *
  * @category layers
  * @since 0.1.0
  */
 export const layerConfig = (
-  name: Config.Config<string> = Config.String("SERVICE_NAME")
+  name: Config.Config<string> = config
 ): Layer.Layer<ServiceIdentity, InvalidServiceName | Config.ConfigError> =>
   Layer.effect(ServiceIdentity, Effect.flatMap(name, make))

@@ -18,7 +18,7 @@ import {
   tokenAuthenticator,
   usernamePasswordAuthenticator
 } from "@nats-io/transport-node"
-import { Data, Duration, Effect, Predicate, Redacted, Schema, SchemaTransformation } from "effect"
+import { ConfigProvider, Data, Duration, Effect, Predicate, Redacted, Schema, SchemaTransformation } from "effect"
 import type { ConnectionEvent, Options } from "../NatsClient.js"
 import * as NatsError from "../NatsError.js"
 import { redactServer } from "./natsErrors.js"
@@ -34,6 +34,55 @@ export const defaults = {
   healthTimeout: Duration.seconds(2)
 } as const
 
+/** What error messages call each option that can be wrong. */
+export interface Names {
+  readonly user: string
+  readonly password: string
+  readonly nkeySeed: string
+  readonly credsFile: string
+  readonly caFile: string
+  readonly certFile: string
+  readonly keyFile: string
+}
+
+/** The names of `NatsClient.Options` fields, for options given in code. */
+export const fieldNames: Names = {
+  user: "user",
+  password: "password",
+  nkeySeed: "nkeySeed",
+  credsFile: "credsFile",
+  caFile: "tls.caFile",
+  certFile: "tls.certFile",
+  keyFile: "tls.keyFile"
+}
+
+/** The environment variables the options are read from, so that an operator knows what to fix. */
+export const variableNames: Names = {
+  user: "NATS_USER",
+  password: "NATS_PASSWORD",
+  nkeySeed: "NATS_NKEY_SEED",
+  credsFile: "NATS_CREDS_FILE",
+  caFile: "NATS_TLS_CA_FILE",
+  certFile: "NATS_TLS_CERT_FILE",
+  keyFile: "NATS_TLS_KEY_FILE"
+}
+
+/** The names for options read from the environment with `overrides` on top: an overridden option came from code. */
+export const namesOf = (overrides: Options): Names => {
+  const pick = (key: keyof Names, overridden: boolean) => (overridden ? fieldNames : variableNames)[key]
+  // An overriding `tls` replaces all three files read from the environment.
+  const tls = overrides.tls !== undefined
+  return {
+    user: pick("user", overrides.user !== undefined),
+    password: pick("password", overrides.password !== undefined),
+    nkeySeed: pick("nkeySeed", overrides.nkeySeed !== undefined),
+    credsFile: pick("credsFile", overrides.credsFile !== undefined),
+    caFile: pick("caFile", tls),
+    certFile: pick("certFile", tls),
+    keyFile: pick("keyFile", tls)
+  }
+}
+
 /** The servers of the options, as a list. */
 export const serversOf = (options: Options): ReadonlyArray<string> =>
   options.servers === undefined
@@ -48,21 +97,29 @@ export const redactedServersOf = (options: Options): ReadonlyArray<string> => se
 const invalid = (message: string, cause?: unknown): NatsError.NatsError =>
   NatsError.make("connect", new NatsError.Other({ message, cause }))
 
-const readBytes = (what: string, path: string): Effect.Effect<Uint8Array, NatsError.NatsError> =>
+/** Reads the file `name` gives; the error says which option it was and what it should hold. */
+const readBytes = (name: string, path: string, expected: string): Effect.Effect<Uint8Array, NatsError.NatsError> =>
   Effect.tryPromise({
     try: () => readFile(path),
     catch: (cause) =>
-      invalid(`cannot read the ${what} ${path}: ${cause instanceof Error ? cause.message : String(cause)}`, cause)
+      invalid(
+        `cannot read ${name} ${path} (${cause instanceof Error ? cause.message : String(cause)}): give the path of ${expected}`,
+        cause
+      )
   })
 
-const readText = (what: string, path: string | undefined): Effect.Effect<string | undefined, NatsError.NatsError> =>
+const readText = (
+  name: string,
+  path: string | undefined,
+  expected: string
+): Effect.Effect<string | undefined, NatsError.NatsError> =>
   path === undefined
     ? Effect.undefined
-    : Effect.map(readBytes(what, path), (bytes) => Buffer.from(bytes).toString("utf8"))
+    : Effect.map(readBytes(name, path, expected), (bytes) => Buffer.from(bytes).toString("utf8"))
 
 const encoder = new TextEncoder()
 
-const authenticatorsOf = Effect.fnUntraced(function* (options: Options) {
+const authenticatorsOf = Effect.fnUntraced(function* (options: Options, names: Names) {
   const authenticators: Array<Authenticator> = []
   const { user, password, token, nkeySeed, credsFile } = options
   if (user !== undefined) {
@@ -70,7 +127,7 @@ const authenticatorsOf = Effect.fnUntraced(function* (options: Options) {
       usernamePasswordAuthenticator(user, password === undefined ? undefined : () => Redacted.value(password))
     )
   } else if (password !== undefined) {
-    return yield* invalid("a password is set without a user")
+    return yield* invalid(`${names.password} is set without ${names.user}: a password goes with its user`)
   }
   if (token !== undefined) authenticators.push(tokenAuthenticator(() => Redacted.value(token)))
   if (nkeySeed !== undefined) {
@@ -78,33 +135,36 @@ const authenticatorsOf = Effect.fnUntraced(function* (options: Options) {
     yield* Effect.try({
       try: () => nkeys.fromSeed(seed()),
       // The parser's message may quote the seed: keep it out of the error.
-      catch: () => invalid("the NKey seed is not a valid NKey seed (expected the SU... text of a user seed)")
+      catch: () => invalid(`${names.nkeySeed} is not a valid NKey seed: give the text of a user seed (SU...)`)
     })
     authenticators.push(nkeyAuthenticator(seed))
   }
   if (credsFile !== undefined) {
-    const creds = yield* readBytes("creds file", credsFile)
+    const creds = yield* readBytes(names.credsFile, credsFile, "a .creds file (user JWT and NKey seed)")
     const authenticator = credsAuthenticator(creds)
     // Signing a probe parses the JWT and the seed now, so a bad file fails before any connect attempt.
     yield* Effect.try({
       try: () => authenticator("probe"),
-      catch: () => invalid(`the creds file ${credsFile} holds no user JWT and NKey seed`)
+      catch: () =>
+        invalid(`${names.credsFile} ${credsFile} holds no user JWT and NKey seed: give a .creds file as nsc writes it`)
     })
     authenticators.push(authenticator)
   }
   return authenticators
 })
 
-const tlsOf = Effect.fnUntraced(function* (options: Options) {
+const tlsOf = Effect.fnUntraced(function* (options: Options, names: Names) {
   const tls = options.tls
   if (tls === undefined) return undefined
   if ((tls.certFile === undefined) !== (tls.keyFile === undefined)) {
-    return yield* invalid("tls.certFile and tls.keyFile go together: set both or neither")
+    return yield* invalid(
+      `${names.certFile} and ${names.keyFile} go together: set both (a client certificate and its key) or neither`
+    )
   }
   const [ca, cert, key] = yield* Effect.all([
-    readText("TLS CA file", tls.caFile),
-    readText("TLS certificate file", tls.certFile),
-    readText("TLS key file", tls.keyFile)
+    readText(names.caFile, tls.caFile, "a CA certificate (PEM)"),
+    readText(names.certFile, tls.certFile, "a client certificate (PEM)"),
+    readText(names.keyFile, tls.keyFile, "the client certificate's private key (PEM)")
   ])
   const out: NonNullable<NodeConnectionOptions["tls"]> = {}
   if (ca !== undefined) out.ca = ca
@@ -117,13 +177,13 @@ const tlsOf = Effect.fnUntraced(function* (options: Options) {
  * The nats.js options for `options`. Reconnects never stop (`maxReconnectAttempts: -1`), and
  * nats.js's habit of giving up after two authentication errors in a row is switched off: a service
  * whose credentials are fixed on the server recovers without a restart, and the failures show up as
- * `Error` connection events meanwhile.
+ * `Error` connection events meanwhile. Errors call the options by `names`.
  */
-export const toConnectionOptions = Effect.fnUntraced(function* (options: Options) {
+export const toConnectionOptions = Effect.fnUntraced(function* (options: Options, names: Names = fieldNames) {
   const servers = serversOf(options)
   if (servers.length === 0) return yield* invalid("no NATS server given")
-  const authenticators = yield* authenticatorsOf(options)
-  const tls = yield* tlsOf(options)
+  const authenticators = yield* authenticatorsOf(options, names)
+  const tls = yield* tlsOf(options, names)
   const connectionOptions: NodeConnectionOptions = {
     servers: [...servers],
     maxReconnectAttempts: -1,
@@ -148,26 +208,78 @@ export const stopStatusIterator = (iterable: AsyncIterable<unknown>): void => {
   if (Predicate.hasProperty(iterable, "stop") && typeof iterable.stop === "function") iterable.stop()
 }
 
-const ServerUrl = Schema.Trim.check(
-  Schema.makeFilter(
-    (url: string) =>
-      /^(nats|tls):\/\/[^\s,]+$/.test(url) ||
-      `${JSON.stringify(redactServer(url))} is not a NATS server URL (expected nats://host:port or tls://host:port)`
+const serversExample = "e.g. nats://host:4222 or nats://n1:4222,nats://n2:4222"
+
+/** `nats://` or `tls://`, a host, an optional port, and nothing after them. */
+const isServerUrl = (url: string): boolean => {
+  if (!URL.canParse(url)) return false
+  const parsed = new URL(url)
+  return (
+    (parsed.protocol === "nats:" || parsed.protocol === "tls:") &&
+    parsed.hostname !== "" &&
+    (parsed.pathname === "" || parsed.pathname === "/") &&
+    parsed.search === "" &&
+    parsed.hash === ""
+  )
+}
+
+const ServerUrl = Schema.String.check(
+  Schema.makeFilter((url: string) =>
+    url === ""
+      ? `NATS_SERVERS has an empty entry: give server URLs separated by single commas, ${serversExample}`
+      : isServerUrl(url) ||
+        `NATS_SERVERS entry ${JSON.stringify(redactServer(url))} is not a server URL: give nats://host:port or tls://host:port`
   )
 )
 
-/** A comma-separated string (as in the environment) or a list, of at least one `nats://` or `tls://` URL. */
+/**
+ * `NATS_SERVERS`: a comma-separated string (as in the environment) or a list, of at least one
+ * `nats://` or `tls://` URL. A value with no URL at all (empty, or only commas and spaces) is refused
+ * rather than read as unset, which would mean localhost.
+ */
 export const ServerList = Schema.Union([Schema.String, Schema.Array(Schema.String)]).pipe(
   Schema.decodeTo(
     Schema.Array(ServerUrl).check(
-      Schema.isMinLength(1, { message: "expected at least one NATS server URL (nats://host:port or tls://host:port)" })
+      Schema.isMinLength(1, {
+        message: `NATS_SERVERS is empty: give one or more server URLs separated by commas, ${serversExample}`
+      })
     ),
     SchemaTransformation.transform<ReadonlyArray<string>, string | ReadonlyArray<string>>({
-      decode: (raw) => (typeof raw !== "string" ? raw : raw.trim() === "" ? [] : raw.split(",")),
+      decode: (raw) => {
+        const entries = (typeof raw === "string" ? raw.split(",") : raw).map((entry) => entry.trim())
+        return entries.every((entry) => entry === "") ? [] : entries
+      },
       encode: (servers) => servers
     })
   )
 )
+
+/**
+ * `provider`, except that the variable `name` set to an empty string reads as `""` instead of as
+ * unset. Effect's environment provider drops empty values unless built with `preserveEmptyStrings`,
+ * so `NATS_SERVERS=` would silently mean the default server. The variable still shows among its
+ * parent's keys: at the root for a flat record, under its first segments for the environment
+ * (which splits names on `_`).
+ */
+export const keepingEmpty = (provider: ConfigProvider.ConfigProvider, name: string): ConfigProvider.ConfigProvider => {
+  const segments = name.split("_")
+  const listedUnder = (parent: ConfigProvider.Path, key: string) =>
+    Effect.map(provider.load(parent), (node) => node?._tag === "Record" && node.keys.has(key))
+  const isListed = Effect.map(
+    Effect.all([listedUnder([], name), listedUnder(segments.slice(0, -1), segments.at(-1) ?? name)]),
+    ([flat, nested]) => flat || nested
+  ).pipe(
+    // Only a probe: a provider that cannot list its keys keeps its own reading of the variable.
+    Effect.orElseSucceed(() => false)
+  )
+  return ConfigProvider.make((path) =>
+    Effect.flatMap(provider.load(path), (node) =>
+      node !== undefined || path.length !== 1 || path[0] !== name
+        ? Effect.succeed(node)
+        : Effect.map(isListed, (listed) => (listed ? ConfigProvider.makeValue("") : undefined))
+    )
+  )
+}
 
 const Event = Data.taggedEnum<ConnectionEvent>()
 
