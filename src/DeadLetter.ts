@@ -19,9 +19,9 @@
  * message, the first record stands for both, and one replay redelivers it to every consumer.
  *
  * `list` reads the dead-letter stream; `replay` republishes original bytes to original subjects and
- * records each replay with a marker on `dlq._replayed`; `watchAdvisories` dead-letters what a consumer
- * was given `maxDeliver` times without ever settling it, from the server's advisories that
- * `GLAM_ADVISORIES` keeps.
+ * records each replay with a marker on `dlq._replayed` (`replayStream` reports it entry by entry);
+ * `watchAdvisories` dead-letters what a consumer was given `maxDeliver` times without ever settling it,
+ * from the server's advisories that `GLAM_ADVISORIES` keeps.
  *
  * Not here: when to dead-letter (`Policy`) and the consume loop (`Subscriber`).
  *
@@ -247,18 +247,29 @@ export const list = replaying.list
 export const originalBytes = record.originalBytes
 
 /**
+ * Which dead letters to replay and how.
+ *
  * @category models
  * @since 0.1.0
  */
 export interface ReplayOptions extends Filter {
-  /** Replay entries that were replayed before once more. Default `false`: they are skipped. */
+  /**
+   * At most this many replays, oldest first; a `Failed` entry counts, a skipped one does not. Entries
+   * replayed before are skipped without counting, so calling `replay` again with the same limit goes on
+   * with the next ones, until every entry is skipped.
+   */
+  readonly limit?: number | undefined
+  /** Replay entries that were replayed before once more (they then count toward `limit`). Default `false`: they are skipped. */
   readonly force?: boolean | undefined
   readonly timeout?: Duration.Input | undefined
   readonly retry?: Schedule.Schedule<unknown, NatsError.NatsError> | undefined
 }
 
 /**
- * What `replay` did with one dead letter.
+ * What `replay` did with one dead letter: `Replayed`; `Skipped` with the reason (replayed before and
+ * not forced, original subject unknown, original bytes not kept or a chunk of them gone); or, since
+ * 0.2.0, `Failed` with the `NatsError` of a copy or marker the server refused (no stream takes the
+ * subject, the message was rejected). A `Failed` entry has no marker, so the next replay tries it again.
  *
  * @category models
  * @since 0.1.0
@@ -275,6 +286,7 @@ export type ReplayOutcome =
       readonly duplicate: boolean
     }
   | { readonly _tag: "Skipped"; readonly seq: number; readonly reason: string }
+  | { readonly _tag: "Failed"; readonly seq: number; readonly subject: string; readonly error: NatsError.NatsError }
 
 /**
  * The header a replayed message carries: `<dead-letter stream>:<record seq>`.
@@ -287,12 +299,36 @@ export const replayedFromHeader = replaying.replayedFromHeader
 /**
  * Publishes the original bytes of the selected dead letters to their original subjects again, with
  * their original headers but a new `Nats-Msg-Id` (`replay:<seq>:<n>`), and records each replay with a
- * marker in the dead-letter stream. An entry replayed before is skipped unless `force` is set.
+ * marker in the dead-letter stream. An entry replayed before is skipped unless `force` is set, and a
+ * skipped entry does not count toward `limit`: `replay({ limit: 100 })` called again goes on with the
+ * next hundred. Returns one outcome per entry read, oldest first; `replayStream` gives them as they come.
+ *
+ * Fails with a `NatsError` when the dead-letter stream cannot be read, or when the server stays
+ * unreachable through `retry`; what the server refuses for one entry is that entry's `Failed` outcome.
  *
  * @category constructors
  * @since 0.1.0
  */
 export const replay = replaying.replay
+
+/**
+ * `replay` one entry at a time: the stream emits each entry's outcome once that entry is done (its
+ * copy and marker stored), oldest first, and ends after `limit` replays. For progress over a long
+ * replay, and to stop early: interrupting it stops before the next entry, and what was replayed by then
+ * is recorded.
+ *
+ * @example
+ * ```ts
+ * const replayed = yield* DeadLetter.replayStream({ subject: "evt.order.>" }).pipe(
+ *   Stream.tap((outcome) => Effect.log(`${outcome._tag} #${outcome.seq}`)),
+ *   Stream.runFold(() => 0, (n, outcome) => (outcome._tag === "Replayed" ? n + 1 : n))
+ * )
+ * ```
+ *
+ * @category constructors
+ * @since 0.2.0
+ */
+export const replayStream = replaying.replayStream
 
 /**
  * The subject of the server's max-deliveries advisories for one consumer.

@@ -1,8 +1,9 @@
 /**
  * Reading the dead-letter stream and putting dead letters back: `list` reads records and the replay
- * markers that follow them, `replay` republishes original bytes and writes a marker for each replay.
+ * markers that follow them, `replayStream` republishes original bytes entry by entry and writes a marker
+ * for each replay, `replay` collects its outcomes.
  *
- * Not public: `DeadLetter` documents and exports `list`, `replay` and `replayedFromHeader`.
+ * Not public: `DeadLetter` documents and exports `list`, `replay`, `replayStream` and `replayedFromHeader`.
  */
 import { Buffer } from "node:buffer"
 import { DateTime, Effect, Exit, Option, Schema, Stream } from "effect"
@@ -111,26 +112,37 @@ const keptOnReplay = (name: string): boolean => {
   return lower !== "nats-msg-id" && !lower.startsWith("nats-expected-") && lower !== replayedFromHeader.toLowerCase()
 }
 
-/** Documented as `DeadLetter.replay`. */
-export const replay = Effect.fn("DeadLetter.replay")(function* (options: ReplayOptions = {}) {
-  const write = sender(options)
-  const entries = yield* list(options)
-  return yield* Effect.forEach(entries, (entry) =>
-    Effect.gen(function* () {
-      const skipped = (reason: string): ReplayOutcome => ({ _tag: "Skipped", seq: entry.seq, reason })
-      const times = entry.replays.length
-      if (times > 0 && options.force !== true) return skipped(`replayed ${times} time(s) already; force replays again`)
-      const subject = entry.record.originalSubject
-      if (subject === null) return skipped("the original subject is unknown")
-      const bytes = yield* originalBytes(entry)
-      if (Option.isNone(bytes)) return skipped("the original bytes were not kept")
-      const messageId = `replay:${entry.seq}:${times + 1}`
-      const headers: Headers = [
-        ...Object.entries(entry.record.originalHeaders).flatMap(([name, values]) =>
-          keptOnReplay(name) ? values.map((value) => [name, value] as const) : []
-        ),
-        [replayedFromHeader, `${entry.stream}:${entry.seq}`]
-      ]
+// What the server refuses for this entry alone (no stream takes its subject, the copy is rejected): the
+// next entry may well go through. Anything else (unreachable past the retry schedule, the connection
+// closed) would hit every entry alike, so it ends the replay instead of being reported once per entry.
+const refusesEntry = (error: NatsError.NatsError): boolean =>
+  error.reason._tag === "StreamNotFound" || error.reason._tag === "Rejected"
+
+const replayEntry = (write: ReturnType<typeof sender>, force: boolean) =>
+  Effect.fnUntraced(function* (entry: Entry) {
+    const skipped = (reason: string): ReplayOutcome => ({ _tag: "Skipped", seq: entry.seq, reason })
+    const times = entry.replays.length
+    if (times > 0 && !force) return skipped(`replayed ${times} time(s) already; force replays again`)
+    const subject = entry.record.originalSubject
+    if (subject === null) return skipped("the original subject is unknown")
+    const bytes = yield* originalBytes(entry)
+    if (Option.isNone(bytes)) {
+      return skipped(
+        entry.record.originalPayloadChunks.length > 0
+          ? "a chunk of the original bytes is missing or altered"
+          : "the original bytes were not kept"
+      )
+    }
+    // The ids count replays, so a replay cut off before its marker was written publishes under the same
+    // id when tried again and the server stores no second copy.
+    const messageId = `replay:${entry.seq}:${times + 1}`
+    const headers: Headers = [
+      ...Object.entries(entry.record.originalHeaders).flatMap(([name, values]) =>
+        keptOnReplay(name) ? values.map((value) => [name, value] as const) : []
+      ),
+      [replayedFromHeader, `${entry.stream}:${entry.seq}`]
+    ]
+    return yield* Effect.gen(function* () {
       const ack = yield* write(subject, bytes.value, messageId, headers)
       const marker = yield* Effect.orDie(
         encodeMarker({
@@ -152,6 +164,37 @@ export const replay = Effect.fn("DeadLetter.replay")(function* (options: ReplayO
         duplicate: ack.duplicate
       }
       return outcome
+    }).pipe(
+      Effect.catchIf(refusesEntry, (error) =>
+        Effect.succeed<ReplayOutcome>({ _tag: "Failed", seq: entry.seq, subject, error })
+      )
+    )
+  })
+
+const outcomes = (options: ReplayOptions): Stream.Stream<ReplayOutcome, NatsError.NatsError, Broker> =>
+  Stream.unwrap(
+    Effect.gen(function* () {
+      // The limit counts attempts, not entries read: skipped entries are reported but let the replay go
+      // on, so each call with a limit picks up where the previous one stopped.
+      const limit = options.limit ?? Number.POSITIVE_INFINITY
+      if (limit <= 0) return Stream.empty
+      const entries = yield* list({ ...options, limit: undefined })
+      let attempts = 0
+      return Stream.fromIterable(entries).pipe(
+        Stream.mapEffect(replayEntry(sender(options), options.force === true)),
+        Stream.takeUntil((outcome) => {
+          if (outcome._tag !== "Skipped") attempts += 1
+          return attempts >= limit
+        })
+      )
     })
   )
+
+/** Documented as `DeadLetter.replayStream`. */
+export const replayStream = (options: ReplayOptions = {}): Stream.Stream<ReplayOutcome, NatsError.NatsError, Broker> =>
+  outcomes(options).pipe(Stream.withSpan("DeadLetter.replayStream"))
+
+/** Documented as `DeadLetter.replay`. */
+export const replay = Effect.fn("DeadLetter.replay")(function* (options: ReplayOptions = {}) {
+  return yield* Stream.runCollect(outcomes(options))
 })
