@@ -32,15 +32,17 @@ import {
   Layer,
   Option,
   Schedule,
+  Schema,
   type Tracer
 } from "effect"
 import { Broker, type Headers, type PublishAck, type PublishRequest } from "./Broker.js"
 import * as Envelope from "./Envelope.js"
 import type * as Event from "./Event.js"
+import * as PublishBatch from "./internal/publishBatch.js"
 import * as PublishOutages from "./internal/publishOutages.js"
 import { isTracingIn } from "./internal/tracing.js"
 import * as MessageContext from "./MessageContext.js"
-import type { NatsError } from "./NatsError.js"
+import { NatsError } from "./NatsError.js"
 import { ServiceIdentity } from "./ServiceIdentity.js"
 
 /**
@@ -94,6 +96,51 @@ export type PublishItem<E extends Event.Any = Event.Any> = E extends Event.Any
  * @since 0.1.0
  */
 export type PublishError = Envelope.EncodeError | NatsError
+
+/**
+ * Why `publishAll` did not publish every item, and what became of each. Publishing exactly the
+ * `remaining` items again under the event ids given here (`remainingItems`) completes the batch and
+ * stores no item twice, not even one whose acknowledgement was lost, if done within the streams'
+ * duplicate window (GLAM_EVENTS: 2 minutes).
+ *
+ * - `cause` is an `EncodeError`: the payload of item `index` does not match its schema. Every item is
+ *   checked before any is sent, so nothing was: `stored` is empty and every item is `remaining`.
+ * - `cause` is a `NatsError`: the broker failed item `index`, after the publisher's retries. No item was
+ *   started after it and the ones in flight were let finish: `stored` has the receipts of the items
+ *   acknowledged, `remaining` the others.
+ *
+ * @category errors
+ * @since 0.2.0
+ */
+export class PublishAllError extends Schema.TaggedError<PublishAllError>()("PublishAllError", {
+  /** The position in the input of the item whose failure stopped the batch. */
+  index: Schema.Number,
+  cause: Schema.Union([Envelope.EncodeError, NatsError]),
+  /** The items stored, in input order, with their receipts. */
+  stored: Schema.Array(Schema.Struct({ index: Schema.Number, receipt: PublishBatch.ReceiptSchema })),
+  /** The items not acknowledged, in input order, with the event id each was or was to be sent under. */
+  remaining: Schema.Array(Schema.Struct({ index: Schema.Number, eventId: Schema.String }))
+}) {
+  override get message(): string {
+    return `publishAll: item ${this.index}: ${this.cause.message} (${this.stored.length} stored, ${this.remaining.length} not)`
+  }
+}
+
+/**
+ * The items of `items`, the input of a `publishAll` that failed with `error`, still to publish: the
+ * remaining ones, each with the event id it was given. Fix an invalid item in `items` first.
+ *
+ * @category error handling
+ * @since 0.2.0
+ */
+export const remainingItems = <E extends Event.Any>(
+  items: ReadonlyArray<PublishItem<E>>,
+  error: PublishAllError
+): Array<PublishItem<E>> =>
+  error.remaining.flatMap(({ index, eventId }) => {
+    const item = items[index]
+    return item === undefined ? [] : [{ ...item, options: { ...item.options, eventId } }]
+  })
 
 /**
  * The publisher's defaults, in one place: what `make`, `layer` and `layerConfig` use when nothing else is
@@ -173,11 +220,16 @@ export class Publisher extends Context.Service<
       payload: Event.Payload<E>,
       options?: PublishOptions
     ) => Effect.Effect<Receipt, PublishError>
-    /** Keeps up to `concurrency` publishes in flight (default 256); receipts come back in input order. */
+    /**
+     * Checks every payload and fixes every event id (`options.eventId`, else a new UUID), then sends with
+     * up to `concurrency` publishes in flight (default 256); receipts come back in input order. A failure
+     * is a `PublishAllError`: an invalid item before anything was sent, or a broker failure with the
+     * receipts of what was stored and the event ids of the rest.
+     */
     readonly publishAll: <E extends Event.Any>(
       items: Iterable<PublishItem<E>>,
       options?: { readonly concurrency?: number | undefined }
-    ) => Effect.Effect<ReadonlyArray<Receipt>, PublishError>
+    ) => Effect.Effect<ReadonlyArray<Receipt>, PublishAllError>
   }
 >()("@glam/messaging/Publisher") {}
 
@@ -271,19 +323,18 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     return stamp
   }
 
-  const send = <E extends Event.Any>(
+  // The envelope's bytes, its payload checked against its event's schema.
+  const encode = <E extends Event.Any>(
     fiber: Fiber.Fiber<unknown, unknown>,
     event: E,
     payload: Event.Payload<E>,
     publishOptions: PublishOptions | undefined,
     eventId: string,
-    span: Tracer.AnySpan | undefined
-  ): Effect.Effect<Receipt, PublishError> => {
-    const subject = event.subject
-    const timestamp = timestampOf(fiber)
-    const bytes = event.encodeExit({
+    timestamp: DateTime.Utc
+  ): Exit.Exit<Uint8Array, Envelope.EncodeError> =>
+    event.encodeExit({
       eventId,
-      eventType: subject,
+      eventType: event.subject,
       correlationId:
         publishOptions?.correlationId ??
         Option.getOrUndefined(fiber.getRef(MessageContext.Current))?.correlationId ??
@@ -292,72 +343,114 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
       timestamp,
       data: payload
     })
-    if (Exit.isFailure(bytes)) return Exit.failCause(bytes.cause)
-    const request: PublishRequest = {
-      subject,
-      payload: bytes.value,
-      headers: headersOf(span, publishOptions?.headers),
-      messageId: eventId,
-      expectedLastSequence: publishOptions?.expectedLastSequence,
-      timeout: publishOptions?.timeout === undefined ? defaultTimeout : Duration.fromInputUnsafe(publishOptions.timeout)
-    }
-    return Effect.matchEffect(broker.publish(request), {
+
+  const requestOf = (
+    subject: string,
+    payload: Uint8Array,
+    publishOptions: PublishOptions | undefined,
+    eventId: string,
+    span: Tracer.AnySpan | undefined
+  ): PublishRequest => ({
+    subject,
+    payload,
+    headers: headersOf(span, publishOptions?.headers),
+    messageId: eventId,
+    expectedLastSequence: publishOptions?.expectedLastSequence,
+    timeout: publishOptions?.timeout === undefined ? defaultTimeout : Duration.fromInputUnsafe(publishOptions.timeout)
+  })
+
+  // `sentAt` (Clock millis) dates an outage from the attempt that failed, not from its end.
+  const dispatch = (request: PublishRequest, eventId: string, sentAt: number): Effect.Effect<Receipt, NatsError> =>
+    Effect.matchEffect(broker.publish(request), {
       onFailure(error) {
         return error.isRetryable
-          ? Effect.flatMap(retrying(request, error, timestamp.epochMilliseconds), (ack) =>
-              receiptOf(eventId, subject, ack)
-            )
+          ? Effect.flatMap(retrying(request, error, sentAt), (ack) => receiptOf(eventId, request.subject, ack))
           : Effect.fail(error)
       },
       onSuccess(ack) {
         // The one cost of outage logging on a publish that went through: a field read.
         return outages.isOpen
-          ? Effect.andThen(outages.succeeded, receiptOf(eventId, subject, ack))
-          : receiptOf(eventId, subject, ack)
+          ? Effect.andThen(outages.succeeded, receiptOf(eventId, request.subject, ack))
+          : receiptOf(eventId, request.subject, ack)
       }
     })
-  }
 
-  // The producer span, only when a tracer exports it; the envelope then carries this span's context.
-  const traced = <E extends Event.Any>(
+  const send = <E extends Event.Any>(
+    fiber: Fiber.Fiber<unknown, unknown>,
     event: E,
     payload: Event.Payload<E>,
-    publishOptions: PublishOptions | undefined
+    publishOptions: PublishOptions | undefined,
+    eventId: string,
+    span: Tracer.AnySpan | undefined
   ): Effect.Effect<Receipt, PublishError> => {
-    const eventId = publishOptions?.eventId ?? crypto.randomUUID()
-    return Effect.withFiber((fiber: Fiber.Fiber<unknown, unknown>) =>
-      send(fiber, event, payload, publishOptions, eventId, fiber.cache.span)
-    ).pipe(
-      Effect.withSpan("Publisher.publish", {
-        kind: "producer",
-        attributes: {
-          "messaging.system": broker.system,
-          "messaging.destination.name": event.subject,
-          "messaging.operation": "publish",
-          "messaging.message.id": eventId
-        }
-      })
-    )
+    const timestamp = timestampOf(fiber)
+    const bytes = encode(fiber, event, payload, publishOptions, eventId, timestamp)
+    if (Exit.isFailure(bytes)) return Exit.failCause(bytes.cause)
+    const request = requestOf(event.subject, bytes.value, publishOptions, eventId, span)
+    return dispatch(request, eventId, timestamp.epochMilliseconds)
   }
+
+  // The producer span of one publish, made only when a tracer exports it.
+  const withProducerSpan = <A, E2>(subject: string, eventId: string, effect: Effect.Effect<A, E2>) =>
+    Effect.withSpan(effect, "Publisher.publish", {
+      kind: "producer",
+      attributes: {
+        "messaging.system": broker.system,
+        "messaging.destination.name": subject,
+        "messaging.operation": "publish",
+        "messaging.message.id": eventId
+      }
+    })
 
   const publish = <E extends Event.Any>(
     event: E,
     payload: Event.Payload<E>,
     publishOptions?: PublishOptions
   ): Effect.Effect<Receipt, PublishError> =>
-    Effect.withFiber((fiber: Fiber.Fiber<unknown, unknown>) =>
-      isTracingIn(fiber)
-        ? traced(event, payload, publishOptions)
-        : // Without a tracer no span is made, but the trace of the caller's span (if any) goes on.
-          send(fiber, event, payload, publishOptions, publishOptions?.eventId ?? crypto.randomUUID(), fiber.cache.span)
-    )
+    Effect.withFiber((fiber: Fiber.Fiber<unknown, unknown>) => {
+      const eventId = publishOptions?.eventId ?? crypto.randomUUID()
+      // Without a tracer no span is made, but the trace of the caller's span (if any) goes on.
+      if (!isTracingIn(fiber)) return send(fiber, event, payload, publishOptions, eventId, fiber.cache.span)
+      // With one, the envelope carries the producer span's context.
+      return withProducerSpan(
+        event.subject,
+        eventId,
+        Effect.withFiber((inSpan: Fiber.Fiber<unknown, unknown>) =>
+          send(inSpan, event, payload, publishOptions, eventId, inSpan.cache.span)
+        )
+      )
+    })
 
+  type Prepared<E extends Event.Any> = PublishBatch.Prepared<PublishItem<E>, Uint8Array>
   const publishAll = <E extends Event.Any>(
     items: Iterable<PublishItem<E>>,
     allOptions: { readonly concurrency?: number | undefined } = {}
-  ): Effect.Effect<ReadonlyArray<Receipt>, PublishError> =>
-    Effect.forEach(items, (item: PublishItem<E>) => publish(item.event, item.payload, item.options), {
-      concurrency: allOptions.concurrency ?? 256
+  ): Effect.Effect<ReadonlyArray<Receipt>, PublishAllError> =>
+    Effect.withFiber((fiber: Fiber.Fiber<unknown, unknown>) => {
+      const clock = fiber.getRef(Clock.Clock)
+      // Only the bytes are kept until an item is sent: its request is made then, with the current span.
+      const sendIn = (span: Tracer.AnySpan | undefined, { item, eventId, encoded }: Prepared<E>) =>
+        dispatch(
+          requestOf(item.event.subject, encoded, item.options, eventId, span),
+          eventId,
+          clock.currentTimeMillisUnsafe()
+        )
+      const steps: PublishBatch.Steps<PublishItem<E>, Uint8Array, Envelope.EncodeError, NatsError> = {
+        eventIdOf: (item) => item.options?.eventId ?? crypto.randomUUID(),
+        encode: (item, eventId) => encode(fiber, item.event, item.payload, item.options, eventId, timestampOf(fiber)),
+        // With a tracer, each item is sent in a span of its own, and its headers carry that span's context.
+        send: isTracingIn(fiber)
+          ? (prepared) =>
+              withProducerSpan(
+                prepared.item.event.subject,
+                prepared.eventId,
+                Effect.withFiber((inSpan: Fiber.Fiber<unknown, unknown>) => sendIn(inSpan.cache.span, prepared))
+              )
+          : (prepared) => sendIn(fiber.cache.span, prepared)
+      }
+      return PublishBatch.publishAll(items, steps, allOptions.concurrency ?? 256).pipe(
+        Effect.mapError((incomplete) => new PublishAllError(incomplete))
+      )
     })
 
   return Publisher.of({ publish, publishAll })
