@@ -29,6 +29,7 @@ import {
 } from "effect"
 import * as ConnectionOptions from "./internal/natsConnectionOptions.js"
 import { fromCause, redactServer } from "./internal/natsErrors.js"
+import { supervise } from "./internal/supervise.js"
 import * as NatsError from "./NatsError.js"
 
 /**
@@ -177,8 +178,13 @@ const makeService = Effect.fnUntraced(function* (
   events: PubSub.PubSub<ConnectionEvent>,
   healthTimeout: Duration.Input
 ) {
-  const statusIterable = connection.status()
-  yield* Effect.addFinalizer(() => Effect.sync(() => ConnectionOptions.stopStatusIterator(statusIterable)))
+  // The iterator being read; a new one replaces it when the watcher starts again.
+  let statusIterable: AsyncIterable<unknown> | undefined
+  yield* Effect.addFinalizer(() =>
+    Effect.sync(() => {
+      if (statusIterable !== undefined) ConnectionOptions.stopStatusIterator(statusIterable)
+    })
+  )
   const connected = yield* Ref.make(!connection.isClosed())
   const version = yield* Ref.make(connection.info?.version ?? "")
   // When the connection dropped, so that the reconnect says how long it was gone.
@@ -214,12 +220,22 @@ const makeService = Effect.fnUntraced(function* (
       Effect.logInfo(`NATS reconnected to ${event.server} after ${Duration.format(Duration.millis(now - since))}`)
     )
   }
-  yield* Stream.fromAsyncIterable(statusIterable, (cause) => cause).pipe(
-    Stream.map(ConnectionOptions.toConnectionEvent),
-    Stream.runForEach((event) => Effect.all([track(event), log(event), PubSub.publish(events, event)])),
-    Effect.catchCause((cause) => Effect.logError("NATS status watcher stopped", cause)),
-    Effect.forkScoped
+  // Supervised: a watcher that fails is logged and started again on a fresh iterator, so that the
+  // connection's state (and `health`) never goes stale. Its iterator ends when the connection is
+  // closed for good; then there is nothing left to watch.
+  const watch = Effect.suspend(() => {
+    const iterable = connection.status()
+    statusIterable = iterable
+    return Stream.fromAsyncIterable(iterable, (cause) => cause).pipe(
+      Stream.map(ConnectionOptions.toConnectionEvent),
+      Stream.runForEach((event) => Effect.all([track(event), log(event), PubSub.publish(events, event)]))
+    )
+  }).pipe(
+    Effect.andThen(() =>
+      connection.isClosed() ? Effect.never : Effect.fail("its status iterator ended while the connection is open")
+    )
   )
+  yield* supervise({ name: "NATS status watcher" }, (up) => Effect.andThen(up, watch)).pipe(Effect.forkScoped)
 
   const unhealthy = (reason: NatsError.NatsErrorReason) => Effect.fail(NatsError.make("health", reason))
   const health = Effect.gen(function* () {

@@ -19,6 +19,7 @@ import {
   Scope,
   Stream
 } from "effect"
+import { stopStatusIterator } from "../src/internal/natsConnectionOptions.js"
 import * as NatsClient from "../src/NatsClient.js"
 import type { NatsError } from "../src/NatsError.js"
 import * as Logs from "./support/Logs.js"
@@ -392,6 +393,52 @@ describe("NatsClient", () => {
       expect(nc.isClosed()).toBe(false)
       yield* Effect.promise(() => nc.flush())
     })
+  )
+
+  it.live(
+    "a status watcher whose iterator ends is logged and started again on a new one: health goes on seeing outages",
+    () =>
+      Effect.gen(function* () {
+        const server = yield* NatsServer.make()
+        const nc = yield* Effect.acquireRelease(
+          Effect.promise(() => connect({ servers: server.url, reconnectTimeWait: 100, maxReconnectAttempts: -1 })),
+          (nc) => Effect.promise(() => nc.close())
+        )
+        // The real connection, except that the first status iterator it hands out ends at once.
+        let handedOut = 0
+        const status = () => {
+          const iterator = nc.status()
+          handedOut++
+          if (handedOut === 1) setTimeout(() => stopStatusIterator(iterator), 10)
+          return iterator
+        }
+        const faulty = new Proxy(nc, {
+          get: (target, property) => {
+            if (property === "status") return status
+            const value: unknown = Reflect.get(target, property, target)
+            return typeof value === "function" ? value.bind(target) : value
+          }
+        })
+        const logs = Logs.capture()
+        const client = yield* NatsClient.fromConnection(faulty).pipe(Effect.provide(logs.layer))
+        yield* NatsServer.eventually(
+          Effect.suspend(() =>
+            logs.matching("Info", "NATS status watcher: working again").length === 1
+              ? Effect.void
+              : Effect.fail("not yet")
+          )
+        )
+        expect(logs.matching("Error", "NATS status watcher stopped: its status iterator ended")).toHaveLength(1)
+        expect(handedOut).toBe(2)
+
+        // The second iterator sees the server go and come back.
+        yield* server.stop
+        const down = yield* NatsServer.eventually(Effect.flip(client.health))
+        expect(down.reason._tag).toBe("ConnectionRefused")
+        yield* server.start
+        yield* NatsServer.eventually(client.health)
+        expect(logs.matching("Info", "NATS reconnected")).toHaveLength(1)
+      })
   )
 
   describe("layerConfig", () => {
