@@ -30,7 +30,7 @@ const BrokerLive = Layer.unwrap(
     const servers = yield* Config.option(Config.String("NATS_SERVERS"))
     if (Option.isSome(servers)) {
       yield* Console.log(`GLAM demo on NATS at ${servers.value}`)
-      return NatsBroker.layer.pipe(
+      return NatsBroker.layerFromClient.pipe(
         Layer.provide(
           NatsClient.layerConfig({ connectRetry: Schedule.spaced("500 millis").pipe(Schedule.upTo({ times: 2 })) })
         )

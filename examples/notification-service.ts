@@ -12,7 +12,7 @@ const Main = WelcomeEmails.pipe(
   Layer.provide(EmailProvider.layer),
   Layer.provideMerge(Publisher.layer()),
   Layer.provideMerge(Topology.layer(Topology.glam)),
-  Layer.provideMerge(NatsBroker.layer),
+  Layer.provideMerge(NatsBroker.layerFromClient),
   Layer.provide(NatsClient.layerConfig()),
   Layer.provide(ServiceIdentity.layerConfig())
 )

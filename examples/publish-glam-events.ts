@@ -38,7 +38,7 @@ const program = Effect.gen(function* () {
 })
 
 const Messaging = Layer.mergeAll(Publisher.layer(), Topology.layer(Topology.glam)).pipe(
-  Layer.provideMerge(NatsBroker.layer),
+  Layer.provideMerge(NatsBroker.layerFromClient),
   // Give up quickly when nothing answers: this is a demo, not a service waiting for its infrastructure.
   Layer.provide(
     NatsClient.layerConfig({ connectRetry: Schedule.spaced("500 millis").pipe(Schedule.upTo({ times: 1 })) })

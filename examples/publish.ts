@@ -19,7 +19,7 @@ const program = Effect.gen(function* () {
 })
 
 const MessagingLive = Layer.mergeAll(Publisher.layer(), Topology.layer(Topology.glam)).pipe(
-  Layer.provideMerge(NatsBroker.layer),
+  Layer.provideMerge(NatsBroker.layerFromClient),
   Layer.provide(NatsClient.layerConfig()), // NATS_SERVERS, NATS_USER, NATS_PASSWORD, ...
   Layer.provide(ServiceIdentity.layerConfig()) // SERVICE_NAME
 )

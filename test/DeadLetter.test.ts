@@ -25,7 +25,7 @@ const messaging = (topology: Topology.Topology = Topology.make({ streams: [...To
   Publisher.layer().pipe(
     Layer.provideMerge(Topology.layer(topology)),
     Layer.provideMerge(ServiceIdentity.layer("dlq-test-service")),
-    Layer.provideMerge(NatsBroker.layer),
+    Layer.provideMerge(NatsBroker.layerFromClient),
     Layer.provideMerge(
       Layer.unwrap(Effect.map(NatsServer.NatsServerService, (server) => NatsClient.layer({ servers: server.url })))
     ),
