@@ -167,6 +167,12 @@ export const make: Effect.Effect<Broker["Service"], never, NatsClient.NatsClient
       )
     )
 
+    const streamFor = (subject: string) =>
+      Effect.tryPromise({
+        try: () => manager.streams.find(subject),
+        catch: fromCause("streamFor", { subject })
+      }).pipe(noneWhen("StreamNotFound"))
+
     // A missing stream means the consumer is missing too.
     const consumerInfo = (stream: string, name: string) =>
       Effect.tryPromise({
@@ -225,6 +231,7 @@ export const make: Effect.Effect<Broker["Service"], never, NatsClient.NatsClient
       updateStream,
       deleteStream,
       listStreams,
+      streamFor,
       consumerInfo,
       addConsumer,
       updateConsumer,
