@@ -31,8 +31,11 @@ import * as Topology from "./Topology.js"
 export interface Options {
   /** The streams (and consumers) the service needs, provisioned when the layer is built. */
   readonly topology: Topology.Topology
-  /** The service name (`source_service`, prefix of durable names). Default: `SERVICE_NAME`. */
-  readonly service?: string | undefined
+  /**
+   * The service name (`source_service`, prefix of durable names), or the `Config` to read it from.
+   * Default: `SERVICE_NAME` (`ServiceIdentity.config`).
+   */
+  readonly service?: string | Config.Config<string> | undefined
   /** Options of the publisher (timeout, retry budget, ...). */
   readonly publisher?: Publisher.Options | undefined
   /** How provisioning waits for a JetStream that does not answer yet. */
@@ -48,7 +51,8 @@ export interface Options {
 export type StackError = Topology.TopologyError | NatsError | ServiceIdentity.InvalidServiceName | Config.ConfigError
 
 /**
- * The service identity of the options: the name given, else `SERVICE_NAME`.
+ * The service identity of the options: the name given, read from the `Config` given, else from
+ * `SERVICE_NAME`.
  *
  * @category layers
  * @since 0.1.0
@@ -56,7 +60,9 @@ export type StackError = Topology.TopologyError | NatsError | ServiceIdentity.In
 export const layerIdentity = (
   options: Pick<Options, "service">
 ): Layer.Layer<ServiceIdentity.ServiceIdentity, ServiceIdentity.InvalidServiceName | Config.ConfigError> =>
-  options.service === undefined ? ServiceIdentity.layerConfig() : ServiceIdentity.layer(options.service)
+  typeof options.service === "string"
+    ? ServiceIdentity.layer(options.service)
+    : ServiceIdentity.layerConfig(options.service ?? ServiceIdentity.config)
 
 /**
  * The topology provisioned, a publisher and the service identity, over the `Broker` in context.

@@ -30,8 +30,8 @@ import * as Topology from "../Topology.js"
  * @since 0.1.0
  */
 export interface Options {
-  /** The service name. Default: `SERVICE_NAME`. */
-  readonly service?: string | undefined
+  /** The service name, or the `Config` to read it from. Default: `SERVICE_NAME`. */
+  readonly service?: string | Config.Config<string> | undefined
   /** Publisher options set in code win over `GLAM_PUBLISH_TIMEOUT` / `GLAM_PUBLISH_RETRY_BUDGET`. */
   readonly publisher?: Publisher.Options | undefined
   /** How provisioning waits for a JetStream that does not answer yet. */
