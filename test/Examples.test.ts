@@ -3,6 +3,8 @@
  * against a fresh nats-server given in `NATS_SERVERS`, checked by the lines they print.
  */
 import { spawn } from "node:child_process"
+import { readdirSync, readFileSync } from "node:fs"
+import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { describe, expect, it } from "@effect/vitest"
 import { Data, Effect } from "effect"
@@ -43,7 +45,38 @@ const runExample = (file: string, env: Record<string, string>) =>
     return Effect.sync(() => child.kill("SIGKILL"))
   })
 
+/** Every file under examples/, with its text. */
+const exampleFiles = (dir = join(root, "examples")): ReadonlyArray<{ readonly path: string; readonly text: string }> =>
+  readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
+    entry.isDirectory()
+      ? exampleFiles(join(dir, entry.name))
+      : [{ path: join(dir, entry.name), text: readFileSync(join(dir, entry.name), "utf8") }]
+  )
+
 describe("examples", () => {
+  // Compared line by line without indentation: a snippet may be cut out of a nested block.
+  const lines = (text: string) =>
+    text
+      .split("\n")
+      .map((line) => line.trim())
+      .join("\n")
+
+  it("every TypeScript snippet of the README is taken verbatim from an example (`// ...` marks a cut)", () => {
+    const readme = readFileSync(join(root, "README.md"), "utf8")
+    const snippets = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((match) => match[1] ?? "")
+    expect(snippets.length).toBeGreaterThan(3)
+    const files = exampleFiles().map((file) => lines(file.text))
+    for (const snippet of snippets) {
+      for (const part of snippet.split(/^\/\/ \.\.\.$/m).map((text) => lines(text).trim())) {
+        if (part === "") continue
+        expect(
+          files.some((file) => file.includes(part)),
+          `not in any example:\n${part}`
+        ).toBe(true)
+      }
+    }
+  })
+
   it.live(
     "examples/publish.ts provisions the GLAM streams on a fresh server and prints its receipt",
     () =>
