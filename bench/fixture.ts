@@ -96,7 +96,7 @@ const glamSupport = Topology.make({ streams: [Topology.glamDeadLetters, Topology
 const ours = Publisher.layer().pipe(
   Layer.provideMerge(Topology.layer(glamSupport)),
   Layer.provideMerge(ServiceIdentity.layer("bench")),
-  Layer.provideMerge(NatsBroker.layer),
+  Layer.provideMerge(NatsBroker.layerFromClient),
   Layer.provideMerge(
     Layer.unwrap(
       Effect.map(NatsServer.NatsServerService, (server) =>

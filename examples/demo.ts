@@ -7,18 +7,8 @@
  *   NATS_SERVERS=nats://127.0.0.1:4222 npm start   # the same program on NATS
  */
 import { NodeRuntime } from "@effect/platform-node"
-import {
-  Broker,
-  DeadLetter,
-  MemoryBroker,
-  NatsBroker,
-  NatsClient,
-  Publisher,
-  ServiceIdentity,
-  Subscriber,
-  Topology
-} from "@glam/messaging"
-import { Events } from "@glam/messaging/glam"
+import { Broker, DeadLetter, MemoryBroker, NatsBroker, Publisher, Subscriber, Topology } from "@glam/messaging"
+import { Events, Glam } from "@glam/messaging/glam"
 import { Config, Console, DateTime, Effect, Layer, Option, Ref, Schedule } from "effect"
 import { EmailProvider, WelcomeEmails } from "./notifications/NotificationService.js"
 
@@ -30,11 +20,7 @@ const BrokerLive = Layer.unwrap(
     const servers = yield* Config.option(Config.String("NATS_SERVERS"))
     if (Option.isSome(servers)) {
       yield* Console.log(`GLAM demo on NATS at ${servers.value}`)
-      return NatsBroker.layer.pipe(
-        Layer.provide(
-          NatsClient.layerConfig({ connectRetry: Schedule.spaced("500 millis").pipe(Schedule.upTo({ times: 2 })) })
-        )
-      )
+      return NatsBroker.layerConfig({ connectRetry: Schedule.spaced("500 millis").pipe(Schedule.upTo({ times: 2 })) })
     }
     yield* Console.log("GLAM demo on the in-memory broker (set NATS_SERVERS to run the same program on NATS)")
     return MemoryBroker.layer
@@ -115,11 +101,10 @@ const program = Effect.gen(function* () {
   yield* Console.log(`  dropped on purpose (acked): ${dropped}`)
 })
 
+// The GLAM stack (streams, publisher, service identity) over whichever broker BrokerLive chose.
 const Demo = WelcomeEmails.pipe(
   Layer.provideMerge(EmailProvider.layer),
-  Layer.provideMerge(Publisher.layer()),
-  Layer.provideMerge(Topology.layer(Topology.glam)),
-  Layer.provideMerge(ServiceIdentity.layer("demo-notification-service")),
+  Layer.provideMerge(Glam.layer({ service: "demo-notification-service" })),
   Layer.provideMerge(BrokerLive)
 )
 

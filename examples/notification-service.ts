@@ -4,17 +4,11 @@
  *   NATS_SERVERS=nats://127.0.0.1:4222 SERVICE_NAME=notification-service npx tsx examples/notification-service.ts
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { NatsBroker, NatsClient, Publisher, ServiceIdentity, Topology } from "@glam/messaging"
+import { Glam } from "@glam/messaging/glam"
 import { Layer } from "effect"
 import { EmailProvider, WelcomeEmails } from "./notifications/NotificationService.js"
 
-const Main = WelcomeEmails.pipe(
-  Layer.provide(EmailProvider.layer),
-  Layer.provideMerge(Publisher.layer()),
-  Layer.provideMerge(Topology.layer(Topology.glam)),
-  Layer.provideMerge(NatsBroker.layer),
-  Layer.provide(NatsClient.layerConfig()),
-  Layer.provide(ServiceIdentity.layerConfig())
-)
+// The stack is built first: the GLAM streams exist before the subscriber starts.
+const Main = WelcomeEmails.pipe(Layer.provide(EmailProvider.layer), Layer.provide(Glam.layerNats()))
 
 NodeRuntime.runMain(Layer.launch(Main))

@@ -5,9 +5,9 @@
  */
 
 import { NodeRuntime } from "@effect/platform-node"
-import { NatsBroker, NatsClient, Publisher, ServiceIdentity, Topology } from "@glam/messaging"
-import { Events } from "@glam/messaging/glam"
-import { Config, Console, Effect, Layer, Schedule } from "effect"
+import { Publisher, ServiceIdentity } from "@glam/messaging"
+import { Events, Glam } from "@glam/messaging/glam"
+import { Config, Console, Effect, Schedule } from "effect"
 
 const identifiers = {
   merchant_id: "0b5e3f5c-8d7a-4c1e-9f2b-6a4d3c2b1a00",
@@ -37,14 +37,11 @@ const program = Effect.gen(function* () {
   }
 })
 
-const Messaging = Layer.mergeAll(Publisher.layer(), Topology.layer(Topology.glam)).pipe(
-  Layer.provideMerge(NatsBroker.layer),
+const Messaging = Glam.layerNats({
+  service: ServiceIdentity.config.pipe(Config.withDefault("glam-example")),
   // Give up quickly when nothing answers: this is a demo, not a service waiting for its infrastructure.
-  Layer.provide(
-    NatsClient.layerConfig({ connectRetry: Schedule.spaced("500 millis").pipe(Schedule.upTo({ times: 1 })) })
-  ),
-  Layer.provide(ServiceIdentity.layerConfig(Config.String("SERVICE_NAME").pipe(Config.withDefault("glam-example"))))
-)
+  nats: { connectRetry: Schedule.spaced("500 millis").pipe(Schedule.upTo({ times: 1 })) }
+})
 
 program.pipe(
   Effect.provide(Messaging),

@@ -1,7 +1,7 @@
 import { NodeRuntime } from "@effect/platform-node"
-import { NatsBroker, NatsClient, Publisher, ServiceIdentity, Topology } from "@glam/messaging"
-import { Events } from "@glam/messaging/glam"
-import { Console, Effect, Layer } from "effect"
+import { Publisher } from "@glam/messaging"
+import { Events, Glam } from "@glam/messaging/glam"
+import { Console, Effect } from "effect"
 
 const program = Effect.gen(function* () {
   const publisher = yield* Publisher.Publisher
@@ -18,10 +18,5 @@ const program = Effect.gen(function* () {
   yield* Console.log(`${receipt.subject} stored as ${receipt.stream}#${receipt.seq}`)
 })
 
-const MessagingLive = Layer.mergeAll(Publisher.layer(), Topology.layer(Topology.glam)).pipe(
-  Layer.provideMerge(NatsBroker.layer),
-  Layer.provide(NatsClient.layerConfig()), // NATS_SERVERS, NATS_USER, NATS_PASSWORD, ...
-  Layer.provide(ServiceIdentity.layerConfig()) // SERVICE_NAME
-)
-
-program.pipe(Effect.provide(MessagingLive), NodeRuntime.runMain)
+// The connection (NATS_SERVERS, NATS_USER, ...), the GLAM streams provisioned, a publisher, SERVICE_NAME
+program.pipe(Effect.provide(Glam.layerNats()), NodeRuntime.runMain)

@@ -272,6 +272,8 @@ export class Broker extends Context.Service<
     /** `false` when there was no such stream. */
     readonly deleteStream: (name: string) => Effect.Effect<boolean, NatsError>
     readonly listStreams: Effect.Effect<ReadonlyArray<StreamInfo>, NatsError>
+    /** The name of the stream that captures `subject` (a subject without wildcards), if any does. */
+    readonly streamFor: (subject: string) => Effect.Effect<Option.Option<string>, NatsError>
     readonly consumerInfo: (stream: string, name: string) => Effect.Effect<Option.Option<ConsumerInfo>, NatsError>
     readonly addConsumer: (config: ConsumerConfig) => Effect.Effect<ConsumerInfo, NatsError>
     readonly updateConsumer: (config: ConsumerConfig) => Effect.Effect<ConsumerInfo, NatsError>

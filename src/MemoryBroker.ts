@@ -205,6 +205,9 @@ export const make: Effect.Effect<Broker["Service"]> = Effect.gen(function* () {
     [...streams.values()].sort((a, b) => (a.config.name < b.config.name ? -1 : 1)).map(streamInfoOf)
   )
 
+  const streamNameFor = (subject: string) =>
+    Effect.sync(() => Option.map(Option.fromUndefinedOr(streamFor(subject)), (stream) => stream.config.name))
+
   const streamInfo = (name: string) =>
     Effect.sync(() => Option.map(Option.fromUndefinedOr(streams.get(name)), streamInfoOf))
 
@@ -285,6 +288,7 @@ export const make: Effect.Effect<Broker["Service"]> = Effect.gen(function* () {
     updateStream,
     deleteStream,
     listStreams,
+    streamFor: streamNameFor,
     consumerInfo,
     addConsumer,
     updateConsumer,

@@ -9,7 +9,7 @@
  *
  * @since 0.1.0
  */
-import { Effect, Layer, Option, type Scope, Stream } from "effect"
+import { type Config, Effect, Layer, Option, type Scope, Stream } from "effect"
 import {
   Broker,
   type ConsumeOptions,
@@ -23,7 +23,7 @@ import { consume as consumeMessages } from "./internal/natsConsume.js"
 import { fromCause } from "./internal/natsErrors.js"
 import { JetStreamPublisher } from "./internal/natsPublish.js"
 import { headerPairs } from "./internal/natsPull.js"
-import { NatsClient } from "./NatsClient.js"
+import * as NatsClient from "./NatsClient.js"
 import { type NatsError, NoResponders, make as natsError } from "./NatsError.js"
 
 // Lookups answer "not found" with a value, not an error.
@@ -66,178 +66,211 @@ const maxLookups = 1024
  * @category constructors
  * @since 0.1.0
  */
-export const make: Effect.Effect<Broker["Service"], never, NatsClient | Scope.Scope> = Effect.gen(function* () {
-  const client = yield* NatsClient
-  const { manager } = client
+export const make: Effect.Effect<Broker["Service"], never, NatsClient.NatsClient | Scope.Scope> = Effect.gen(
+  function* () {
+    const client = yield* NatsClient.NatsClient
+    const { manager } = client
 
-  // Publishes and their acknowledgements go through our own inbox: no Promise or Error per publish.
-  // Its subscription ends with the broker, also on a connection the broker does not own.
-  const publisher = yield* Effect.acquireRelease(
-    Effect.sync(() => new JetStreamPublisher(client.connection, (subject, error) => confirmNoStream(subject)(error))),
-    (publisher) => Effect.sync(() => publisher.close())
-  )
-  const publish = (request: PublishRequest) => publisher.publish(request)
-
-  // Nobody answered the publish: either no stream covers the subject, or JetStream is not ready yet
-  // (right after a server restart it answers nothing for a moment). Only the JetStream API can tell;
-  // when it does not answer either, the failure is transient and the publisher retries it.
-  //
-  // Every publish that nobody answered asks this, and in an outage thousands do: per subject, one
-  // lookup is in flight at a time and its answer serves for `lookupLifetime` after it, so a burst of
-  // publishes (and their retries) costs one API request every few seconds, not one each.
-  const lookups = new Map<string, Effect.Effect<Coverage>>()
-  const coverageOf = (subject: string): Effect.Effect<Coverage> =>
-    Effect.suspend(() => {
-      const known = lookups.get(subject)
-      if (known !== undefined) return known
-      return Effect.flatMap(Effect.cachedWithTTL(lookupCoverage(subject), lookupLifetime), (lookup) => {
-        // Subjects are a bounded set in practice; a caller publishing to ever new ones would otherwise
-        // grow this for ever. The oldest lookup goes: a subject asked for again gets a fresh one.
-        if (lookups.size >= maxLookups) {
-          const oldest = lookups.keys().next()
-          if (oldest.done !== true) lookups.delete(oldest.value)
-        }
-        lookups.set(subject, lookup)
-        return lookup
-      })
-    })
-
-  const lookupCoverage = (subject: string): Effect.Effect<Coverage> =>
-    Effect.tryPromise({ try: () => manager.streams.find(subject), catch: fromCause("publish", { subject }) }).pipe(
-      Effect.timeout("2 seconds"),
-      Effect.match({
-        onSuccess: (stream): Coverage => ({ _tag: "Covered", stream }),
-        onFailure: (lookup): Coverage =>
-          lookup._tag === "NatsError" && lookup.reason._tag === "StreamNotFound"
-            ? { _tag: "Uncovered" }
-            : { _tag: "Unknown" }
-      })
+    // Publishes and their acknowledgements go through our own inbox: no Promise or Error per publish.
+    // Its subscription ends with the broker, also on a connection the broker does not own.
+    const publisher = yield* Effect.acquireRelease(
+      Effect.sync(() => new JetStreamPublisher(client.connection, (subject, error) => confirmNoStream(subject)(error))),
+      (publisher) => Effect.sync(() => publisher.close())
     )
+    const publish = (request: PublishRequest) => publisher.publish(request)
 
-  const confirmNoStream =
-    (subject: string) =>
-    (error: NatsError): Effect.Effect<never, NatsError> =>
-      Effect.flatMap(coverageOf(subject), (coverage) => {
-        switch (coverage._tag) {
-          case "Uncovered":
-            return Effect.fail(error)
-          case "Covered":
-            return Effect.fail(
-              natsError(
-                "publish",
-                new NoResponders({ message: `stream ${coverage.stream} did not answer a publish to ${subject}` })
+    // Nobody answered the publish: either no stream covers the subject, or JetStream is not ready yet
+    // (right after a server restart it answers nothing for a moment). Only the JetStream API can tell;
+    // when it does not answer either, the failure is transient and the publisher retries it.
+    //
+    // Every publish that nobody answered asks this, and in an outage thousands do: per subject, one
+    // lookup is in flight at a time and its answer serves for `lookupLifetime` after it, so a burst of
+    // publishes (and their retries) costs one API request every few seconds, not one each.
+    const lookups = new Map<string, Effect.Effect<Coverage>>()
+    const coverageOf = (subject: string): Effect.Effect<Coverage> =>
+      Effect.suspend(() => {
+        const known = lookups.get(subject)
+        if (known !== undefined) return known
+        return Effect.flatMap(Effect.cachedWithTTL(lookupCoverage(subject), lookupLifetime), (lookup) => {
+          // Subjects are a bounded set in practice; a caller publishing to ever new ones would otherwise
+          // grow this for ever. The oldest lookup goes: a subject asked for again gets a fresh one.
+          if (lookups.size >= maxLookups) {
+            const oldest = lookups.keys().next()
+            if (oldest.done !== true) lookups.delete(oldest.value)
+          }
+          lookups.set(subject, lookup)
+          return lookup
+        })
+      })
+
+    const lookupCoverage = (subject: string): Effect.Effect<Coverage> =>
+      Effect.tryPromise({ try: () => manager.streams.find(subject), catch: fromCause("publish", { subject }) }).pipe(
+        Effect.timeout("2 seconds"),
+        Effect.match({
+          onSuccess: (stream): Coverage => ({ _tag: "Covered", stream }),
+          onFailure: (lookup): Coverage =>
+            lookup._tag === "NatsError" && lookup.reason._tag === "StreamNotFound"
+              ? { _tag: "Uncovered" }
+              : { _tag: "Unknown" }
+        })
+      )
+
+    const confirmNoStream =
+      (subject: string) =>
+      (error: NatsError): Effect.Effect<never, NatsError> =>
+        Effect.flatMap(coverageOf(subject), (coverage) => {
+          switch (coverage._tag) {
+            case "Uncovered":
+              return Effect.fail(error)
+            case "Covered":
+              return Effect.fail(
+                natsError(
+                  "publish",
+                  new NoResponders({ message: `stream ${coverage.stream} did not answer a publish to ${subject}` })
+                )
               )
-            )
-          case "Unknown":
-            return Effect.fail(
-              natsError("publish", new NoResponders({ message: `JetStream did not answer a publish to ${subject}` }))
-            )
-        }
-      })
+            case "Unknown":
+              return Effect.fail(
+                natsError("publish", new NoResponders({ message: `JetStream did not answer a publish to ${subject}` }))
+              )
+          }
+        })
 
-  const streamInfo = (name: string) =>
-    Effect.tryPromise({
-      try: () => manager.streams.info(name),
-      catch: fromCause("streamInfo", { stream: name })
-    }).pipe(Effect.map(fromStreamInfo), noneWhen("StreamNotFound"))
+    const streamInfo = (name: string) =>
+      Effect.tryPromise({
+        try: () => manager.streams.info(name),
+        catch: fromCause("streamInfo", { stream: name })
+      }).pipe(Effect.map(fromStreamInfo), noneWhen("StreamNotFound"))
 
-  const addStream = (config: StreamConfig) =>
-    Effect.tryPromise({
-      try: () => manager.streams.add(toStreamConfig(config)),
-      catch: fromCause("addStream", { stream: config.name })
-    }).pipe(Effect.map(fromStreamInfo))
+    const addStream = (config: StreamConfig) =>
+      Effect.tryPromise({
+        try: () => manager.streams.add(toStreamConfig(config)),
+        catch: fromCause("addStream", { stream: config.name })
+      }).pipe(Effect.map(fromStreamInfo))
 
-  const updateStream = (config: StreamConfig) =>
-    Effect.tryPromise({
-      try: () => manager.streams.update(config.name, toStreamConfig(config)),
-      catch: fromCause("updateStream", { stream: config.name })
-    }).pipe(Effect.map(fromStreamInfo))
+    const updateStream = (config: StreamConfig) =>
+      Effect.tryPromise({
+        try: () => manager.streams.update(config.name, toStreamConfig(config)),
+        catch: fromCause("updateStream", { stream: config.name })
+      }).pipe(Effect.map(fromStreamInfo))
 
-  const deleteStream = (name: string) =>
-    Effect.tryPromise({
-      try: () => manager.streams.delete(name),
-      catch: fromCause("deleteStream", { stream: name })
-    }).pipe(falseWhen("StreamNotFound"))
+    const deleteStream = (name: string) =>
+      Effect.tryPromise({
+        try: () => manager.streams.delete(name),
+        catch: fromCause("deleteStream", { stream: name })
+      }).pipe(falseWhen("StreamNotFound"))
 
-  const listStreams = Effect.suspend(() =>
-    Stream.fromAsyncIterable(manager.streams.list(), fromCause("listStreams")).pipe(
-      Stream.map(fromStreamInfo),
-      Stream.runCollect
-    )
-  )
-
-  // A missing stream means the consumer is missing too.
-  const consumerInfo = (stream: string, name: string) =>
-    Effect.tryPromise({
-      try: () => manager.consumers.info(stream, name),
-      catch: fromCause("consumerInfo", { stream, consumer: name })
-    }).pipe(Effect.map(fromConsumerInfo), noneWhen("ConsumerNotFound", "StreamNotFound"))
-
-  const addConsumer = (config: ConsumerConfig) =>
-    Effect.tryPromise({
-      try: () => manager.consumers.add(config.stream, toConsumerConfig(config, "add")),
-      catch: fromCause("addConsumer", { stream: config.stream, consumer: config.name })
-    }).pipe(Effect.map(fromConsumerInfo))
-
-  // The whole configuration goes to the server, deliver policy included, so that a change it cannot
-  // make is refused rather than dropped.
-  const updateConsumer = (config: ConsumerConfig) =>
-    Effect.tryPromise({
-      try: () => manager.consumers.update(config.stream, config.name, toConsumerConfig(config, "update")),
-      catch: fromCause("updateConsumer", { stream: config.stream, consumer: config.name })
-    }).pipe(Effect.map(fromConsumerInfo))
-
-  const deleteConsumer = (stream: string, name: string) =>
-    Effect.tryPromise({
-      try: () => manager.consumers.delete(stream, name),
-      catch: fromCause("deleteConsumer", { stream, consumer: name })
-    }).pipe(falseWhen("ConsumerNotFound", "StreamNotFound"))
-
-  // nats.js answers a sequence with no message (code 10037) with `null`.
-  const getMessage = (stream: string, seq: number) =>
-    Effect.tryPromise({
-      try: () => manager.streams.getMessage(stream, { seq }),
-      catch: fromCause("getMessage", { stream })
-    }).pipe(
-      Effect.map((stored) =>
-        stored === null
-          ? Option.none()
-          : Option.some<StoredMessage>({
-              stream,
-              subject: stored.subject,
-              seq: stored.seq,
-              payload: stored.data,
-              headers: headerPairs(stored.header),
-              timestampMillis: stored.time.getTime()
-            })
+    const listStreams = Effect.suspend(() =>
+      Stream.fromAsyncIterable(manager.streams.list(), fromCause("listStreams")).pipe(
+        Stream.map(fromStreamInfo),
+        Stream.runCollect
       )
     )
 
-  const consume = (stream: string, consumer: string, options: ConsumeOptions) =>
-    consumeMessages(client, stream, consumer, options)
+    const streamFor = (subject: string) =>
+      Effect.tryPromise({
+        try: () => manager.streams.find(subject),
+        catch: fromCause("streamFor", { subject })
+      }).pipe(noneWhen("StreamNotFound"))
 
-  return Broker.of({
-    system: "nats",
-    publish,
-    streamInfo,
-    addStream,
-    updateStream,
-    deleteStream,
-    listStreams,
-    consumerInfo,
-    addConsumer,
-    updateConsumer,
-    deleteConsumer,
-    getMessage,
-    consume,
-    supportsTermReason: client.supportsTermReason
-  })
-})
+    // A missing stream means the consumer is missing too.
+    const consumerInfo = (stream: string, name: string) =>
+      Effect.tryPromise({
+        try: () => manager.consumers.info(stream, name),
+        catch: fromCause("consumerInfo", { stream, consumer: name })
+      }).pipe(Effect.map(fromConsumerInfo), noneWhen("ConsumerNotFound", "StreamNotFound"))
+
+    const addConsumer = (config: ConsumerConfig) =>
+      Effect.tryPromise({
+        try: () => manager.consumers.add(config.stream, toConsumerConfig(config, "add")),
+        catch: fromCause("addConsumer", { stream: config.stream, consumer: config.name })
+      }).pipe(Effect.map(fromConsumerInfo))
+
+    // The whole configuration goes to the server, deliver policy included, so that a change it cannot
+    // make is refused rather than dropped.
+    const updateConsumer = (config: ConsumerConfig) =>
+      Effect.tryPromise({
+        try: () => manager.consumers.update(config.stream, config.name, toConsumerConfig(config, "update")),
+        catch: fromCause("updateConsumer", { stream: config.stream, consumer: config.name })
+      }).pipe(Effect.map(fromConsumerInfo))
+
+    const deleteConsumer = (stream: string, name: string) =>
+      Effect.tryPromise({
+        try: () => manager.consumers.delete(stream, name),
+        catch: fromCause("deleteConsumer", { stream, consumer: name })
+      }).pipe(falseWhen("ConsumerNotFound", "StreamNotFound"))
+
+    // nats.js answers a sequence with no message (code 10037) with `null`.
+    const getMessage = (stream: string, seq: number) =>
+      Effect.tryPromise({
+        try: () => manager.streams.getMessage(stream, { seq }),
+        catch: fromCause("getMessage", { stream })
+      }).pipe(
+        Effect.map((stored) =>
+          stored === null
+            ? Option.none()
+            : Option.some<StoredMessage>({
+                stream,
+                subject: stored.subject,
+                seq: stored.seq,
+                payload: stored.data,
+                headers: headerPairs(stored.header),
+                timestampMillis: stored.time.getTime()
+              })
+        )
+      )
+
+    const consume = (stream: string, consumer: string, options: ConsumeOptions) =>
+      consumeMessages(client, stream, consumer, options)
+
+    return Broker.of({
+      system: "nats",
+      publish,
+      streamInfo,
+      addStream,
+      updateStream,
+      deleteStream,
+      listStreams,
+      streamFor,
+      consumerInfo,
+      addConsumer,
+      updateConsumer,
+      deleteConsumer,
+      getMessage,
+      consume,
+      supportsTermReason: client.supportsTermReason
+    })
+  }
+)
 
 /**
- * The NATS `Broker`, over the `NatsClient` in context.
+ * The NATS `Broker` over a `NatsClient` provided from elsewhere (a connection shared with other code,
+ * or one built with `NatsClient.fromConnection`). The broker does not own the connection.
  *
  * @category layers
  * @since 0.1.0
  */
-export const layer: Layer.Layer<Broker, never, NatsClient> = Layer.effect(Broker, make)
+export const layerFromClient: Layer.Layer<Broker, never, NatsClient.NatsClient> = Layer.effect(Broker, make)
+
+/**
+ * The connection and the broker over it: `NatsClient.layer(options)` with the NATS `Broker` on top,
+ * both provided. Connected when the layer is built; drained and closed when it is released.
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layer = (options: NatsClient.Options = {}): Layer.Layer<Broker | NatsClient.NatsClient, NatsError> =>
+  layerFromClient.pipe(Layer.provideMerge(NatsClient.layer(options)))
+
+/**
+ * The connection configured from the environment (`NATS_SERVERS`, `NATS_USER`, ...; see
+ * `NatsClient.layerConfig`) and the broker over it, both provided. `overrides` win over the
+ * environment where they are set.
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layerConfig = (
+  overrides: NatsClient.Options = {}
+): Layer.Layer<Broker | NatsClient.NatsClient, NatsError | Config.ConfigError> =>
+  layerFromClient.pipe(Layer.provideMerge(NatsClient.layerConfig(overrides)))

@@ -29,6 +29,7 @@ import {
 } from "effect"
 import * as ConnectionOptions from "./internal/natsConnectionOptions.js"
 import { fromCause, redactServer } from "./internal/natsErrors.js"
+import { withOverrides } from "./internal/overrides.js"
 import { supervise } from "./internal/supervise.js"
 import * as NatsError from "./NatsError.js"
 
@@ -389,7 +390,8 @@ export const config: Config.Config<Options> = Config.all({
 
 /**
  * The connection as a layer configured from the environment (see `config`); `overrides` win over
- * what the environment says (e.g. `{ name, connectRetry }`). An empty `NATS_SERVERS` is a
+ * what the environment says (e.g. `{ name, connectRetry }`) where they are set: an override whose
+ * value is `undefined` leaves the environment's value in place. An empty `NATS_SERVERS` is a
  * `ConfigError` whatever the provider makes of empty values; an unset one is logged (INFO) with the
  * default server used instead. Errors about a file or a seed name the variable it came from.
  *
@@ -404,7 +406,8 @@ export const layerConfig = (
     Effect.gen(function* () {
       const provider = yield* ConfigProvider.ConfigProvider
       const fromConfig = yield* config.parse(ConnectionOptions.keepingEmpty(provider, "NATS_SERVERS"))
-      const options = { ...fromConfig, ...overrides }
+      // An override left `undefined` (`{ servers: process.env.X }`) keeps what the environment says.
+      const options = withOverrides(fromConfig, overrides)
       if (options.servers === undefined) {
         yield* Effect.logInfo(
           `NATS_SERVERS is not set: connecting to ${ConnectionOptions.defaultServers.join(", ")}, the default`

@@ -38,6 +38,7 @@ import {
 import { Broker, type Headers, type PublishAck, type PublishRequest } from "./Broker.js"
 import * as Envelope from "./Envelope.js"
 import type * as Event from "./Event.js"
+import { withOverrides } from "./internal/overrides.js"
 import * as PublishBatch from "./internal/publishBatch.js"
 import * as PublishOutages from "./internal/publishOutages.js"
 import { isTracingIn } from "./internal/tracing.js"
@@ -480,7 +481,7 @@ export const config: Config.Config<Options> = Config.all({
 
 /**
  * The publisher as a layer configured from the environment (see `config`); `overrides` win over what
- * the environment says.
+ * the environment says where they are set (an override of `undefined` keeps the environment's value).
  *
  * @category layers
  * @since 0.2.0
@@ -490,5 +491,5 @@ export const layerConfig = (
 ): Layer.Layer<Publisher, Config.ConfigError, Broker | ServiceIdentity> =>
   Layer.effect(
     Publisher,
-    Effect.flatMap(config, (fromConfig) => make({ ...fromConfig, ...overrides }))
+    Effect.flatMap(config, (fromConfig) => make(withOverrides(fromConfig, overrides)))
   )

@@ -103,7 +103,10 @@ export interface Options<E extends Event.Any, Err, R> {
    * dead-lettered, and a message is dead-lettered at its 5th delivery.
    */
   readonly policy?: Policy.Policy<NoInfer<Err>> | undefined
-  /** The stream to consume. Default `GLAM_EVENTS`. */
+  /**
+   * The stream to consume. Default: the stream that captures the events' subjects, asked of the broker
+   * at start-up (waiting for it as for the other streams, see `waitForStreams`).
+   */
   readonly stream?: string | undefined
   /** The durable consumer name. Default `<service>-<queueGroup>`, as the Python package names them. */
   readonly durable?: string | undefined
@@ -182,7 +185,6 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
     const group = Event.group(...list)
     const policy: Policy.Policy<Err> = options.policy ?? Policy.defaults
     const compiled = Policy.compile(policy)
-    const stream = options.stream ?? Topology.glamEventsStreamName
     const filterSubject = options.filterSubject ?? commonPrefixFilter(group.subjects)
     const durable = options.durable ?? `${identity.name}-${options.queueGroup ?? groupName(filterSubject)}`
     const concurrency = Math.max(1, options.concurrency ?? 1)
@@ -202,6 +204,14 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
         ? ackWaitMillis
         : Duration.toMillis(Duration.fromInputUnsafe(options.slowHandlerAfter))
 
+    // Its stream (the one that captures its subjects, unless named), and where its dead letters and
+    // advisories go, must exist before it consumes.
+    const { stream, advisoryStream } = yield* requireStreams(
+      broker,
+      { stream: options.stream, durable, subjects: group.subjects },
+      Duration.fromInputUnsafe(options.waitForStreams ?? "30 seconds")
+    )
+
     // The server gives up one delivery after the policy would, so the policy decides whenever it runs at all;
     // the server's max-deliveries advisory covers messages whose handler never got to decide.
     const provisionConsumer = Topology.provision(
@@ -218,12 +228,6 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
           }
         ]
       })
-    )
-    // Its stream, and where its dead letters and advisories go, must exist before it consumes.
-    const { advisoryStream } = yield* requireStreams(
-      broker,
-      { stream, durable, subjects: group.subjects },
-      Duration.fromInputUnsafe(options.waitForStreams ?? "30 seconds")
     )
     yield* provisionConsumer
 

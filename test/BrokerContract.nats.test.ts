@@ -9,7 +9,7 @@ import { suite } from "./BrokerContract.js"
 import * as NatsServer from "./support/NatsServer.js"
 
 const natsBroker = () =>
-  NatsBroker.layer.pipe(
+  NatsBroker.layerFromClient.pipe(
     Layer.provideMerge(
       Layer.unwrap(
         Effect.map(NatsServer.NatsServerService, (server) =>

@@ -37,7 +37,7 @@ const onCluster = (cluster: NatsCluster.NatsCluster) =>
   Publisher.layer().pipe(
     Layer.provideMerge(Topology.layer(glamR3)),
     Layer.provideMerge(ServiceIdentity.layer("cluster-test")),
-    Layer.provideMerge(NatsBroker.layer),
+    Layer.provideMerge(NatsBroker.layerFromClient),
     Layer.provideMerge(NatsClient.layer({ servers: cluster.urls, name: "cluster-test", reconnectWait: "250 millis" }))
   )
 

@@ -168,10 +168,7 @@ describe("the other NATS_* variables", () => {
         { credsFile: "/nonexistent/glam-test/from-code.creds" }
       )
       expect(creds).toContain("cannot read credsFile /nonexistent/glam-test/from-code.creds")
-      const password = yield* messageFor(
-        { NATS_USER: "alice" },
-        { user: undefined, password: Redacted.make("pa55word") }
-      )
+      const password = yield* messageFor({ NATS_NAME: "from-env" }, { password: Redacted.make("pa55word") })
       expect(password).toBe("connect: password is set without NATS_USER: a password goes with its user")
     })
   )

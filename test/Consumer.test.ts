@@ -10,7 +10,7 @@ import type { NatsError } from "../src/NatsError.js"
 import * as Topology from "../src/Topology.js"
 import * as NatsServer from "./support/NatsServer.js"
 
-const Env = NatsBroker.layer.pipe(
+const Env = NatsBroker.layerFromClient.pipe(
   Layer.provideMerge(
     Layer.unwrap(Effect.map(NatsServer.NatsServerService, (server) => NatsClient.layer({ servers: server.url })))
   ),

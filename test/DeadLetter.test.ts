@@ -3,6 +3,8 @@ import { assert, describe, expect, it, layer } from "@effect/vitest"
 import { DateTime, Duration, Effect, Fiber, Layer, Option, Ref, Stream } from "effect"
 import { Broker, type Headers, type StoredMessage } from "../src/Broker.js"
 import * as DeadLetter from "../src/DeadLetter.js"
+import * as Envelope from "../src/Envelope.js"
+import * as ErrorPayload from "../src/glam/ErrorPayload.js"
 import { Events } from "../src/glam/index.js"
 import * as NatsBroker from "../src/NatsBroker.js"
 import * as NatsClient from "../src/NatsClient.js"
@@ -25,7 +27,7 @@ const messaging = (topology: Topology.Topology = Topology.make({ streams: [...To
   Publisher.layer().pipe(
     Layer.provideMerge(Topology.layer(topology)),
     Layer.provideMerge(ServiceIdentity.layer("dlq-test-service")),
-    Layer.provideMerge(NatsBroker.layer),
+    Layer.provideMerge(NatsBroker.layerFromClient),
     Layer.provideMerge(
       Layer.unwrap(Effect.map(NatsServer.NatsServerService, (server) => NatsClient.layer({ servers: server.url })))
     ),
@@ -300,39 +302,47 @@ describe("DeadLetter", () => {
       })
     )
 
-    it.effect("takes identifiers from data.identifiers when they are merchant identifiers, else null", () =>
-      Effect.gen(function* () {
-        const envelopeWith = (data: unknown) =>
-          bytes(JSON.stringify({ event_id: "e", event_type: "evt.x.y.v1", correlation_id: "c", data }))
-        const cases = [
-          [
-            envelopeWith({ identifiers: { ...identifiers, merchant_id: identifiers.merchant_id.toUpperCase() } }),
-            identifiers
-          ],
-          [envelopeWith({ identifiers: { ...identifiers, merchant_id: "not-a-uuid" } }), null],
-          [envelopeWith({ identifiers: { domain: "x" } }), null],
-          [envelopeWith({ amount: 1 }), null],
-          [bytes('{"identifiers":{}}'), null],
-          [bytes("not json"), null]
-        ] as const
-        for (const [body, expected] of cases) {
-          const original = yield* storeOriginal("evt.identified.thing.v1", body)
-          const record = (yield* entryAt((yield* deadLetterOf(original)).seq)).record
-          expect(record.identifiers).toStrictEqual(expected)
-        }
-        const decoded = yield* storeOriginal("evt.identified.thing.v1", envelopeWith({ n: 1 }))
-        const record = (yield* entryAt((yield* deadLetterOf(decoded)).seq)).record
-        expect(record.originalData).toStrictEqual({ n: 1 })
-        expect([record.eventId, record.eventType, record.correlationId]).toStrictEqual(["e", "evt.x.y.v1", "c"])
-        const opaque = yield* storeOriginal("evt.identified.thing.v1", bytes("[1]"))
-        const bare = (yield* entryAt((yield* deadLetterOf(opaque)).seq)).record
-        expect([bare.originalData, bare.eventId, bare.eventType, bare.correlationId]).toStrictEqual([
-          null,
-          null,
-          null,
-          null
-        ])
-      })
+    it.effect(
+      "keeps data.identifiers as it arrived when it is an object, else null; a GLAM reader decodes it as ErrorPayload",
+      () =>
+        Effect.gen(function* () {
+          const envelopeWith = (data: unknown) =>
+            bytes(JSON.stringify({ event_id: "e", event_type: "evt.x.y.v1", correlation_id: "c", data }))
+          const upper = { ...identifiers, merchant_id: identifiers.merchant_id.toUpperCase() }
+          const cases = [
+            [envelopeWith({ identifiers }), identifiers],
+            [envelopeWith({ identifiers: upper }), upper],
+            [envelopeWith({ identifiers: { tenant: "t-1", region: "eu" } }), { tenant: "t-1", region: "eu" }],
+            [envelopeWith({ identifiers: "merchant-1" }), null],
+            [envelopeWith({ amount: 1 }), null],
+            [bytes('{"identifiers":{}}'), null],
+            [bytes("not json"), null]
+          ] as const
+          for (const [body, expected] of cases) {
+            const original = yield* storeOriginal("evt.identified.thing.v1", body)
+            const record = (yield* entryAt((yield* deadLetterOf(original)).seq)).record
+            expect(record.identifiers).toStrictEqual(expected)
+          }
+          // The bytes on the wire, read by the GLAM catalogue's ErrorPayload (the Python model's fields).
+          const glam = yield* storeOriginal("evt.identified.thing.v1", envelopeWith({ identifiers: upper, n: 2 }))
+          const written = yield* deadLetterOf(glam)
+          const stored = yield* readStored(Topology.glamDeadLetterStreamName, written.seq)
+          const asErrorPayload = yield* Envelope.decoder(ErrorPayload.ErrorPayload)(stored.payload, stored.subject)
+          expect(asErrorPayload.data.identifiers).toStrictEqual(identifiers)
+          expect(asErrorPayload.data.error_code).toBe(failure.code)
+          const decoded = yield* storeOriginal("evt.identified.thing.v1", envelopeWith({ n: 1 }))
+          const record = (yield* entryAt((yield* deadLetterOf(decoded)).seq)).record
+          expect(record.originalData).toStrictEqual({ n: 1 })
+          expect([record.eventId, record.eventType, record.correlationId]).toStrictEqual(["e", "evt.x.y.v1", "c"])
+          const opaque = yield* storeOriginal("evt.identified.thing.v1", bytes("[1]"))
+          const bare = (yield* entryAt((yield* deadLetterOf(opaque)).seq)).record
+          expect([bare.originalData, bare.eventId, bare.eventType, bare.correlationId]).toStrictEqual([
+            null,
+            null,
+            null,
+            null
+          ])
+        })
     )
 
     it.effect("list filters by subject (exact or pattern), error code, event type, time range and limit", () =>

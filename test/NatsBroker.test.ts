@@ -31,7 +31,7 @@ import type { NatsError } from "../src/NatsError.js"
 import { bytes, consumerConfig, streamConfig, text } from "./support/configs.js"
 import * as NatsServer from "./support/NatsServer.js"
 
-const Env = NatsBroker.layer.pipe(
+const Env = NatsBroker.layerFromClient.pipe(
   Layer.provideMerge(
     Layer.unwrap(Effect.map(NatsServer.NatsServerService, (server) => NatsClientModule.layer({ servers: server.url })))
   ),
@@ -288,7 +288,7 @@ describe("NatsBroker", () => {
 })
 
 const ConsumeEnv = (clientOptions: Omit<NatsClientModule.Options, "servers"> = {}) =>
-  NatsBroker.layer.pipe(
+  NatsBroker.layerFromClient.pipe(
     Layer.provideMerge(
       Layer.unwrap(
         Effect.map(NatsServer.NatsServerService, (server) =>

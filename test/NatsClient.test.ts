@@ -526,5 +526,26 @@ describe("NatsClient", () => {
         expectNoSecret(password, error.error, lines)
       })
     )
+
+    it.live("an override left undefined keeps the environment's value: NATS_SERVERS is used, not the default", () =>
+      Effect.gen(function* () {
+        const server = yield* NatsServer.make()
+        const unset: string | undefined = undefined
+        const { exit, lines } = yield* withCapturedLogs(
+          Layer.build(NatsClient.layerConfig({ servers: unset, name: unset, connectRetry: noRetry })).pipe(
+            Effect.provideService(
+              ConfigProvider.ConfigProvider,
+              ConfigProvider.fromEnv({ env: { NATS_SERVERS: server.url, NATS_NAME: "from-env" } })
+            ),
+            Effect.map(Context.get(NatsClient.NatsClient))
+          )
+        )
+        if (Exit.isFailure(exit)) throw new Error(`expected a connection to NATS_SERVERS: ${exit.cause}`)
+        yield* exit.value.health
+        expect(exit.value.connection.getServer()).toBe(`127.0.0.1:${server.port}`)
+        expect(lines.some((line) => line.includes("NATS_SERVERS is not set"))).toBe(false)
+        expect(lines.some((line) => line.includes(`NATS connected to 127.0.0.1:${server.port}`))).toBe(true)
+      })
+    )
   })
 })

@@ -11,7 +11,7 @@ import * as ServiceIdentity from "../src/ServiceIdentity.js"
 import { bytes, streamConfig, text } from "./support/configs.js"
 import * as NatsServer from "./support/NatsServer.js"
 
-const Env = NatsBroker.layer.pipe(
+const Env = NatsBroker.layerFromClient.pipe(
   Layer.provideMerge(ServiceIdentity.layer("publish-test")),
   Layer.provideMerge(
     Layer.unwrap(

@@ -28,7 +28,7 @@ const messaging = (
 ) =>
   Publisher.layer(options.retry === undefined ? {} : { retry: options.retry, timeout: "1 second" }).pipe(
     Layer.provideMerge(Topology.layer(options.topology ?? Topology.glam)),
-    Layer.provideMerge(NatsBroker.layer),
+    Layer.provideMerge(NatsBroker.layerFromClient),
     Layer.provideMerge(ServiceIdentity.layer("billing-service")),
     Layer.provideMerge(
       Layer.unwrap(Effect.map(NatsServer.NatsServerService, (server) => NatsClient.layer({ servers: server.url })))

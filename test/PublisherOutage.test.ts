@@ -81,7 +81,7 @@ const lookupCounter = Effect.fnUntraced(function* (url: string) {
 const onServer = (server: NatsServer.Options, publisher: Publisher.Options, topology?: Topology.Topology) =>
   Publisher.layer(publisher).pipe(
     Layer.provideMerge(topology === undefined ? Layer.empty : Topology.layer(topology)),
-    Layer.provideMerge(NatsBroker.layer),
+    Layer.provideMerge(NatsBroker.layerFromClient),
     Layer.provideMerge(ServiceIdentity.layer("billing-service")),
     Layer.provideMerge(
       Layer.unwrap(

@@ -61,6 +61,77 @@ describe("Subscriber start", () => {
     }).pipe(Effect.provide(bare))
   )
 
+  it.live("without a stream named, reads the stream that captures its subjects, whatever its name", () =>
+    Effect.gen(function* () {
+      const handled = yield* Ref.make<ReadonlyArray<number>>([])
+      yield* Topology.provision(
+        Topology.make({
+          streams: [
+            { name: "SHOP", subjects: ["evt.start.>"] },
+            { name: "SHOP_DEAD", subjects: ["dlq.>"] },
+            { name: "SHOP_ADVISORIES", subjects: ["$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>"] }
+          ]
+        })
+      )
+      yield* Subscriber.make(Placed, {
+        durable: "own-stream",
+        handler: (envelope) => Ref.update(handled, (list) => [...list, envelope.data.n])
+      })
+      const publisher = yield* Publisher.make()
+      const receipt = yield* publisher.publish(Placed, { n: 7 })
+      expect(receipt.stream).toBe("SHOP")
+      yield* NatsServer.eventually(
+        Effect.flatMap(Ref.get(handled), (list) => (list.length === 1 ? Effect.void : Effect.fail("not yet"))),
+        { timeout: "10 seconds", interval: "50 millis" }
+      )
+      expect(yield* Ref.get(handled)).toStrictEqual([7])
+    }).pipe(Effect.provide(bare))
+  )
+
+  it.live("refuses to start when no stream captures its subject, naming the subject", () =>
+    Effect.gen(function* () {
+      yield* Topology.provision(
+        Topology.make({
+          streams: [Topology.glamDeadLetters, Topology.glamAdvisories, { name: "OTHER", subjects: ["other.>"] }]
+        })
+      )
+      const exit = yield* Subscriber.make(Placed, {
+        durable: "uncaptured",
+        waitForStreams: "1 second",
+        handler: () => Effect.void
+      }).pipe(Effect.exit)
+      const error = Exit.findErrorOption(exit)
+      assert(error._tag === "Some" && error.value._tag === "TopologyError")
+      expect(error.value.consumer).toBe("uncaptured")
+      expect(error.value.message).toContain("missing after 1s: a stream capturing evt.start.placed.v1")
+    }).pipe(Effect.provide(bare))
+  )
+
+  it.live("refuses at once a subscription whose events are captured by two streams", () =>
+    Effect.gen(function* () {
+      const Shipped = Event.make("evt.ship.sent.v1", Schema.Struct({ n: Schema.Number }))
+      yield* Topology.provision(
+        Topology.make({
+          streams: [
+            { name: "STARTS", subjects: ["evt.start.>"] },
+            { name: "SHIPS", subjects: ["evt.ship.>"] },
+            Topology.glamDeadLetters,
+            Topology.glamAdvisories
+          ]
+        })
+      )
+      const exit = yield* Subscriber.make([Placed, Shipped], {
+        durable: "split",
+        waitForStreams: "20 seconds",
+        filterSubject: "evt.>",
+        handler: () => Effect.void
+      }).pipe(Effect.timeout("5 seconds"), Effect.exit)
+      const error = Exit.findErrorOption(exit)
+      assert(error._tag === "Some" && error.value._tag === "TopologyError")
+      expect(error.value.message).toContain("evt.start.placed.v1 by STARTS, evt.ship.sent.v1 by SHIPS")
+    }).pipe(Effect.provide(bare))
+  )
+
   for (const order of ["subscriber first", "topology first"] as const) {
     it.live(`composed in any order (${order}) on a fresh server, the layers start and messages are handled`, () =>
       Effect.gen(function* () {

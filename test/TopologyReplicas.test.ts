@@ -137,7 +137,7 @@ describe("Topology replicas", () => {
   )
 })
 
-const ClusterEnv = NatsBroker.layer.pipe(
+const ClusterEnv = NatsBroker.layerFromClient.pipe(
   Layer.provideMerge(
     Layer.unwrap(
       Effect.map(NatsCluster.NatsClusterService, (cluster) =>

@@ -133,7 +133,9 @@ describe("Topology over a server that goes away", () => {
     Effect.gen(function* () {
       const server = yield* NatsServer.make()
       const broker = yield* Layer.build(
-        NatsBroker.layer.pipe(Layer.provide(NatsClient.layer({ servers: server.url, reconnectWait: "100 millis" })))
+        NatsBroker.layerFromClient.pipe(
+          Layer.provide(NatsClient.layer({ servers: server.url, reconnectWait: "100 millis" }))
+        )
       ).pipe(Effect.map(Context.get(Broker)))
       yield* server.stop
       const started = yield* Clock.currentTimeMillis

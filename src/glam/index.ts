@@ -22,18 +22,15 @@ export * as ErrorPayload from "./ErrorPayload.js"
 
 /** @since 0.1.0 */
 export * as Events from "./Events.js"
-
+/** @since 0.1.0 */
+export * as Glam from "./Glam.js"
 /** @since 0.1.0 */
 export * as Merchant from "./Merchant.js"
-
 /** @since 0.1.0 */
 export * as MerchantIdentifiers from "./MerchantIdentifiers.js"
-
 /** @since 0.1.0 */
 export * as Notification from "./Notification.js"
-
 /** @since 0.1.0 */
 export * as Subjects from "./Subjects.js"
-
 /** @since 0.1.0 */
 export * as Webhook from "./Webhook.js"

@@ -14,7 +14,6 @@ import { type DateTime, Effect, Option, Predicate, Result, Schema } from "effect
 import { Broker, type Headers, type Message, type StoredMessage } from "../Broker.js"
 import type { Entry, Missing, PublishInput } from "../DeadLetter.js"
 import * as Envelope from "../Envelope.js"
-import { MerchantIdentifiers } from "../glam/MerchantIdentifiers.js"
 
 /** Documented as `DeadLetter.Decision`. */
 export const Decision = Schema.Literals(["decode failure", "policy", "max deliveries"])
@@ -23,7 +22,11 @@ const JsonObject = Schema.Record(Schema.String, Schema.Json)
 
 /** Documented as `DeadLetter.Record`. */
 export const Record = Schema.Struct({
-  identifiers: Schema.NullOr(MerchantIdentifiers),
+  /**
+   * The payload's `identifiers` object as it arrived (the `identifiers` of the seed's `ErrorPayload`
+   * when the payload is a GLAM one); null when the payload has none.
+   */
+  identifiers: Schema.NullOr(JsonObject),
   errorCode: Schema.String,
   errorMessage: Schema.String,
   failedOperation: Schema.String,
@@ -132,8 +135,14 @@ const headerLists = (headers: Headers) => {
 }
 
 const isJsonObject = Schema.is(JsonObject)
-const decodeIdentifiers = Schema.decodeUnknownOption(MerchantIdentifiers)
 const errorMessageLimit = 16 * 1024
+
+// Kept as JSON, not checked against a catalogue: the core knows no payload schema, and a record written
+// from a GLAM payload carries its merchant identifiers exactly as the Python `ErrorPayload` does.
+const identifiersOf = (data: unknown) => {
+  const identifiers = field(data, "identifiers")
+  return isJsonObject(identifiers) ? identifiers : null
+}
 
 /** The message given up on, whichever form it came in; `subject` and `payload` are absent when it was gone. */
 export interface Origin {
@@ -168,7 +177,7 @@ export const recordOf = (input: PublishInput, origin: Origin, lastFailureAt: Dat
   const data = field(body, "data")
   const { code, message, operation } = input.failure
   return {
-    identifiers: Option.getOrNull(decodeIdentifiers(field(data, "identifiers"))),
+    identifiers: identifiersOf(data),
     errorCode: code,
     errorMessage: message.length > errorMessageLimit ? `${message.slice(0, errorMessageLimit)}… (truncated)` : message,
     failedOperation: operation,

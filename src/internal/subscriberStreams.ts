@@ -5,10 +5,13 @@
  * go: its dead letter cannot be written, and it is redelivered for ever (or, past max deliveries,
  * dropped with its advisory). So a subscriber refuses to start without them, naming what is missing.
  *
+ * Without a stream named, the subscriber reads the one that captures its events' subjects (asked of the
+ * broker), and fails, naming the subject, when none does.
+ *
  * At start-up the streams may still be on their way (a `Topology.layer` built beside the subscriber,
  * a cluster electing leaders): the check waits for them, up to a bound, before it fails.
  */
-import { Duration, Effect, Schedule } from "effect"
+import { Duration, Effect, Option, Schedule } from "effect"
 import type { Broker } from "../Broker.js"
 import type { NatsError } from "../NatsError.js"
 import { advisorySubject } from "./deadLetterAdvisories.js"
@@ -17,39 +20,75 @@ import { matcher } from "./subjects.js"
 import { TopologyError } from "./topologySpec.js"
 
 export interface Needs {
-  readonly stream: string
+  /** The stream it reads; `undefined`: the one that captures the subjects of its events. */
+  readonly stream: string | undefined
   readonly durable: string
   /** The subjects of the subscription's events. */
   readonly subjects: ReadonlyArray<string>
 }
 
-/** Where the subscriber's advisories are captured, once every stream it needs is there. */
+/** The stream it reads and where its advisories are captured, once every stream it needs is there. */
 export interface Found {
   readonly _tag: "Found"
+  readonly stream: string
   readonly advisoryStream: string
 }
 
 type Missing = { readonly _tag: "Missing"; readonly what: ReadonlyArray<string> }
 
-const look = (broker: Broker["Service"], needs: Needs): Effect.Effect<Found | Missing, NatsError> =>
-  Effect.map(broker.listStreams, (streams): Found | Missing => {
+/** The stream each subject is captured by, when that is known for every one of them. */
+const streamOf = (broker: Broker["Service"], needs: Needs) =>
+  needs.stream === undefined
+    ? Effect.map(
+        Effect.forEach(needs.subjects, (subject) =>
+          Effect.map(broker.streamFor(subject), (stream) => [subject, stream] as const)
+        ),
+        (found) => {
+          const uncaptured = found.flatMap(([subject, stream]) => (Option.isNone(stream) ? [subject] : []))
+          const names = [...new Set(found.flatMap(([, stream]) => (Option.isSome(stream) ? [stream.value] : [])))]
+          return { uncaptured, names, found }
+        }
+      )
+    : Effect.succeed({ uncaptured: [], names: [needs.stream], found: [] })
+
+const look = (broker: Broker["Service"], needs: Needs): Effect.Effect<Found | Missing, NatsError | TopologyError> =>
+  Effect.gen(function* () {
+    const { uncaptured, names, found } = yield* streamOf(broker, needs)
+    if (names.length > 1) {
+      // Not a matter of waiting: one consumer reads one stream.
+      return yield* new TopologyError({
+        field: "stream",
+        consumer: needs.durable,
+        message:
+          `subscriber ${needs.durable}: its events are captured by different streams ` +
+          `(${found.map(([subject, stream]) => `${subject} by ${Option.getOrElse(stream, () => "none")}`).join(", ")}); ` +
+          "a subscriber reads one stream: subscribe to each stream's events apart, or give `stream`"
+      })
+    }
+    const streams = yield* broker.listStreams
     const covering = (subject: string) =>
       streams.find((info) => info.config.subjects.some((pattern) => matcher(pattern)(subject)))?.config.name
-    const what: Array<string> = []
-    if (!streams.some((info) => info.config.name === needs.stream)) what.push(`the stream ${needs.stream}`)
+    const what: Array<string> = uncaptured.map((subject) => `a stream capturing ${subject}`)
+    const stream = uncaptured.length === 0 ? names[0] : undefined
+    if (needs.stream !== undefined && !streams.some((info) => info.config.name === needs.stream)) {
+      what.push(`the stream ${needs.stream}`)
+    }
     for (const subject of needs.subjects) {
       const dlq = subjectFor(subject)
       if (covering(dlq) === undefined) what.push(`a stream on ${dlq} for the dead letters of ${subject}`)
     }
-    const advisory = advisorySubject(needs.stream, needs.durable)
-    const advisoryStream = covering(advisory)
-    if (advisoryStream === undefined) what.push(`a stream on ${advisory} for its max-deliveries advisories`)
-    return what.length > 0 || advisoryStream === undefined
+    // Where the advisories go depends on the stream's name: asked only once that is known.
+    const advisory = stream === undefined ? undefined : advisorySubject(stream, needs.durable)
+    const advisoryStream = advisory === undefined ? undefined : covering(advisory)
+    if (advisory !== undefined && advisoryStream === undefined) {
+      what.push(`a stream on ${advisory} for its max-deliveries advisories`)
+    }
+    return what.length > 0 || stream === undefined || advisoryStream === undefined
       ? { _tag: "Missing", what }
-      : { _tag: "Found", advisoryStream }
+      : { _tag: "Found", stream, advisoryStream }
   })
 
-const isMissing = (value: Found | Missing | NatsError): value is Missing => value._tag === "Missing"
+const isMissing = (value: Found | Missing | NatsError | TopologyError): value is Missing => value._tag === "Missing"
 
 /**
  * Waits up to `timeout` for every stream the subscriber needs, then fails with a `TopologyError` that
@@ -70,7 +109,7 @@ export const requireStreams = (broker: Broker["Service"], needs: Needs, timeout:
     )
     const retried = attempt.pipe(
       Effect.retry({
-        while: (error) => error._tag === "Missing" || error.isRetryable,
+        while: (error) => error._tag === "Missing" || (error._tag === "NatsError" && error.isRetryable),
         schedule: Schedule.spaced("250 millis").pipe(Schedule.upTo({ duration: timeout }))
       })
     )
@@ -78,12 +117,13 @@ export const requireStreams = (broker: Broker["Service"], needs: Needs, timeout:
       Effect.fail(
         new TopologyError({
           field: "streams",
-          stream: needs.stream,
+          ...(needs.stream === undefined ? {} : { stream: needs.stream }),
           consumer: needs.durable,
           message:
             `subscriber ${needs.durable}: missing after ${Duration.format(timeout)}: ${missing.what.join("; ")}. ` +
-            "Declare them in the topology provisioned before it, e.g. Topology.glam (GLAM_EVENTS, GLAM_DLQ on dlq.> " +
-            "and GLAM_ADVISORIES on $JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>), or streams of your own on those subjects"
+            "Declare them in the topology provisioned with it (Messaging.layer({ topology }) or Topology.layer): " +
+            "a stream on the events' subjects, one on dlq.> for dead letters and one on " +
+            "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.> for advisories, as Topology.glam declares"
         })
       )
     )

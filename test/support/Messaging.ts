@@ -12,7 +12,7 @@ import * as Topology from "../../src/Topology.js"
 import * as NatsServer from "./NatsServer.js"
 
 /** NatsBroker and NatsClient over the `NatsServerService` in context. */
-export const natsBroker = NatsBroker.layer.pipe(
+export const natsBroker = NatsBroker.layerFromClient.pipe(
   Layer.provideMerge(
     Layer.unwrap(Effect.map(NatsServer.NatsServerService, (server) => NatsClient.layer({ servers: server.url })))
   )

@@ -6,7 +6,7 @@ import * as NatsClient from "../../src/NatsClient.js"
 import * as NatsError from "../../src/NatsError.js"
 import * as NatsServer from "./NatsServer.js"
 
-export const Env = NatsBroker.layer.pipe(
+export const Env = NatsBroker.layerFromClient.pipe(
   Layer.provideMerge(
     Layer.unwrap(Effect.map(NatsServer.NatsServerService, (server) => NatsClient.layer({ servers: server.url })))
   ),

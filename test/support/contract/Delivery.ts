@@ -133,7 +133,7 @@ export const publishConsume: Scenario = {
 }
 
 export const lookupsAndFailures: Scenario = {
-  name: "lookups answer none or false for what does not exist; failures are typed (no stream, no consumer, wrong last sequence)",
+  name: "lookups answer none or false for what does not exist (streamFor: the stream capturing a subject); failures are typed (no stream, no consumer, wrong last sequence)",
   run: Effect.gen(function* () {
     const broker = yield* Broker
     expect(Option.isNone(yield* broker.streamInfo("NOPE"))).toBe(true)
@@ -141,6 +141,9 @@ export const lookupsAndFailures: Scenario = {
     expect(Option.isNone(yield* broker.getMessage("GLAM_EVENTS", 1))).toBe(true)
     expect(yield* broker.deleteConsumer("GLAM_EVENTS", "nobody")).toBe(false)
     expect(yield* broker.deleteStream("NOPE")).toBe(false)
+    expect(yield* broker.streamFor("evt.lookup.first.v1")).toStrictEqual(Option.some("GLAM_EVENTS"))
+    expect(yield* broker.streamFor("dlq.lookup.first.v1")).toStrictEqual(Option.some("GLAM_DLQ"))
+    expect(Option.isNone(yield* broker.streamFor("nowhere.at.all"))).toBe(true)
 
     const noStream = yield* Effect.flip(publishRaw("nowhere.at.all", bytes("x")))
     expect(noStream.reason._tag).toBe("StreamNotFound")
