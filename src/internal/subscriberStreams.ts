@@ -11,6 +11,7 @@
 import { Duration, Effect, Schedule } from "effect"
 import type { Broker } from "../Broker.js"
 import type { NatsError } from "../NatsError.js"
+import * as Topology from "../Topology.js"
 import { advisorySubject } from "./deadLetterAdvisories.js"
 import { subjectFor } from "./deadLetterRecord.js"
 import { matcher } from "./subjects.js"
@@ -29,14 +30,20 @@ export interface Found {
   readonly advisoryStream: string
 }
 
-type Missing = { readonly _tag: "Missing"; readonly what: ReadonlyArray<string> }
+type Missing = {
+  readonly _tag: "Missing"
+  readonly what: ReadonlyArray<string>
+  /** The subjects of the subscriber's stream, when it exists. */
+  readonly streamSubjects: ReadonlyArray<string> | undefined
+}
 
 const look = (broker: Broker["Service"], needs: Needs): Effect.Effect<Found | Missing, NatsError> =>
   Effect.map(broker.listStreams, (streams): Found | Missing => {
     const covering = (subject: string) =>
       streams.find((info) => info.config.subjects.some((pattern) => matcher(pattern)(subject)))?.config.name
     const what: Array<string> = []
-    if (!streams.some((info) => info.config.name === needs.stream)) what.push(`the stream ${needs.stream}`)
+    const own = streams.find((info) => info.config.name === needs.stream)
+    if (own === undefined) what.push(`the stream ${needs.stream}`)
     for (const subject of needs.subjects) {
       const dlq = subjectFor(subject)
       if (covering(dlq) === undefined) what.push(`a stream on ${dlq} for the dead letters of ${subject}`)
@@ -45,9 +52,27 @@ const look = (broker: Broker["Service"], needs: Needs): Effect.Effect<Found | Mi
     const advisoryStream = covering(advisory)
     if (advisoryStream === undefined) what.push(`a stream on ${advisory} for its max-deliveries advisories`)
     return what.length > 0 || advisoryStream === undefined
-      ? { _tag: "Missing", what }
+      ? { _tag: "Missing", what, streamSubjects: own?.config.subjects }
       : { _tag: "Found", advisoryStream }
   })
+
+// How to declare what is missing: the GLAM topology for GLAM_EVENTS, the stream's own otherwise.
+const advice = (needs: Needs, missing: Missing): string => {
+  if (needs.stream === Topology.glamEventsStreamName) {
+    return (
+      "Declare them in the topology provisioned before it: Topology.glam has GLAM_EVENTS, GLAM_DLQ on dlq.> " +
+      "and GLAM_ADVISORIES on $JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>"
+    )
+  }
+  const subjects = missing.streamSubjects ?? needs.subjects
+  const [, deadLetters, advisories] = Topology.withDeadLetters({ name: needs.stream, subjects })
+  return (
+    `Declare them with the stream in the topology provisioned before it: ` +
+    `Topology.make({ streams: Topology.withDeadLetters(${needs.stream}) }), with ${needs.stream} the StreamSpec of the stream, ` +
+    `adds ${deadLetters.name} on ${deadLetters.subjects.join(", ")} and ${advisories.name} on ${advisories.subjects.join(", ")}; ` +
+    "or streams of your own on those subjects"
+  )
+}
 
 const isMissing = (value: Found | Missing | NatsError): value is Missing => value._tag === "Missing"
 
@@ -80,10 +105,7 @@ export const requireStreams = (broker: Broker["Service"], needs: Needs, timeout:
           field: "streams",
           stream: needs.stream,
           consumer: needs.durable,
-          message:
-            `subscriber ${needs.durable}: missing after ${Duration.format(timeout)}: ${missing.what.join("; ")}. ` +
-            "Declare them in the topology provisioned before it, e.g. Topology.glam (GLAM_EVENTS, GLAM_DLQ on dlq.> " +
-            "and GLAM_ADVISORIES on $JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>), or streams of your own on those subjects"
+          message: `subscriber ${needs.durable}: missing after ${Duration.format(timeout)}: ${missing.what.join("; ")}. ${advice(needs, missing)}`
         })
       )
     )
