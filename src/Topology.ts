@@ -323,17 +323,17 @@ export interface DeadLetterOptions {
 export type StreamWithDeadLetters = readonly [stream: StreamSpec, deadLetters: StreamSpec, advisories: StreamSpec]
 
 /**
- * Declares a stream with its dead-letter and advisory streams, so that nothing a subscriber of it gives
- * up on is lost: `<NAME>_DLQ` on the `dlq.` form of its subjects (`evt.orders.>` gives `dlq.orders.>`,
- * as `DeadLetter.subjectFor` maps `evt.orders.placed.v1`) and on the reserved subjects of its chunks,
- * gone messages and replay markers, kept 30 days with a 1 h duplicate window; and `<NAME>_ADVISORIES`
- * on `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.<NAME>.>`, kept 30 days. Both take the stream's
- * `replicas` and `allowFewerReplicas`; `options` replaces any derived field. `glam` is this call on
- * `glamEvents`, with the names and subjects the Python services use.
+ * Declares a stream with its dead-letter and advisory streams, so that nothing its subscribers give up
+ * on is lost: `<NAME>_DLQ` on the `dlq.` form of its subjects (`evt.orders.>` gives `dlq.orders.>`, as
+ * `DeadLetter.subjectFor` maps `evt.orders.placed.v1`) and the reserved subjects of its chunks, gone
+ * messages and replay markers, 30 days, 1 h duplicate window; `<NAME>_ADVISORIES` on
+ * `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.<NAME>.>`, 30 days. Both take the stream's `replicas` and
+ * `allowFewerReplicas`; `options` replace any derived field. `glam` is this call on `glamEvents`.
  *
  * Gotchas: the server refuses streams with overlapping subjects, so beside `glam` (whose `GLAM_DLQ` and
  * `GLAM_ADVISORIES` take every stream's dead letters and advisories) `<NAME>_DLQ` and `<NAME>_ADVISORIES`
- * are refused and not needed: a subscriber starts with whichever stream covers its subjects.
+ * are refused and not needed: a subscriber starts with whichever stream covers its subjects. A stream
+ * on subjects of the `dlq.` form (`>`, `*.orders.>`) would take its own dead letters: it cannot have any.
  *
  * @example
  * const orders: Topology.StreamSpec = { name: "ORDERS", subjects: ["evt.orders.>"] }

@@ -63,11 +63,27 @@ describe("Topology.withDeadLetters", () => {
       Topology.withDeadLetters({ name: "S", subjects })[1].subjects.filter((subject) => !subject.startsWith("dlq._"))
     expect(subjectsOf(["evt.billing.>", "cmd.billing.>"])).toStrictEqual(["dlq.billing.>"])
     expect(subjectsOf(["orders.*.v1"])).toStrictEqual(["dlq.orders.*.v1"])
-    expect(subjectsOf(["*.orders.>"])).toStrictEqual(["dlq.orders.>", "dlq.*.orders.>"])
+    // `dlq.orders.>` and `dlq.*.orders.>` would overlap, which the server refuses: one pattern covers both.
+    expect(Topology.withDeadLetters({ name: "S", subjects: ["*.orders.>"] })[1].subjects).toStrictEqual(["dlq.*.>"])
     expect(subjectsOf(["evt.a.b", "evt.a.>"])).toStrictEqual(["dlq.a.>"])
     // `dlq.>` covers the reserved subjects too.
     expect(Topology.withDeadLetters({ name: "ALL", subjects: [">"] })[1].subjects).toStrictEqual(["dlq.>"])
   })
+
+  it.live("the derived subjects are taken by the server; a stream on dlq. subjects itself cannot have them", () =>
+    Effect.gen(function* () {
+      for (const subjects of [["evt.x.a", "cmd.x.>", "x.*"], ["evt.orders.>", "evt.billing.*"], ["orders.>"]]) {
+        const streams = Topology.withDeadLetters({ name: "ODD", subjects })
+        yield* Topology.provision(Topology.make({ streams }))
+        for (const stream of streams) yield* Topology.deleteStream(stream.name)
+      }
+      // `*.orders.>` matches `dlq.orders.placed.v1`: the stream would take its own dead letters.
+      const refused = yield* Topology.provision(
+        Topology.make({ streams: Topology.withDeadLetters({ name: "ODD", subjects: ["*.orders.>"] }) })
+      ).pipe(Effect.flip)
+      expect(refused.message).toContain("overlap")
+    }).pipe(Effect.provide(messaging({ topology: Topology.make({}) })))
+  )
 
   it("passes replicas on and takes any field from the options", () => {
     const [, dlq, advisories] = Topology.withDeadLetters(

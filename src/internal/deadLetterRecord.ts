@@ -15,7 +15,7 @@ import { Broker, type Headers, type Message, type StoredMessage } from "../Broke
 import type { Entry, Missing, PublishInput } from "../DeadLetter.js"
 import * as Envelope from "../Envelope.js"
 import { MerchantIdentifiers } from "../glam/MerchantIdentifiers.js"
-import { isSubsetOf } from "./subjects.js"
+import { isSubsetOf, overlaps } from "./subjects.js"
 
 /** Documented as `DeadLetter.Decision`. */
 export const Decision = Schema.Literals(["decode failure", "policy", "max deliveries"])
@@ -113,8 +113,8 @@ export const missingSubject = (stream: string): string => `dlq._missing.${stream
 /**
  * The subjects a dead-letter stream needs for the messages of a stream on `subjects`: the `dlq.` form
  * of each (as `subjectFor` maps the subjects they match), and the reserved subjects of the stream's
- * chunks and gone messages, and of the replay markers of the dead-letter stream itself. A pattern that
- * another one covers is left out.
+ * chunks and gone messages, and of the replay markers of the dead-letter stream itself; no two of them
+ * overlap.
  */
 export const deadLetterSubjectsOf = (
   stream: string,
@@ -131,10 +131,33 @@ export const deadLetterSubjectsOf = (
     return [`dlq.${pattern}`]
   })
   const all = [...derived, chunkSubject(stream), missingSubject(stream), replayedSubject(deadLetterStream)]
-  const unique = [...new Set(all)]
-  return unique.filter(
-    (pattern, index) => !unique.some((other, at) => at !== index && other !== pattern && isSubsetOf(pattern, other))
-  )
+  // The server refuses a stream whose own subjects overlap: a pattern covered by another is left out, and
+  // two that overlap otherwise (`dlq.orders.>` and `dlq.*.orders.>`) become the one that covers both.
+  const patterns: Array<string> = []
+  for (const pattern of all) {
+    let merged = pattern
+    const overlapping = () => patterns.findIndex((other) => overlaps(other, merged))
+    for (let at = overlapping(); at !== -1; at = overlapping()) {
+      const [other = merged] = patterns.splice(at, 1)
+      merged = isSubsetOf(merged, other) ? other : isSubsetOf(other, merged) ? merged : cover(other, merged)
+    }
+    patterns.push(merged)
+  }
+  return patterns
+}
+
+/** The narrowest pattern matching every subject that `a` or `b` matches, token by token. */
+const cover = (a: string, b: string): string => {
+  const left = a.split(".")
+  const right = b.split(".")
+  const tokens: Array<string> = []
+  for (let i = 0; i < Math.max(left.length, right.length); i++) {
+    const l = left[i]
+    const r = right[i]
+    if (l === ">" || r === ">" || l === undefined || r === undefined) return [...tokens, ">"].join(".")
+    tokens.push(l === r ? l : "*")
+  }
+  return tokens.join(".")
 }
 
 /** A dead-letter record in its GLAM envelope, from the bytes of a message of the dead-letter stream. */
