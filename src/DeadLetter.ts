@@ -11,15 +11,19 @@
  * The original bytes: valid UTF-8 JSON is kept as text in `original_payload` (the JSON string gives the
  * bytes back exactly), anything else as base64 in `original_payload_base64`. When that record would not
  * fit in one message (a body near the 1 MiB max payload), the raw bytes go into chunk messages on
- * `dlq._chunk` first, each as `dlq:<stream>:<seq>:chunk:<i>/<n>`, and the record lists their sequences
- * with the size and sha256 of the whole; both text fields are then null. `originalBytes` reassembles
- * and checks them. `dlq._chunk`, `dlq._replayed` and `dlq._missing.<stream>` are reserved subjects.
+ * `dlq._chunk.<stream>` first, each as `dlq:<stream>:<seq>:chunk:<i>/<n>`, and the record lists their
+ * sequences with the size and sha256 of the whole; both text fields are then null. `originalBytes`
+ * reassembles and checks them. `dlq._chunk.<stream>`, `dlq._replayed.<dead-letter stream>` and
+ * `dlq._missing.<stream>` are reserved subjects (before 0.2.0 chunks and markers went to `dlq._chunk` and
+ * `dlq._replayed`, which are still read), so that each stream's dead letters can have a stream of their
+ * own (`Topology.withDeadLetters`).
  *
  * The dedupe key is the stream message, not the consumer: when two consumers give up on the same
  * message, the first record stands for both, and one replay redelivers it to every consumer.
  *
  * `list` reads the dead-letter stream; `replay` republishes original bytes to original subjects and
- * records each replay with a marker on `dlq._replayed` (`replayStream` reports it entry by entry);
+ * records each replay with a marker on `dlq._replayed.<dead-letter stream>` (`replayStream` reports it
+ * entry by entry);
  * `watchAdvisories` dead-letters what a consumer was given `maxDeliver` times without ever settling it,
  * from the server's advisories that `GLAM_ADVISORIES` keeps.
  *
@@ -35,6 +39,7 @@ import * as publishing from "./internal/deadLetterPublish.js"
 import * as record from "./internal/deadLetterRecord.js"
 import * as replaying from "./internal/deadLetterReplay.js"
 import type * as NatsError from "./NatsError.js"
+import type * as Publisher from "./Publisher.js"
 
 /**
  * Why the message was given up on: its bytes could not be decoded, the policy said so, or it was
@@ -125,6 +130,11 @@ export interface PublishOptions {
   readonly retry?: Schedule.Schedule<unknown, NatsError.NatsError> | undefined
   /** The largest message the server takes (its max payload). Default 1 MiB, nats-server's default. */
   readonly maxMessageBytes?: number | undefined
+  /**
+   * Where retried attempts are told (since 0.2.0): give one log to many publishes so that an outage is
+   * one WARN and a summary, not a WARN per dead letter. Default: a log of this publish alone.
+   */
+  readonly outages?: Publisher.OutageLog | undefined
 }
 
 /**
@@ -350,7 +360,10 @@ export interface WatchOptions {
   readonly advisoryStream?: string | undefined
   /** The durable consumer on the advisory stream. Default `dlq-<stream>-<consumer>`. */
   readonly durable?: string | undefined
-  /** How long an advisory whose dead letter could not be written waits before it is tried again. Default 5 s. */
+  /**
+   * How long an advisory whose dead letter could not be written waits before it is tried again, the
+   * first time; the wait doubles with each of its deliveries, up to 1 minute (or this, if longer). Default 5 s.
+   */
   readonly retryDelay?: Duration.Input | undefined
   readonly publish?: PublishOptions | undefined
 }

@@ -40,6 +40,7 @@
  */
 import { Config, Duration, Effect, Layer, Option, Schedule, Schema } from "effect"
 import { Broker, type DeliverPolicy, type Discard, type Retention, type Storage } from "./Broker.js"
+import { deadLetterSubjectsOf } from "./internal/deadLetterRecord.js"
 import * as plan from "./internal/topologyPlan.js"
 import * as spec from "./internal/topologySpec.js"
 import type { NatsError } from "./NatsError.js"
@@ -301,6 +302,76 @@ export const streamInfo = (name: string): Effect.Effect<Option.Option<StreamSumm
   )
 
 /**
+ * Fields that replace those `withDeadLetters` derives (`name`, `subjects`, `maxAge`, ...).
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface DeadLetterOptions {
+  /** Over `<NAME>_DLQ`. */
+  readonly deadLetters?: Partial<StreamSpec> | undefined
+  /** Over `<NAME>_ADVISORIES`. */
+  readonly advisories?: Partial<StreamSpec> | undefined
+}
+
+/**
+ * A stream, then its dead-letter stream, then its advisory stream.
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export type StreamWithDeadLetters = readonly [stream: StreamSpec, deadLetters: StreamSpec, advisories: StreamSpec]
+
+/**
+ * Declares a stream with its dead-letter and advisory streams, so that nothing its subscribers give up
+ * on is lost: `<NAME>_DLQ` on the `dlq.` form of its subjects (`evt.orders.>` gives `dlq.orders.>`, as
+ * `DeadLetter.subjectFor` maps `evt.orders.placed.v1`) and the reserved subjects of its chunks, gone
+ * messages and replay markers, 30 days, 1 h duplicate window; `<NAME>_ADVISORIES` on
+ * `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.<NAME>.>`, 30 days. Both take the stream's `replicas` and
+ * `allowFewerReplicas`; `options` replace any derived field. `glam` is this call on `glamEvents`.
+ *
+ * Gotchas: the server refuses streams with overlapping subjects, so beside `glam` (whose `GLAM_DLQ` and
+ * `GLAM_ADVISORIES` take every stream's dead letters and advisories) `<NAME>_DLQ` and `<NAME>_ADVISORIES`
+ * are refused and not needed: a subscriber starts with whichever stream covers its subjects. A stream
+ * on subjects of the `dlq.` form (`>`, `*.orders.>`) would take its own dead letters: it cannot have any.
+ *
+ * @example
+ * const orders: Topology.StreamSpec = { name: "ORDERS", subjects: ["evt.orders.>"] }
+ * // ORDERS, ORDERS_DLQ on dlq.orders.> and ORDERS_ADVISORIES
+ * const topology = Topology.make({ streams: Topology.withDeadLetters(orders) })
+ *
+ * @category constructors
+ * @since 0.2.0
+ */
+export const withDeadLetters = (stream: StreamSpec, options: DeadLetterOptions = {}): StreamWithDeadLetters => {
+  const shared: Partial<StreamSpec> = {
+    ...(stream.replicas === undefined ? {} : { replicas: stream.replicas }),
+    ...(stream.allowFewerReplicas === undefined ? {} : { allowFewerReplicas: stream.allowFewerReplicas })
+  }
+  const deadLetterName = options.deadLetters?.name ?? `${stream.name}_DLQ`
+  const deadLetters: StreamSpec = {
+    name: deadLetterName,
+    subjects: deadLetterSubjectsOf(stream.name, stream.subjects, deadLetterName),
+    retention: "limits",
+    storage: "file",
+    maxAge: Duration.days(30),
+    duplicateWindow: Duration.hours(1),
+    ...shared,
+    ...options.deadLetters
+  }
+  const advisories: StreamSpec = {
+    name: `${stream.name}_ADVISORIES`,
+    subjects: [`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${stream.name}.>`],
+    retention: "limits",
+    storage: "file",
+    maxAge: Duration.days(30),
+    ...shared,
+    ...options.advisories
+  }
+  return [stream, deadLetters, advisories]
+}
+
+/**
  * The name of the GLAM event stream, shared with the Python services.
  *
  * @category constants
@@ -379,13 +450,19 @@ export const glamAdvisories: StreamSpec = {
 }
 
 /**
- * The GLAM default topology: `GLAM_EVENTS`, `GLAM_DLQ` and `GLAM_ADVISORIES`, no consumers (subscribers
- * declare theirs).
+ * The GLAM default topology: `withDeadLetters(glamEvents)` with the Python services' names and subjects,
+ * `GLAM_DLQ` on `dlq.>` and `GLAM_ADVISORIES` on `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>` (equal to
+ * `glamEvents`, `glamDeadLetters` and `glamAdvisories`); no consumers (subscribers declare theirs).
  *
  * @category constants
  * @since 0.1.0
  */
-export const glam: Topology = make({ streams: [glamEvents, glamDeadLetters, glamAdvisories] })
+export const glam: Topology = make({
+  streams: withDeadLetters(glamEvents, {
+    deadLetters: { name: glamDeadLetterStreamName, subjects: glamDeadLetters.subjects },
+    advisories: { name: glamAdvisoriesStreamName, subjects: glamAdvisories.subjects }
+  })
+})
 
 const Replicas = Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 5 }))
 

@@ -274,7 +274,7 @@ describe("DeadLetter", () => {
           if (isBig) {
             // The chunks hold the raw bytes in order, in GLAM_DLQ itself.
             const chunks = yield* Effect.forEach(record.originalPayloadChunks, (seq) => readStored("GLAM_DLQ", seq))
-            expect(chunks.map((c) => c.subject)).toStrictEqual(Array(4).fill("dlq._chunk"))
+            expect(chunks.map((c) => c.subject)).toStrictEqual(Array(4).fill("dlq._chunk.OTHER"))
             expect(chunks.map((c) => c.headers)).toStrictEqual(
               [1, 2, 3, 4].map((i) => [["Nats-Msg-Id", `dlq:OTHER:${original.seq}:chunk:${i}/4`]])
             )

@@ -46,6 +46,38 @@ describe("Subscriber start", () => {
     }).pipe(Effect.provide(bare))
   )
 
+  it.live("on a stream of one's own, says to declare its dead letters with Topology.withDeadLetters", () =>
+    Effect.gen(function* () {
+      const orders: Topology.StreamSpec = { name: "ORDERS", subjects: ["evt.orders.>"] }
+      yield* Topology.provision(Topology.make({ streams: [orders] }))
+      const error = yield* Subscriber.make(Event.make("evt.orders.placed.v1", Schema.Struct({ n: Schema.Number })), {
+        durable: "orders-worker",
+        stream: "ORDERS",
+        waitForStreams: "1 second",
+        handler: () => Effect.void
+      }).pipe(Effect.flip)
+      assert(error._tag === "TopologyError")
+      expect(error.message).toBe(
+        "subscriber orders-worker: missing after 1s: " +
+          "a stream on dlq.orders.placed.v1 for the dead letters of evt.orders.placed.v1; " +
+          "a stream on $JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.ORDERS.orders-worker for its max-deliveries advisories. " +
+          "Declare them with the stream in the topology provisioned before it: " +
+          "Topology.make({ streams: Topology.withDeadLetters(ORDERS) }), with ORDERS the StreamSpec of the stream, " +
+          "adds ORDERS_DLQ on dlq.orders.>, dlq._chunk.ORDERS, dlq._missing.ORDERS, dlq._replayed.ORDERS_DLQ " +
+          "and ORDERS_ADVISORIES on $JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.ORDERS.>; " +
+          "or streams of your own on those subjects"
+      )
+      // Declared so, it starts.
+      yield* Topology.provision(Topology.make({ streams: Topology.withDeadLetters(orders) }))
+      yield* Subscriber.make(Event.make("evt.orders.placed.v1", Schema.Struct({ n: Schema.Number })), {
+        durable: "orders-worker",
+        stream: "ORDERS",
+        waitForStreams: "1 second",
+        handler: () => Effect.void
+      }).pipe(Effect.scoped)
+    }).pipe(Effect.provide(bare))
+  )
+
   it.live("refuses to start on a stream that does not exist, naming it", () =>
     Effect.gen(function* () {
       yield* Topology.provision(Topology.glam)

@@ -11,6 +11,8 @@ import * as Envelope from "../Envelope.js"
 import * as Topology from "../Topology.js"
 import { publish } from "./deadLetterPublish.js"
 import { asText } from "./deadLetterRecord.js"
+import { growingDelay, WriteOutages } from "./deadLetterWrites.js"
+import * as PublishOutages from "./publishOutages.js"
 
 /** Documented as `DeadLetter.advisorySubject`. */
 export const advisorySubject = (stream: string, consumer: string): string =>
@@ -59,7 +61,9 @@ export const watch = Effect.fnUntraced(function* (options: WatchOptions, up: Eff
   const broker = yield* Broker
   const advisoryStream = options.advisoryStream ?? Topology.glamAdvisoriesStreamName
   const durable = options.durable ?? `dlq-${options.stream}-${options.consumer}`
-  const retryDelay = Duration.toMillis(Duration.fromInputUnsafe(options.retryDelay ?? "5 seconds"))
+  const retryDelay = Duration.fromInputUnsafe(options.retryDelay ?? "5 seconds")
+  const writes = new WriteOutages(`advisory watcher ${durable}`)
+  const transient = new PublishOutages.Outages()
   yield* Topology.provision(
     Topology.make({
       consumers: [
@@ -83,16 +87,18 @@ export const watch = Effect.fnUntraced(function* (options: WatchOptions, up: Eff
       }
       const { stream, streamSeq: seq, consumer } = advisory.value
       const written = yield* broker.getMessage(stream, seq).pipe(
-        Effect.flatMap((original) => publish(givenUp(advisory.value, original), options.publish)),
+        Effect.flatMap((original) =>
+          publish(givenUp(advisory.value, original), { outages: transient, ...options.publish })
+        ),
         Effect.exit
       )
       if (Exit.isFailure(written)) {
-        yield* Effect.logError(
-          `could not dead-letter ${stream}#${seq}; its advisory comes back in ${retryDelay} ms`,
-          written.cause
-        )
-        return message.nak(retryDelay)
+        // The advisory is the message's last trace: it stays unacknowledged, and comes back later and later.
+        const delay = growingDelay(retryDelay, Duration.max(retryDelay, Duration.minutes(1)), message.deliveryCount)
+        yield* writes.failed(`${stream}#${seq}`, written.cause, `its advisory comes back in ${delay} ms`)
+        return message.nak(delay)
       }
+      yield* writes.succeeded
       const { stream: dlq, seq: dlqSeq } = written.value
       yield* Effect.logWarning(
         `${stream}#${seq} reached max deliveries on ${consumer}: dead-lettered as ${dlq}#${dlqSeq}`

@@ -9,7 +9,7 @@ import { Broker, type Headers } from "../Broker.js"
 import type { PublishInput, PublishOptions, Receipt } from "../DeadLetter.js"
 import type * as Envelope from "../Envelope.js"
 import type { NatsError } from "../NatsError.js"
-import { defaultRetry, defaults, retryTransient } from "../Publisher.js"
+import { defaultRetry, defaults, type OutageLog, retryTransient } from "../Publisher.js"
 import { ServiceIdentity } from "../ServiceIdentity.js"
 import {
   chunkSubject,
@@ -34,12 +34,13 @@ const headerAllowance = 1024
 export const sender = (options: {
   readonly timeout?: Duration.Input | undefined
   readonly retry?: Schedule.Schedule<unknown, NatsError> | undefined
+  readonly outages?: OutageLog | undefined
 }) => {
   const timeout = options.timeout === undefined ? defaults.timeout : Duration.fromInputUnsafe(options.timeout)
   const retry = options.retry ?? defaultRetry
   return (subject: string, payload: Uint8Array, messageId: string, headers: Headers = []) =>
     Broker.use((broker) => broker.publish({ subject, payload, headers, messageId, timeout })).pipe(
-      retryTransient(subject, retry)
+      retryTransient(subject, retry, options.outages)
     )
 }
 
@@ -69,7 +70,9 @@ export const publish = Effect.fn("DeadLetter.publish")(function* (input: Publish
     // Chunks first: a stored record always finds its chunks; chunks without a record are only dead weight.
     const parts = chunksOf(origin.payload, limit)
     chunks = yield* Effect.forEach(parts, (part, i) =>
-      write(chunkSubject, part, `${messageId}:chunk:${i + 1}/${parts.length}`).pipe(Effect.map((ack) => ack.seq))
+      write(chunkSubject(origin.stream), part, `${messageId}:chunk:${i + 1}/${parts.length}`).pipe(
+        Effect.map((ack) => ack.seq)
+      )
     )
     const chunked = { ...record, originalPayload: null, originalPayloadBase64: null, originalPayloadChunks: chunks }
     bytes = yield* encodeOrDie({ ...envelope, data: chunked })

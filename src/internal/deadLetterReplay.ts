@@ -13,7 +13,14 @@ import * as Envelope from "../Envelope.js"
 import * as NatsError from "../NatsError.js"
 import * as Topology from "../Topology.js"
 import { sender } from "./deadLetterPublish.js"
-import { asText, chunkSubject, decodeEnvelope, originalBytes, replayedSubject } from "./deadLetterRecord.js"
+import {
+  asText,
+  decodeEnvelope,
+  isChunkSubject,
+  isReplayedSubject,
+  originalBytes,
+  replayedSubject
+} from "./deadLetterRecord.js"
 
 const ReplayMarker = Schema.fromJsonString(
   Schema.Struct({
@@ -71,8 +78,8 @@ export const list = Effect.fn("DeadLetter.list")(function* (filter: Filter = {})
   const replays = new Map<number, Array<Replay>>()
   const read = (stored: StoredMessage) =>
     Effect.gen(function* () {
-      if (stored.subject === chunkSubject) return
-      if (stored.subject === replayedSubject) {
+      if (isChunkSubject(stored.subject)) return
+      if (isReplayedSubject(stored.subject)) {
         const marker = decodeMarker(asText(stored.payload))
         if (Option.isNone(marker)) return yield* Effect.logWarning(`${stream}#${stored.seq} is not a replay marker`)
         const { deadLetterSeq, ...replay } = marker.value
@@ -153,7 +160,11 @@ const replayEntry = (write: ReturnType<typeof sender>, force: boolean) =>
           replayedAt: yield* DateTime.now
         })
       )
-      yield* write(replayedSubject, Buffer.from(marker), `replayed:${entry.stream}:${entry.seq}:${times + 1}`)
+      yield* write(
+        replayedSubject(entry.stream),
+        Buffer.from(marker),
+        `replayed:${entry.stream}:${entry.seq}:${times + 1}`
+      )
       const outcome: ReplayOutcome = {
         _tag: "Replayed",
         seq: entry.seq,

@@ -3,17 +3,23 @@
  * message for follow-up publishes, the Python package's log fields, and a consumer span when a tracer
  * records spans), retry in process while the policy says so, and settle the message by the outcome:
  * `ack`, `nak` with a delay, `term`, or a dead letter written (and acknowledged by the server) before
- * the original is terminated; when writing it fails, the original is nak'ed with backoff, never dropped.
+ * the original is terminated. When writing it fails, the original is nak'ed with a growing delay, never
+ * dropped; at the server's last delivery (past which a nak would leave it to the max-deliveries
+ * advisory) it is kept in process and written again on a backoff until the write goes through. The log
+ * tells such an outage once, with a summary every 30 s, not once per failed write.
  *
  * Not here: pulling, decoding, lanes, workers and shutdown (`Subscriber`).
  */
-import { Cause, type Clock, Context, DateTime, Duration, Effect, Exit, Option, References } from "effect"
+import { Cause, type Clock, Context, DateTime, Duration, Effect, Exit, Option, References, Schedule } from "effect"
 import { Broker, type Message } from "../Broker.js"
-import * as DeadLetter from "../DeadLetter.js"
+import type * as DeadLetter from "../DeadLetter.js"
 import * as Envelope from "../Envelope.js"
 import * as MessageContext from "../MessageContext.js"
 import type * as Policy from "../Policy.js"
 import { ServiceIdentity } from "../ServiceIdentity.js"
+import { publish } from "./deadLetterPublish.js"
+import { growingDelay, WriteOutages } from "./deadLetterWrites.js"
+import * as PublishOutages from "./publishOutages.js"
 import { describe, type Held, hasTraceContext } from "./subscriberSupport.js"
 
 /** A delivery and what decoding it gave. */
@@ -42,6 +48,26 @@ export interface Config<A extends Envelope.Envelope<unknown>, Err, R> {
 export const make = <A extends Envelope.Envelope<unknown>, Err, R>(config: Config<A, Err, R>) => {
   const { attempt, policy: compiled, held, broker, identity, clock, tracing, durable } = config
 
+  // The server gives up after one delivery more than the policy allows (`Subscriber` sets the consumer's
+  // `maxDeliver` so): a message nak'ed at that delivery would be left to the max-deliveries advisory.
+  const lastDelivery = compiled.maxDeliveries + 1
+  const writes = new WriteOutages(`subscriber ${durable}`)
+  const transient = new PublishOutages.Outages()
+
+  // How long a message whose dead letter could not be written waits to come back: the policy's defect
+  // delay at this delivery (at the last one it redelivers, past that), else doubling from 1 s to 1 min.
+  const redeliveryDelay = (message: Message, cause: Cause.Cause<unknown>) =>
+    Effect.map(
+      compiled.settle(
+        { _tag: "Defect", defect: Cause.squash(cause) },
+        Math.max(1, Math.min(message.deliveryCount, compiled.maxDeliveries - 1))
+      ),
+      (settlement) =>
+        settlement._tag === "Nak"
+          ? Duration.toMillis(settlement.delay)
+          : growingDelay(Duration.seconds(1), Duration.minutes(1), message.deliveryCount)
+    )
+
   const deadLetter = (
     message: Message,
     failure: Policy.Failure<Err>,
@@ -51,25 +77,52 @@ export const make = <A extends Envelope.Envelope<unknown>, Err, R>(config: Confi
     Effect.gen(function* () {
       const now = clock.currentTimeMillisUnsafe()
       const firstFailureAt = held.failed(message, now)
-      const written = yield* DeadLetter.publish({
-        message,
-        consumer: durable,
-        failure: describe(failure),
-        decision,
-        retryCount: message.deliveryCount - 1,
-        maxRetries: compiled.maxDeliveries - 1,
-        firstFailureAt: DateTime.makeUnsafe(firstFailureAt),
-        lastFailureAt: DateTime.makeUnsafe(now),
-        envelope: Option.getOrUndefined(envelope)
-      }).pipe(Effect.provideService(Broker, broker), Effect.provideService(ServiceIdentity, identity), Effect.exit)
-      if (Exit.isSuccess(written)) {
-        message.term(decision)
-        held.forget(message)
+      const where = `${message.stream}#${message.streamSeq}`
+      const write = publish(
+        {
+          message,
+          consumer: durable,
+          failure: describe(failure),
+          decision,
+          retryCount: message.deliveryCount - 1,
+          maxRetries: compiled.maxDeliveries - 1,
+          firstFailureAt: DateTime.makeUnsafe(firstFailureAt),
+          lastFailureAt: DateTime.makeUnsafe(now),
+          envelope: Option.getOrUndefined(envelope)
+        },
+        { outages: transient }
+      ).pipe(Effect.provideService(Broker, broker), Effect.provideService(ServiceIdentity, identity))
+      const settle = Effect.andThen(
+        writes.succeeded,
+        Effect.logError(`dead-lettered (${decision}) after ${describe(failure).code}: ${describe(failure).message}`)
+      ).pipe(
+        Effect.andThen(
+          Effect.sync(() => {
+            message.term(decision)
+            held.forget(message)
+          })
+        )
+      )
+      const written = yield* Effect.exit(write)
+      if (Exit.isSuccess(written)) return yield* settle
+      if (message.deliveryCount < lastDelivery) {
+        const delay = yield* redeliveryDelay(message, written.cause)
+        yield* writes.failed(where, written.cause, `delivery ${message.deliveryCount} redelivered in ${delay} ms`)
+        message.nak(delay)
+        held.release(message)
         return
       }
-      const delay = yield* compiled.settle({ _tag: "Defect", defect: written.cause }, message.deliveryCount)
-      yield* Effect.logError("could not write the dead letter; the message will be delivered again", written.cause)
-      message.nak(delay._tag === "Nak" ? Duration.toMillis(delay.delay) : 1000)
+      // The server's last delivery of it: kept here (the keep-alive sends `working`) and written again on a
+      // backoff until its stream takes it; shutdown gives it back, to the advisory path.
+      yield* writes.failed(where, written.cause, "its last delivery: kept here and written again every few seconds")
+      const again = write.pipe(
+        Effect.tapCause((cause) => writes.failed(where, cause, "kept here and written again")),
+        Effect.retry(Schedule.min([Schedule.exponential("1 second"), Schedule.spaced("30 seconds")]))
+      )
+      const retried = yield* Effect.exit(Effect.delay(again, "1 second"))
+      if (Exit.isSuccess(retried)) return yield* settle
+      yield* Effect.logError(`${where}: its dead letter could not be written; given back to the server`, retried.cause)
+      message.nak()
       held.release(message)
     })
 
@@ -100,9 +153,6 @@ export const make = <A extends Envelope.Envelope<unknown>, Err, R>(config: Confi
         case "DeadLetter": {
           const decision: DeadLetter.Decision =
             failure._tag === "Decode" ? "decode failure" : settlement.maxDeliveriesReached ? "max deliveries" : "policy"
-          yield* Effect.logError(
-            `dead-lettered (${decision}) after ${describe(failure).code}: ${describe(failure).message}`
-          )
           return yield* deadLetter(message, failure, decision, envelope)
         }
       }

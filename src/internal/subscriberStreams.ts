@@ -14,6 +14,7 @@
 import { Duration, Effect, Option, Schedule } from "effect"
 import type { Broker } from "../Broker.js"
 import type { NatsError } from "../NatsError.js"
+import * as Topology from "../Topology.js"
 import { advisorySubject } from "./deadLetterAdvisories.js"
 import { subjectFor } from "./deadLetterRecord.js"
 import { matcher } from "./subjects.js"
@@ -34,7 +35,14 @@ export interface Found {
   readonly advisoryStream: string
 }
 
-type Missing = { readonly _tag: "Missing"; readonly what: ReadonlyArray<string> }
+type Missing = {
+  readonly _tag: "Missing"
+  readonly what: ReadonlyArray<string>
+  /** The subscriber's stream, when it is known (named, or found by subject). */
+  readonly stream: string | undefined
+  /** The subjects of the subscriber's stream, when it exists. */
+  readonly streamSubjects: ReadonlyArray<string> | undefined
+}
 
 /** The stream each subject is captured by, when that is known for every one of them. */
 const streamOf = (broker: Broker["Service"], needs: Needs) =>
@@ -70,9 +78,8 @@ const look = (broker: Broker["Service"], needs: Needs): Effect.Effect<Found | Mi
       streams.find((info) => info.config.subjects.some((pattern) => matcher(pattern)(subject)))?.config.name
     const what: Array<string> = uncaptured.map((subject) => `a stream capturing ${subject}`)
     const stream = uncaptured.length === 0 ? names[0] : undefined
-    if (needs.stream !== undefined && !streams.some((info) => info.config.name === needs.stream)) {
-      what.push(`the stream ${needs.stream}`)
-    }
+    const own = stream === undefined ? undefined : streams.find((info) => info.config.name === stream)
+    if (stream !== undefined && own === undefined) what.push(`the stream ${stream}`)
     for (const subject of needs.subjects) {
       const dlq = subjectFor(subject)
       if (covering(dlq) === undefined) what.push(`a stream on ${dlq} for the dead letters of ${subject}`)
@@ -84,9 +91,36 @@ const look = (broker: Broker["Service"], needs: Needs): Effect.Effect<Found | Mi
       what.push(`a stream on ${advisory} for its max-deliveries advisories`)
     }
     return what.length > 0 || stream === undefined || advisoryStream === undefined
-      ? { _tag: "Missing", what }
+      ? { _tag: "Missing", what, stream, streamSubjects: own?.config.subjects }
       : { _tag: "Found", stream, advisoryStream }
   })
+
+// How to declare what is missing: the GLAM topology for GLAM_EVENTS, the stream's own otherwise.
+const advice = (needs: Needs, missing: Missing): string => {
+  const topologyIn = "in the topology provisioned with it (Messaging.layer({ topology }) or Topology.layer)"
+  if (missing.stream === Topology.glamEventsStreamName) {
+    return (
+      `Declare them ${topologyIn}: Topology.glam has GLAM_EVENTS, GLAM_DLQ on dlq.> ` +
+      "and GLAM_ADVISORIES on $JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>"
+    )
+  }
+  if (missing.stream === undefined) {
+    return (
+      `Declare a stream capturing ${needs.subjects.join(", ")} with its dead letters ${topologyIn}: ` +
+      "Topology.make({ streams: Topology.withDeadLetters(spec) }) adds <NAME>_DLQ and <NAME>_ADVISORIES to the " +
+      "stream of spec; Topology.glam declares GLAM_EVENTS with GLAM_DLQ and GLAM_ADVISORIES"
+    )
+  }
+  const name = missing.stream
+  const subjects = missing.streamSubjects ?? needs.subjects
+  const [, deadLetters, advisories] = Topology.withDeadLetters({ name, subjects })
+  return (
+    `Declare them with the stream ${topologyIn}: ` +
+    `Topology.make({ streams: Topology.withDeadLetters(${name}) }), with ${name} the StreamSpec of the stream, ` +
+    `adds ${deadLetters.name} on ${deadLetters.subjects.join(", ")} and ${advisories.name} on ${advisories.subjects.join(", ")}; ` +
+    "or streams of your own on those subjects"
+  )
+}
 
 const isMissing = (value: Found | Missing | NatsError | TopologyError): value is Missing => value._tag === "Missing"
 
@@ -119,11 +153,7 @@ export const requireStreams = (broker: Broker["Service"], needs: Needs, timeout:
           field: "streams",
           ...(needs.stream === undefined ? {} : { stream: needs.stream }),
           consumer: needs.durable,
-          message:
-            `subscriber ${needs.durable}: missing after ${Duration.format(timeout)}: ${missing.what.join("; ")}. ` +
-            "Declare them in the topology provisioned with it (Messaging.layer({ topology }) or Topology.layer): " +
-            "a stream on the events' subjects, one on dlq.> for dead letters and one on " +
-            "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.> for advisories, as Topology.glam declares"
+          message: `subscriber ${needs.durable}: missing after ${Duration.format(timeout)}: ${missing.what.join("; ")}. ${advice(needs, missing)}`
         })
       )
     )
