@@ -14,14 +14,10 @@ const OrderPlaced = Event.make(
   Schema.Struct({ order_id: Schema.String, amount: Schema.Number })
 )
 
-// The service's streams: its events, their dead letters, and the server's max-deliveries advisories.
-const topology = Topology.make({
-  streams: [
-    { name: "ORDERS", subjects: ["evt.orders.>"], maxAge: "7 days" },
-    { name: "ORDERS_DLQ", subjects: ["dlq.orders.>"], maxAge: "30 days", duplicateWindow: "1 hour" },
-    { name: "ORDERS_ADVISORIES", subjects: ["$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.ORDERS.>"] }
-  ]
-})
+// The service's streams: ORDERS for its events, with ORDERS_DLQ on dlq.orders.> for their dead letters
+// (30 days, 1 h duplicate window) and ORDERS_ADVISORIES for the server's max-deliveries advisories.
+const orders: Topology.StreamSpec = { name: "ORDERS", subjects: ["evt.orders.>"], maxAge: "7 days" }
+const topology = Topology.make({ streams: Topology.withDeadLetters(orders) })
 
 /**
  * The payments the service made, by event id. In a real service: a table whose unique key is the

@@ -61,7 +61,7 @@ describe("Subscriber start", () => {
         "subscriber orders-worker: missing after 1s: " +
           "a stream on dlq.orders.placed.v1 for the dead letters of evt.orders.placed.v1; " +
           "a stream on $JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.ORDERS.orders-worker for its max-deliveries advisories. " +
-          "Declare them with the stream in the topology provisioned before it: " +
+          "Declare them with the stream in the topology provisioned with it (Messaging.layer({ topology }) or Topology.layer): " +
           "Topology.make({ streams: Topology.withDeadLetters(ORDERS) }), with ORDERS the StreamSpec of the stream, " +
           "adds ORDERS_DLQ on dlq.orders.>, dlq._chunk.ORDERS, dlq._missing.ORDERS, dlq._replayed.ORDERS_DLQ " +
           "and ORDERS_ADVISORIES on $JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.ORDERS.>; " +
