@@ -409,7 +409,7 @@ export const layerConfig = (
       // An override left `undefined` (`{ servers: process.env.X }`) keeps what the environment says.
       const options = withOverrides(fromConfig, overrides)
       if (options.servers === undefined) {
-        yield* Effect.logInfo(
+        yield* Effect.logWarning(
           `NATS_SERVERS is not set: connecting to ${ConnectionOptions.defaultServers.join(", ")}, the default`
         )
       }

@@ -96,7 +96,7 @@ describe("NATS_SERVERS", () => {
     })
   )
 
-  it.live("unset: layerConfig says at INFO which default server it uses", () =>
+  it.live("unset: layerConfig warns which default server it uses", () =>
     Effect.gen(function* () {
       // A missing CA file stops the layer before any connect attempt, so the default is never dialled.
       const { error, logs } = yield* layerConfigFailure(ConfigProvider.fromEnv({ env: {} }), {
@@ -104,8 +104,8 @@ describe("NATS_SERVERS", () => {
       })
       expect(error._tag).toBe("NatsError")
       expect(logs.matching("Debug", "NATS connect attempt")).toEqual([])
-      expect(logs.matching("Info", "NATS_SERVERS")).toEqual([
-        { level: "Info", message: "NATS_SERVERS is not set: connecting to nats://127.0.0.1:4222, the default" }
+      expect(logs.matching("Warn", "NATS_SERVERS")).toEqual([
+        { level: "Warn", message: "NATS_SERVERS is not set: connecting to nats://127.0.0.1:4222, the default" }
       ])
 
       const set = yield* layerConfigFailure(ConfigProvider.fromEnv({ env: { NATS_SERVERS: yield* nowhere } }), {
