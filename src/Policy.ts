@@ -11,7 +11,9 @@
  * be redelivered is dead-lettered instead.
  *
  * Rules are per error tag, and the types check the rule set against the handler's error union: a tag
- * without a rule is a compile error unless a `default` rule is given. Decode failures, defects and
+ * without a rule is a compile error naming the tag, unless a `default` rule is given. A policy written
+ * where it is given to its subscriber needs no type argument: its rules are checked against the
+ * handler's errors there. Decode failures, defects and
  * interruptions have their own rules with safe defaults. A policy is compiled once, when its subscriber
  * is built; nothing is built per message but the state of a schedule in use.
  *
@@ -153,7 +155,7 @@ export interface CommonOptions {
 }
 
 /**
- * The options of `make`: a rule for every tag of `E`, or a `default` rule for the tags left out.
+ * The options of `make<E>`: a rule for every tag of `E`, or a `default` rule for the tags left out.
  *
  * @category models
  * @since 0.1.0
@@ -161,9 +163,38 @@ export interface CommonOptions {
 export type Options<E> = CommonOptions &
   (HasUntagged<E> extends true
     ? { readonly rules?: { readonly [K in TaggedMember<E>]?: Rule }; readonly default: Rule }
-    :
-        | { readonly rules: { readonly [K in TaggedMember<E>]: Rule }; readonly default?: Rule | undefined }
-        | { readonly rules?: { readonly [K in TaggedMember<E>]?: Rule }; readonly default: Rule })
+    : // The member with every rule comes last: TypeScript explains a failed match against the last of
+      // equally close members, so a missing rule is reported as "Property 'B' is missing", not as a
+      // missing `default`.
+        | { readonly rules?: { readonly [K in TaggedMember<E>]?: Rule }; readonly default: Rule }
+        | { readonly rules: { readonly [K in TaggedMember<E>]: Rule }; readonly default?: Rule | undefined })
+
+/**
+ * The errors a policy built without a type argument is for: those tagged with the tags it has rules for.
+ * A tagged error `B` with no rule is refused where the policy meets its handler:
+ * `Type 'B' is not assignable to type 'Tagged<"A">'`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Tagged<Tag extends string> {
+  readonly _tag: Tag
+}
+
+/**
+ * The error type of a policy built from its rules: every error when a `default` is given, else the tags
+ * of the rules (no rules: a handler that does not fail).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type ErrorOfRules<Tag extends string, Default> = [Default] extends [Rule]
+  ? unknown
+  : string extends Tag
+    ? never
+    : [Tag] extends [never]
+      ? never
+      : Tagged<Tag>
 
 /**
  * A policy for handlers that fail with `E`.
@@ -181,7 +212,13 @@ export interface Policy<in E> {
 }
 
 /**
- * Builds a policy. The rule set is checked against `E`.
+ * Builds a policy.
+ *
+ * With a type argument, the rule set is checked against the error union `E`: a tag without a rule (and
+ * no `default`) is named in the error, and so is a rule for a tag `E` does not have. Without one, the
+ * policy is for the errors its rules name (`Tagged<"A" | "B">`, or every error with a `default`), which
+ * is checked against the handler's errors where the policy is given to `Subscriber.layer` or
+ * `Subscriber.make`: written there, a policy needs no type argument.
  *
  * @example
  * const policy = Policy.make<EmailError>({
@@ -196,7 +233,18 @@ export interface Policy<in E> {
  * @category constructors
  * @since 0.1.0
  */
-export const make = <E>(options: Options<E>): Policy<E> => {
+export const make: {
+  // Two type parameters, both inferred: `make<E>` with one type argument never picks this signature.
+  <Tag extends string, Default extends Rule | undefined>(
+    options: CommonOptions & { readonly rules?: { readonly [K in Tag]: Rule }; readonly default?: Default }
+  ): Policy<ErrorOfRules<Tag, Default>>
+  <E>(options: Options<E>): Policy<E>
+} = (
+  options: CommonOptions & {
+    readonly rules?: Readonly<Record<string, Rule | undefined>> | undefined
+    readonly default?: Rule | undefined
+  }
+): Policy<unknown> => {
   const maxDeliveries = options.maxDeliveries ?? 5
   if (!Number.isInteger(maxDeliveries) || maxDeliveries < 1) {
     throw new RangeError(`Policy: maxDeliveries must be a positive integer, got ${maxDeliveries}`)
@@ -212,7 +260,8 @@ export const make = <E>(options: Options<E>): Policy<E> => {
 }
 
 /**
- * The policy of a handler that does not fail: defects redeliver with backoff, decode failures dead-letter.
+ * The policy of a subscriber given none: defects and errors redeliver with backoff, decode failures
+ * dead-letter. A handler that can fail must be given a policy; this one says "redeliver every error".
  *
  * @category constructors
  * @since 0.1.0

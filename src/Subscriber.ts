@@ -98,8 +98,9 @@ export class HandlerTimeout extends Schema.TaggedError<HandlerTimeout>()("Handle
 export interface Options<E extends Event.Any, Err, R> {
   readonly handler: (envelope: Received<E>) => Effect.Effect<void, Err, R>
   /**
-   * The rules for the handler's errors (see `Policy.make`, which checks them against the error union).
-   * Default `Policy.defaults`: every error and defect is redelivered with backoff, decode failures are
+   * The rules for the handler's errors (see `Policy.make`), checked against the handler's error type.
+   * Required when the handler can fail (`make` and `layer` add `PolicyRequirement`). Default, for a
+   * handler that cannot, `Policy.defaults`: defects are redelivered with backoff, decode failures are
    * dead-lettered, and a message is dead-lettered at its 5th delivery.
    */
   readonly policy?: Policy.Policy<NoInfer<Err>> | undefined
@@ -163,6 +164,16 @@ export interface Options<E extends Event.Any, Err, R> {
   readonly waitForStreams?: Duration.Input | undefined
 }
 
+/**
+ * What `make` and `layer` add to `Options`: a handler that can fail needs a `policy` for its errors; one
+ * whose error type is `never` needs none. A function that passes its own generic options on to `make`
+ * takes `Options<E, Err, R> & PolicyRequirement<Err>` too.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type PolicyRequirement<Err> = [Err] extends [never] ? unknown : { readonly policy: Policy.Policy<NoInfer<Err>> }
+
 type Item<E extends Event.Any> = SubscriberHandling.Item<Received<E>>
 
 /**
@@ -173,7 +184,7 @@ type Item<E extends Event.Any> = SubscriberHandling.Item<Received<E>>
  */
 export const make = <const E extends Event.Any, Err = never, R = never>(
   events: E | ReadonlyArray<E>,
-  options: Options<E, Err, R>
+  options: Options<E, Err, R> & PolicyRequirement<Err>
 ): Effect.Effect<void, Topology.TopologyError | NatsError.NatsError, Broker | ServiceIdentity | R | Scope.Scope> =>
   Effect.gen(function* () {
     const broker = yield* Broker
@@ -461,6 +472,6 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
  */
 export const layer = <const E extends Event.Any, Err = never, R = never>(
   events: E | ReadonlyArray<E>,
-  options: Options<E, Err, R>
+  options: Options<E, Err, R> & PolicyRequirement<Err>
 ): Layer.Layer<never, Topology.TopologyError | NatsError.NatsError, Broker | ServiceIdentity | R> =>
   Layer.effectDiscard(make(events, options))

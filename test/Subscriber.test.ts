@@ -379,6 +379,7 @@ describe("Subscriber", () => {
           const scope = yield* Scope.make()
           yield* Subscriber.make(Happened, {
             durable: "correlated",
+            policy: Policy.defaults,
             handler: (envelope) =>
               Effect.log("handling").pipe(
                 Effect.andThen(publisher.publish(FollowUp, { n: envelope.data.n })),

@@ -51,25 +51,25 @@ export class EmailProvider extends Context.Service<
   })
 }
 
-export const policy = Policy.make<EmailError | Publisher.PublishError>({
-  rules: {
-    // 3 quick tries here, then give the message back to the server for 1 s, 2 s, 4 s, ... (at most 1 min)
-    ProviderUnavailable: Policy.retry(Schedule.exponential("100 millis").pipe(Schedule.upTo({ times: 2 }))).pipe(
-      Policy.andThen(Policy.redeliver(Schedule.min([Schedule.exponential("1 second"), Schedule.spaced("1 minute")])))
-    ),
-    MailboxRejected: Policy.deadLetter,
-    Unsubscribed: Policy.ack,
-    // the follow-up events could not be published: try again later
-    NatsError: Policy.redeliverWithBackoff,
-    EncodeError: Policy.deadLetter
-  },
-  maxDeliveries: 5
-})
-
 export const WelcomeEmails = Subscriber.layer(Events.MerchantCreated, {
   queueGroup: "welcome-email",
   concurrency: 4,
-  policy,
+  // Written here, the policy needs no type argument: its rules are checked against the handler's errors
+  // (EmailError | Publisher.PublishError), and a tag without a rule is a compile error naming it.
+  policy: Policy.make({
+    rules: {
+      // 3 quick tries here, then give the message back to the server for 1 s, 2 s, 4 s, ... (at most 1 min)
+      ProviderUnavailable: Policy.retry(Schedule.exponential("100 millis").pipe(Schedule.upTo({ times: 2 }))).pipe(
+        Policy.andThen(Policy.redeliver(Schedule.min([Schedule.exponential("1 second"), Schedule.spaced("1 minute")])))
+      ),
+      MailboxRejected: Policy.deadLetter,
+      Unsubscribed: Policy.ack,
+      // the follow-up events could not be published: try again later
+      NatsError: Policy.redeliverWithBackoff,
+      EncodeError: Policy.deadLetter
+    },
+    maxDeliveries: 5
+  }),
   handler: (envelope) =>
     Effect.gen(function* () {
       const provider = yield* EmailProvider
