@@ -27,6 +27,7 @@ import {
   type Scope,
   Stream
 } from "effect"
+import { formatDuration, formatMillis } from "./internal/durations.js"
 import * as ConnectionOptions from "./internal/natsConnectionOptions.js"
 import { fromCause, redactServer } from "./internal/natsErrors.js"
 import * as NatsError from "./NatsError.js"
@@ -211,7 +212,7 @@ const makeService = Effect.fnUntraced(function* (
     const since = disconnectedAt
     disconnectedAt = undefined
     return Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      Effect.logInfo(`NATS reconnected to ${event.server} after ${Duration.format(Duration.millis(now - since))}`)
+      Effect.logInfo(`NATS reconnected to ${event.server} after ${formatMillis(now - since)}`)
     )
   }
   yield* Stream.fromAsyncIterable(statusIterable, (cause) => cause).pipe(
@@ -235,7 +236,7 @@ const makeService = Effect.fnUntraced(function* (
       orElse: () =>
         unhealthy(
           new NatsError.Timeout({
-            message: `no answer within ${Duration.format(Duration.fromInputUnsafe(healthTimeout))}`
+            message: `no answer within ${formatDuration(healthTimeout)}`
           })
         )
     }),

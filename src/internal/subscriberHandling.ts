@@ -14,6 +14,7 @@ import * as Envelope from "../Envelope.js"
 import * as MessageContext from "../MessageContext.js"
 import type * as Policy from "../Policy.js"
 import { ServiceIdentity } from "../ServiceIdentity.js"
+import { formatDuration } from "./durations.js"
 import { describe, type Held, hasTraceContext } from "./subscriberSupport.js"
 
 /** A delivery and what decoding it gave. */
@@ -88,7 +89,7 @@ export const make = <A extends Envelope.Envelope<unknown>, Err, R>(config: Confi
           return held.forget(message)
         case "Nak":
           yield* Effect.logWarning(
-            `${describe(failure).code}: delivery ${message.deliveryCount} failed, redelivery in ${Duration.format(settlement.delay)}`
+            `${describe(failure).code}: delivery ${message.deliveryCount} failed, redelivery in ${formatDuration(settlement.delay)}`
           )
           message.nak(Duration.toMillis(settlement.delay))
           held.release(message)

@@ -8,11 +8,12 @@
  * At start-up the streams may still be on their way (a `Topology.layer` built beside the subscriber,
  * a cluster electing leaders): the check waits for them, up to a bound, before it fails.
  */
-import { Duration, Effect, Schedule } from "effect"
+import { type Duration, Effect, Schedule } from "effect"
 import type { Broker } from "../Broker.js"
 import type { NatsError } from "../NatsError.js"
 import { advisorySubject } from "./deadLetterAdvisories.js"
 import { subjectFor } from "./deadLetterRecord.js"
+import { formatDuration } from "./durations.js"
 import { matcher } from "./subjects.js"
 import { TopologyError } from "./topologySpec.js"
 
@@ -81,7 +82,7 @@ export const requireStreams = (broker: Broker["Service"], needs: Needs, timeout:
           stream: needs.stream,
           consumer: needs.durable,
           message:
-            `subscriber ${needs.durable}: missing after ${Duration.format(timeout)}: ${missing.what.join("; ")}. ` +
+            `subscriber ${needs.durable}: missing after ${formatDuration(timeout)}: ${missing.what.join("; ")}. ` +
             "Declare them in the topology provisioned before it, e.g. Topology.glam (GLAM_EVENTS, GLAM_DLQ on dlq.> " +
             "and GLAM_ADVISORIES on $JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>), or streams of your own on those subjects"
         })
