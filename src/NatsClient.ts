@@ -27,6 +27,7 @@ import {
   type Scope,
   Stream
 } from "effect"
+import { formatDuration, formatMillis } from "./internal/durations.js"
 import * as ConnectionOptions from "./internal/natsConnectionOptions.js"
 import { fromCause, redactServer } from "./internal/natsErrors.js"
 import { withOverrides } from "./internal/overrides.js"
@@ -218,7 +219,7 @@ const makeService = Effect.fnUntraced(function* (
     const since = disconnectedAt
     disconnectedAt = undefined
     return Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      Effect.logInfo(`NATS reconnected to ${event.server} after ${Duration.format(Duration.millis(now - since))}`)
+      Effect.logInfo(`NATS reconnected to ${event.server} after ${formatMillis(now - since)}`)
     )
   }
   // Supervised: a watcher that fails is logged and started again on a fresh iterator, so that the
@@ -252,7 +253,7 @@ const makeService = Effect.fnUntraced(function* (
       orElse: () =>
         unhealthy(
           new NatsError.Timeout({
-            message: `no answer within ${Duration.format(Duration.fromInputUnsafe(healthTimeout))}`
+            message: `no answer within ${formatDuration(healthTimeout)}`
           })
         )
     }),

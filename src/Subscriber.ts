@@ -50,6 +50,7 @@ import { Broker, type Message } from "./Broker.js"
 import * as Envelope from "./Envelope.js"
 import * as Event from "./Event.js"
 import { watch as watchAdvisories } from "./internal/deadLetterAdvisories.js"
+import { formatDuration } from "./internal/durations.js"
 import { InFlight } from "./internal/inFlight.js"
 import { Lane } from "./internal/lanes.js"
 import * as SubscriberHandling from "./internal/subscriberHandling.js"
@@ -449,7 +450,7 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
         const finished = yield* Fiber.joinAll(workers).pipe(Effect.timeout(shutdownTimeout), Effect.exit)
         if (Exit.isFailure(finished)) {
           yield* Effect.logWarning(
-            `handlers still running after ${Duration.format(shutdownTimeout)}: interrupting them; their messages are nak'ed`
+            `handlers still running after ${formatDuration(shutdownTimeout)}: interrupting them; their messages are nak'ed`
           )
           yield* Fiber.interruptAll(workers)
           // Interrupted handlers: their messages go back at once, never acked.

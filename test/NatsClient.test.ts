@@ -293,7 +293,7 @@ describe("NatsClient", () => {
         // One line when the connection drops, one when it is back, saying how long it was gone.
         expect(logs.matching("Warn", "NATS disconnected from")).toHaveLength(1)
         const [reconnected] = logs.matching("Info", "NATS reconnected to")
-        expect(reconnected?.message).toMatch(/^NATS reconnected to 127\.0\.0\.1:\d+ after \d+s( \d+ms)?$/)
+        expect(reconnected?.message).toMatch(/^NATS reconnected to 127\.0\.0\.1:\d+ after \d+(\.\d)? (ms|s)$/)
         // nats.js reports a server-list update with nothing added or removed on each reconnect: no line for it.
         expect(logs.lines.filter((line) => line.message.startsWith("NATS servers changed"))).toEqual([])
         const ack = yield* NatsServer.eventually(

@@ -89,7 +89,7 @@ describe("Subscriber start", () => {
       }).pipe(Effect.exit)
       const error = Exit.findErrorOption(exit)
       assert(error._tag === "Some" && error.value._tag === "TopologyError")
-      expect(error.value.message).toContain("missing after 1s: the stream ORDERS")
+      expect(error.value.message).toContain("missing after 1000 ms: the stream ORDERS")
     }).pipe(Effect.provide(bare))
   )
 

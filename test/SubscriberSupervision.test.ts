@@ -154,11 +154,15 @@ describe("Subscriber supervision", () => {
       // Reported after 0.4 s, 0.8 s and 1.6 s; the next report (3.2 s) comes after the handler is done.
       expect(running.map((line) => line.message.replace(/ after .*/, ""))).toHaveLength(3)
       expect(running[0]?.message).toMatch(
-        /still running after (400|500)ms \(delivery 1\); next report after 800ms; a handlerTimeout would bound it$/
+        /still running after [45]\d\d ms \(delivery 1\); next report after 800 ms; a handlerTimeout would bound it$/
       )
-      expect(
-        logs.matching("Info", `handler for evt.supervision.ticked.v1 #1 (event ${eventId}) finished after 2s`)
-      ).toHaveLength(1)
+      const finished = logs.matching(
+        "Info",
+        `handler for evt.supervision.ticked.v1 #1 (event ${eventId}) finished after`
+      )
+      expect(finished.map((line) => line.message.replace(/.* finished after /, ""))).toMatchObject([
+        expect.stringMatching(/^2\d\d\d ms$/)
+      ])
       yield* Scope.close(scope, Exit.void)
     }).pipe(Effect.provide(messaging()))
   )

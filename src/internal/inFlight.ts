@@ -6,14 +6,8 @@
  *
  * One slot per worker, plain arrays: `start` and `finish` run for every message.
  */
-import { Duration } from "effect"
 import type { Message } from "../Broker.js"
-
-// Whole seconds from 10 s on, tenths below: "35s", "1m 4s", "1s 200ms".
-const format = (millis: number): string => {
-  const step = millis >= 10_000 ? 1000 : 100
-  return Duration.format(Duration.millis(Math.round(millis / step) * step))
-}
+import { formatMillis } from "./durations.js"
 
 export class InFlight {
   private readonly messages: Array<Message | undefined>
@@ -48,7 +42,7 @@ export class InFlight {
     this.messages[index] = undefined
     if (message === undefined || this.reported[index] !== true) return undefined
     this.reported[index] = false
-    return `${this.describe(index, message)} finished after ${format(now() - (this.startedAt[index] ?? 0))}`
+    return `${this.describe(index, message)} finished after ${formatMillis(now() - (this.startedAt[index] ?? 0))}`
   }
 
   /** Empties the slot and hands its message back, if a handler was running in it. */
@@ -70,8 +64,8 @@ export class InFlight {
       this.reportAfter[index] = after * 2
       this.reported[index] = true
       lines.push(
-        `${this.describe(index, message)} still running after ${format(elapsed)} (delivery ${message.deliveryCount}); ` +
-          `next report after ${format(after * 2)}; a handlerTimeout would bound it`
+        `${this.describe(index, message)} still running after ${formatMillis(elapsed)} (delivery ${message.deliveryCount}); ` +
+          `next report after ${formatMillis(after * 2)}; a handlerTimeout would bound it`
       )
     }
     return lines

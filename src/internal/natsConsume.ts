@@ -18,6 +18,7 @@ import { type Cause, Clock, Duration, Effect, Queue, Schedule, Stream } from "ef
 import type { ConsumeOptions, Message } from "../Broker.js"
 import type { NatsClient } from "../NatsClient.js"
 import * as NatsError from "../NatsError.js"
+import { formatDuration, formatMillis } from "./durations.js"
 import { fromCause } from "./natsErrors.js"
 import { type LogEntry, PullFlow } from "./natsPull.js"
 
@@ -116,7 +117,7 @@ export const consume = (
               NatsError.make(
                 "consume",
                 new NatsError.Timeout({
-                  message: `no answer to a consumer info request within ${Duration.format(CONSUMER_INFO_TIMEOUT)}`
+                  message: `no answer to a consumer info request within ${formatDuration(CONSUMER_INFO_TIMEOUT)}`
                 })
               )
             )
@@ -136,14 +137,14 @@ export const consume = (
         outage.resets++
         if (now - outage.reportedAt < OUTAGE_REPORT_MILLIS) return Effect.logDebug(`${where}: ${reason}; ${next}`)
         outage.reportedAt = now
-        const lasted = Duration.format(Duration.millis(now - outage.since))
+        const lasted = formatMillis(now - outage.since)
         return Effect.logWarning(
           `${where}: nothing delivered for ${lasted} (${outage.resets} tries); last: ${reason}; ${next}`
         )
       }
       const closeOutage = Effect.suspend(() => {
         if (outage === undefined || flow.reset !== undefined || !flow.answeredSinceRestart) return Effect.void
-        const lasted = Duration.format(Duration.millis(clock.currentTimeMillisUnsafe() - outage.since))
+        const lasted = formatMillis(clock.currentTimeMillisUnsafe() - outage.since)
         const resets = outage.resets
         outage = undefined
         return Effect.logInfo(`${where}: the server answers pulls again after ${lasted} (${resets} tries)`)

@@ -2,8 +2,9 @@
  * The outage log of publishes: what `Publisher` tells the operator while publishes fail and are retried.
  * The rules are `Publisher.OutageLog`'s; this is their bookkeeping, per publisher and in process.
  */
-import { Cause, Clock, Duration, Effect, Exit, Option, type Schedule } from "effect"
+import { Cause, Clock, Effect, Exit, Option, type Schedule } from "effect"
 import type { NatsError } from "../NatsError.js"
+import { formatMillis } from "./durations.js"
 
 /**
  * The outages of a publisher, as its log tells them: one WARN when publishes start failing, a summary
@@ -55,7 +56,7 @@ interface Retried {
   outage: Outage | undefined
 }
 
-const elapsed = (since: number, now: number): string => Duration.format(Duration.millis(Math.round(now - since)))
+const elapsed = (since: number, now: number): string => formatMillis(now - since)
 
 const messageOf = (cause: Cause.Cause<NatsError>): string =>
   Option.match(Cause.findErrorOption(cause), {

@@ -19,6 +19,7 @@ import type * as Policy from "../Policy.js"
 import { ServiceIdentity } from "../ServiceIdentity.js"
 import { publish } from "./deadLetterPublish.js"
 import { growingDelay, WriteOutages } from "./deadLetterWrites.js"
+import { formatDuration } from "./durations.js"
 import * as PublishOutages from "./publishOutages.js"
 import { describe, type Held, hasTraceContext } from "./subscriberSupport.js"
 
@@ -141,7 +142,7 @@ export const make = <A extends Envelope.Envelope<unknown>, Err, R>(config: Confi
           return held.forget(message)
         case "Nak":
           yield* Effect.logWarning(
-            `${describe(failure).code}: delivery ${message.deliveryCount} failed, redelivery in ${Duration.format(settlement.delay)}`
+            `${describe(failure).code}: delivery ${message.deliveryCount} failed, redelivery in ${formatDuration(settlement.delay)}`
           )
           message.nak(Duration.toMillis(settlement.delay))
           held.release(message)

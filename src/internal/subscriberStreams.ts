@@ -11,12 +11,13 @@
  * At start-up the streams may still be on their way (a `Topology.layer` built beside the subscriber,
  * a cluster electing leaders): the check waits for them, up to a bound, before it fails.
  */
-import { Duration, Effect, Option, Schedule } from "effect"
+import { type Duration, Effect, Option, Schedule } from "effect"
 import type { Broker } from "../Broker.js"
 import type { NatsError } from "../NatsError.js"
 import * as Topology from "../Topology.js"
 import { advisorySubject } from "./deadLetterAdvisories.js"
 import { subjectFor } from "./deadLetterRecord.js"
+import { formatDuration } from "./durations.js"
 import { matcher } from "./subjects.js"
 import { TopologyError } from "./topologySpec.js"
 
@@ -153,7 +154,7 @@ export const requireStreams = (broker: Broker["Service"], needs: Needs, timeout:
           field: "streams",
           ...(needs.stream === undefined ? {} : { stream: needs.stream }),
           consumer: needs.durable,
-          message: `subscriber ${needs.durable}: missing after ${Duration.format(timeout)}: ${missing.what.join("; ")}. ${advice(needs, missing)}`
+          message: `subscriber ${needs.durable}: missing after ${formatDuration(timeout)}: ${missing.what.join("; ")}. ${advice(needs, missing)}`
         })
       )
     )

@@ -13,6 +13,7 @@
  * Only interruption ends a supervised loop: that is how its scope closes.
  */
 import { Cause, Clock, Duration, Effect, Exit, Schedule, Scope } from "effect"
+import { formatMillis } from "./durations.js"
 
 /** Exponential from 200 ms, each wait at most 5 s, for ever. */
 export const defaultRestartSchedule: Schedule.Schedule<unknown> = Schedule.min([
@@ -63,7 +64,7 @@ export const supervise = <R>(
       Effect.suspend(() => {
         const current = outage
         if (current === undefined) return Effect.void
-        const lasted = Duration.format(Duration.millis(clock.currentTimeMillisUnsafe() - current.since))
+        const lasted = formatMillis(clock.currentTimeMillisUnsafe() - current.since)
         return Effect.sleep(stableFor).pipe(
           Effect.andThen(
             Effect.suspend(() => {
@@ -91,7 +92,7 @@ export const supervise = <R>(
         outage.attempts++
         if (now - outage.reportedAt >= reportEvery) {
           outage.reportedAt = now
-          const lasted = Duration.format(Duration.millis(now - outage.since))
+          const lasted = formatMillis(now - outage.since)
           yield* Effect.logError(
             `${name} still failing after ${lasted} (${outage.attempts} attempts): ${messageOf(cause)}`
           )

@@ -9,6 +9,7 @@ import { Clock, Duration, Effect, Option, Ref, Schedule } from "effect"
 import { Broker, type ConsumerConfig, type StreamConfig, type StreamInfo } from "../Broker.js"
 import type { NatsError } from "../NatsError.js"
 import type { FieldChange, Outcome, Report, StreamSpec, Topology } from "../Topology.js"
+import { formatMillis } from "./durations.js"
 import { describe, invalid, resolveConsumer, resolveStream, TopologyError, type Where } from "./topologySpec.js"
 
 // Whether the server can change the field in place, and how a value of it reads in reports and errors.
@@ -121,8 +122,7 @@ interface Waiting {
 const retrying = Effect.fnUntraced(function* (schedule: Schedule.Schedule<unknown, NatsError>) {
   const shared = Schedule.fromStep(Effect.succeed(yield* Schedule.toStep(schedule)))
   const waiting = yield* Ref.make(Option.none<Waiting>())
-  // Whole milliseconds: under a test clock the jitter makes fractions.
-  const elapsed = (since: number, now: number) => Duration.format(Duration.millis(Math.round(now - since)))
+  const elapsed = (since: number, now: number) => formatMillis(now - since)
 
   const attempts = (failures: number) => (failures === 1 ? "1 failed attempt" : `${failures} failed attempts`)
 
