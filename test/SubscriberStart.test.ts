@@ -58,7 +58,7 @@ describe("Subscriber start", () => {
       }).pipe(Effect.flip)
       assert(error._tag === "TopologyError")
       expect(error.message).toBe(
-        "subscriber orders-worker: missing after 1s: " +
+        "subscriber orders-worker: missing after 1000 ms: " +
           "a stream on dlq.orders.placed.v1 for the dead letters of evt.orders.placed.v1; " +
           "a stream on $JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.ORDERS.orders-worker for its max-deliveries advisories. " +
           "Declare them with the stream in the topology provisioned with it (Messaging.layer({ topology }) or Topology.layer): " +
@@ -135,7 +135,7 @@ describe("Subscriber start", () => {
       const error = Exit.findErrorOption(exit)
       assert(error._tag === "Some" && error.value._tag === "TopologyError")
       expect(error.value.consumer).toBe("uncaptured")
-      expect(error.value.message).toContain("missing after 1s: a stream capturing evt.start.placed.v1")
+      expect(error.value.message).toContain("missing after 1000 ms: a stream capturing evt.start.placed.v1")
     }).pipe(Effect.provide(bare))
   )
 
