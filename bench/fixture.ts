@@ -19,6 +19,7 @@ import {
 import { connect, type NatsConnection } from "@nats-io/transport-node"
 import { Context, DateTime, Effect, Exit, Layer, Schema } from "effect"
 import * as Event from "../src/Event.js"
+import * as Streams from "../src/glam/Streams.js"
 import { NatsBroker, NatsClient, Publisher, ServiceIdentity, Topology } from "../src/index.js"
 import * as NatsServer from "../test/support/NatsServer.js"
 
@@ -91,7 +92,7 @@ const rawClients = Layer.effect(
 )
 
 // The streams a subscriber relies on besides its own: dead letters, and the advisories it watches.
-const glamSupport = Topology.make({ streams: [Topology.glamDeadLetters, Topology.glamAdvisories] })
+const glamSupport = Topology.make({ streams: [Streams.deadLetters, Streams.advisories] })
 
 const ours = Publisher.layer().pipe(
   Layer.provideMerge(Topology.layer(glamSupport)),

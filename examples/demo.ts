@@ -7,8 +7,8 @@
  *   NATS_SERVERS=nats://127.0.0.1:4222 npm start   # the same program on NATS
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Broker, DeadLetter, MemoryBroker, NatsBroker, Publisher, Subscriber, Topology } from "@glam/messaging"
-import { Events, Glam } from "@glam/messaging/glam"
+import { Broker, DeadLetter, MemoryBroker, NatsBroker, Publisher, Subscriber } from "@glam/messaging"
+import { Events, Glam, Streams } from "@glam/messaging/glam"
 import { Config, Console, DateTime, Effect, Layer, Option, Ref, Schedule } from "effect"
 import { EmailProvider, WelcomeEmails } from "./notifications/NotificationService.js"
 
@@ -72,12 +72,10 @@ const program = Effect.gen(function* () {
   }
 
   // Done when the notification service's consumer holds nothing and has nothing left to deliver.
-  yield* Effect.flatMap(
-    broker.consumerInfo(Topology.glamEventsStreamName, "demo-notification-service-welcome-email"),
-    (info) =>
-      Option.isSome(info) && info.value.state.numPending === 0 && info.value.state.numAckPending === 0
-        ? Effect.void
-        : Effect.fail("busy")
+  yield* Effect.flatMap(broker.consumerInfo(Streams.eventsName, "demo-notification-service-welcome-email"), (info) =>
+    Option.isSome(info) && info.value.state.numPending === 0 && info.value.state.numAckPending === 0
+      ? Effect.void
+      : Effect.fail("busy")
   ).pipe(Effect.retry(Schedule.spaced("200 millis")), Effect.delay("500 millis"))
   yield* Effect.sleep("300 millis")
 

@@ -3,14 +3,14 @@
  * test clock driving its redelivery delays.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Events } from "@glam/messaging/glam"
+import { Events, Streams } from "@glam/messaging/glam"
 import * as Testing from "@glam/messaging/testing"
 import { Duration, Effect, Fiber, Layer } from "effect"
 import { EmailProvider, WelcomeEmails } from "./notifications/NotificationService.js"
 
 const TestEnv = WelcomeEmails.pipe(
   Layer.provideMerge(EmailProvider.layer),
-  Layer.provideMerge(Testing.layer({ service: "notification-service" }))
+  Layer.provideMerge(Testing.layer({ topology: Streams.topology, service: "notification-service" }))
 )
 
 const merchantCreated = (email: string) => ({

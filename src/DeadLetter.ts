@@ -3,7 +3,8 @@
  *
  * A dead letter is a `Record` (the seed's `ErrorPayload` fields plus what it takes to put the message
  * back: original subject, headers and exact bytes, stream sequence, consumer, delivery count, failure
- * times, decision) in a normal GLAM envelope on `dlq.<subject without evt./cmd.>`, stored by `GLAM_DLQ`.
+ * times, decision) in a normal GLAM envelope on `dlq.<subject without evt./cmd.>`, stored by the stream's dead-letter
+ * stream (`<NAME>_DLQ` of `Topology.withDeadLetters`, `GLAM_DLQ` for `GLAM_EVENTS`).
  * `publish` sends it as `Nats-Msg-Id: dlq:<stream>:<seq>` and succeeds only once the server stored it,
  * so a subscriber settles the original after the record is durable, and a second attempt (a crash in
  * between, another instance, the max-deliveries advisory) stores nothing new within the duplicate window.
@@ -25,7 +26,7 @@
  * records each replay with a marker on `dlq._replayed.<dead-letter stream>` (`replayStream` reports it
  * entry by entry);
  * `watchAdvisories` dead-letters what a consumer was given `maxDeliver` times without ever settling it,
- * from the server's advisories that `GLAM_ADVISORIES` keeps.
+ * from the server's advisories that an advisory stream keeps (`<NAME>_ADVISORIES`, `GLAM_ADVISORIES`).
  *
  * Not here: when to dead-letter (`Policy`) and the consume loop (`Subscriber`).
  *
@@ -221,7 +222,10 @@ export interface Entry {
  * @since 0.1.0
  */
 export interface Filter {
-  /** Default `GLAM_DLQ`. */
+  /**
+   * The dead-letter stream. Default: the broker's one stream whose subjects are all `dlq.*`; with none or
+   * several, `list` and `replay` fail with a `StreamNotFound` naming them.
+   */
   readonly stream?: string | undefined
   /** The original subject, exactly or as a NATS pattern (`evt.merchant.>`, `evt.*.created.v1`). */
   readonly subject?: string | undefined
@@ -356,7 +360,7 @@ export interface WatchOptions {
   /** The stream and durable consumer whose given-up messages are to be dead-lettered. */
   readonly stream: string
   readonly consumer: string
-  /** Default `GLAM_ADVISORIES`. */
+  /** Default: the stream that captures `advisorySubject(stream, consumer)`. */
   readonly advisoryStream?: string | undefined
   /** The durable consumer on the advisory stream. Default `dlq-<stream>-<consumer>`. */
   readonly durable?: string | undefined

@@ -7,7 +7,7 @@
  * `TopologyError`, before changing anything) drift it cannot. Streams and consumers that the topology
  * does not name are left alone; nothing is ever deleted by `provision`. Creations are logged at INFO;
  * every update is logged at WARN with each field's old and new values
- * (`Topology: updated stream GLAM_EVENTS; maxAge: 1d -> 2d`), since it changes what others rely on.
+ * (`Topology: updated stream ORDERS; maxAge: 1d -> 2d`), since it changes what others rely on.
  *
  * Which fields can change in place (as nats-server 2.9.10 answers):
  * - stream: `subjects`, `description`, `discard`, `maxAge`, `maxMessages`, `maxBytes`, `maxMessageSize`,
@@ -21,24 +21,17 @@
  * creates gets 1), so a service never turns an R3 stream into R1 by being deployed. More replicas than
  * the server has are applied in place; fewer are refused with a `TopologyError` naming both numbers,
  * unless the spec sets `allowFewerReplicas` (the server itself would lower them without a word).
- * `glamConfig` and `layerGlam` take the replicas of the GLAM streams from `GLAM_STREAM_REPLICAS`.
  *
  * While JetStream does not answer (a cluster electing a leader, a server restarting), `provision` waits:
  * each broker call that fails with a retryable `NatsError` is tried again on one schedule for the whole
  * run (`defaultRetry`: up to 60 s in all), with a warning when the waiting starts, a summary every 10 s
  * and a line when it ends. A failure that is not retryable ends the run at once.
  *
- * Migrating from the Python package: its `GLAM_EVENTS` stream also carried `dlq.>`. Provisioning
- * `Topology.glam` over it first removes `dlq.>` from `GLAM_EVENTS`, then creates `GLAM_DLQ` on `dlq.>`
- * (the other order is refused: two streams may not share subjects). Dead letters already stored in
- * `GLAM_EVENTS` stay there under their `dlq.*` subjects and expire with its 24 h max age; nothing copies
- * them. New dead letters land in `GLAM_DLQ` and are kept for 30 days.
- *
  * This module is not the publishing or consuming path; it only shapes the broker they use.
  *
  * @since 0.1.0
  */
-import { Config, Duration, Effect, Layer, Option, Schedule, Schema } from "effect"
+import { Duration, Effect, Layer, Option, Schedule } from "effect"
 import { Broker, type DeliverPolicy, type Discard, type Retention, type Storage } from "./Broker.js"
 import { deadLetterSubjectsOf } from "./internal/deadLetterRecord.js"
 import * as plan from "./internal/topologyPlan.js"
@@ -328,9 +321,10 @@ export type StreamWithDeadLetters = readonly [stream: StreamSpec, deadLetters: S
  * `DeadLetter.subjectFor` maps `evt.orders.placed.v1`) and the reserved subjects of its chunks, gone
  * messages and replay markers, 30 days, 1 h duplicate window; `<NAME>_ADVISORIES` on
  * `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.<NAME>.>`, 30 days. Both take the stream's `replicas` and
- * `allowFewerReplicas`; `options` replace any derived field. `glam` is this call on `glamEvents`.
+ * `allowFewerReplicas`; `options` replace any derived field. The GLAM topology (`Streams.topology` in
+ * `@glam/messaging/glam`) is this call on `GLAM_EVENTS`.
  *
- * Gotchas: the server refuses streams with overlapping subjects, so beside `glam` (whose `GLAM_DLQ` and
+ * Gotchas: the server refuses streams with overlapping subjects, so beside the GLAM topology (whose `GLAM_DLQ` and
  * `GLAM_ADVISORIES` take every stream's dead letters and advisories) `<NAME>_DLQ` and `<NAME>_ADVISORIES`
  * are refused and not needed: a subscriber starts with whichever stream covers its subjects. A stream
  * on subjects of the `dlq.` form (`>`, `*.orders.>`) would take its own dead letters: it cannot have any.
@@ -370,130 +364,3 @@ export const withDeadLetters = (stream: StreamSpec, options: DeadLetterOptions =
   }
   return [stream, deadLetters, advisories]
 }
-
-/**
- * The name of the GLAM event stream, shared with the Python services.
- *
- * @category constants
- * @since 0.1.0
- */
-export const glamEventsStreamName = "GLAM_EVENTS"
-
-/**
- * The name of the GLAM dead-letter stream.
- *
- * @category constants
- * @since 0.1.0
- */
-export const glamDeadLetterStreamName = "GLAM_DLQ"
-
-/**
- * `GLAM_EVENTS` on `evt.>` and `cmd.>`: limits retention, file storage, 24 h, 1,000,000 messages (the
- * Python package's values), 2-minute duplicate window.
- *
- * @category constants
- * @since 0.1.0
- */
-export const glamEvents: StreamSpec = {
-  name: glamEventsStreamName,
-  subjects: ["evt.>", "cmd.>"],
-  retention: "limits",
-  storage: "file",
-  maxAge: Duration.hours(24),
-  maxMessages: 1_000_000,
-  duplicateWindow: Duration.minutes(2)
-}
-
-/**
- * The name of the stream that keeps the server's max-deliveries advisories.
- *
- * @category constants
- * @since 0.1.0
- */
-export const glamAdvisoriesStreamName = "GLAM_ADVISORIES"
-
-/**
- * `GLAM_DLQ` on `dlq.>`: file storage, dead letters kept 30 days, longer than the events they replace.
- *
- * The duplicate window is one hour, not two minutes: a dead letter is written under the id
- * `dlq:<stream>:<seq>` before its original is settled, and the same message can come back for a second
- * write long after the first (its redelivery after a crash, or the max-deliveries advisory of a message
- * whose subscriber died between writing and settling). Within the window the server stores it once.
- *
- * @category constants
- * @since 0.1.0
- */
-export const glamDeadLetters: StreamSpec = {
-  name: glamDeadLetterStreamName,
-  subjects: ["dlq.>"],
-  retention: "limits",
-  storage: "file",
-  maxAge: Duration.days(30),
-  duplicateWindow: Duration.hours(1)
-}
-
-/**
- * `GLAM_ADVISORIES` on `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>`, kept 30 days.
- *
- * Advisories are core NATS messages, lost when nobody listens at the moment the server gives up on a
- * message; this stream keeps them until `DeadLetter.watchAdvisories` has written their dead letters.
- *
- * @category constants
- * @since 0.1.0
- */
-export const glamAdvisories: StreamSpec = {
-  name: glamAdvisoriesStreamName,
-  subjects: ["$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>"],
-  retention: "limits",
-  storage: "file",
-  maxAge: Duration.days(30)
-}
-
-/**
- * The GLAM default topology: `withDeadLetters(glamEvents)` with the Python services' names and subjects,
- * `GLAM_DLQ` on `dlq.>` and `GLAM_ADVISORIES` on `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>` (equal to
- * `glamEvents`, `glamDeadLetters` and `glamAdvisories`); no consumers (subscribers declare theirs).
- *
- * @category constants
- * @since 0.1.0
- */
-export const glam: Topology = make({
-  streams: withDeadLetters(glamEvents, {
-    deadLetters: { name: glamDeadLetterStreamName, subjects: glamDeadLetters.subjects },
-    advisories: { name: glamAdvisoriesStreamName, subjects: glamAdvisories.subjects }
-  })
-})
-
-const Replicas = Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 5 }))
-
-/**
- * The GLAM topology with the replicas of `GLAM_EVENTS`, `GLAM_DLQ` and `GLAM_ADVISORIES` read from the
- * environment variable `GLAM_STREAM_REPLICAS`, an integer from 1 to 5. Unset, it is `glam`: the streams
- * keep the replicas the server has. Any other value is a `ConfigError` naming the variable.
- *
- * A number lower than the streams have is refused by `provision` (the spec does not allow fewer): to
- * lower them, do it on purpose with a spec that sets `allowFewerReplicas`.
- *
- * @category constructors
- * @since 0.2.0
- */
-export const glamConfig: Config.Config<Topology> = Config.option(Config.schema(Replicas, "GLAM_STREAM_REPLICAS")).pipe(
-  Config.map(
-    Option.match({
-      onNone: () => glam,
-      onSome: (replicas) => make({ streams: glam.streams.map((stream) => ({ ...stream, replicas })) })
-    })
-  )
-)
-
-/**
- * Provisions the GLAM topology of `glamConfig` (replicas from `GLAM_STREAM_REPLICAS`) when the layer is
- * built.
- *
- * @category layers
- * @since 0.2.0
- */
-export const layerGlam = (
-  options: ProvisionOptions = {}
-): Layer.Layer<never, TopologyError | NatsError | Config.ConfigError, Broker> =>
-  Layer.effectDiscard(Effect.flatMap(glamConfig, (topology) => provision(topology, options)))

@@ -1,5 +1,5 @@
 /**
- * Testing handlers without a NATS server: the in-memory broker with a fixed service identity, the GLAM
+ * Testing handlers without a NATS server: the in-memory broker with a fixed service identity, a
  * topology and a publisher, plus a recorder that tells what became of each message (acknowledged,
  * redelivered with a delay, terminated, dead-lettered with its record) and what was published.
  *
@@ -200,20 +200,21 @@ export const layerRecordedBroker: Layer.Layer<Broker | Recorder> = Layer.effectC
 )
 
 /**
- * Everything a handler test needs: the recorded in-memory broker, the GLAM topology (or yours), a
- * publisher, and the service identity `test-service` (or yours). Add your `Subscriber.layer` on top.
+ * Everything a handler test needs: the recorded in-memory broker, your topology provisioned on it
+ * (`Streams.topology` of `@glam/messaging/glam` for a GLAM service), a publisher, and the service identity `test-service` (or yours). Add your `Subscriber.layer` on top.
  *
  * @category layers
  * @since 0.1.0
  */
-export const layer = (
-  options: { readonly service?: string | undefined; readonly topology?: Topology.Topology | undefined } = {}
-): Layer.Layer<
+export const layer = (options: {
+  readonly topology: Topology.Topology
+  readonly service?: string | undefined
+}): Layer.Layer<
   Broker | Recorder | Publisher.Publisher | ServiceIdentity.ServiceIdentity,
   Topology.TopologyError | NatsError | ServiceIdentity.InvalidServiceName
 > =>
   Publisher.layer().pipe(
-    Layer.provideMerge(Topology.layer(options.topology ?? Topology.glam)),
+    Layer.provideMerge(Topology.layer(options.topology)),
     Layer.provideMerge(ServiceIdentity.layer(options.service ?? "test-service")),
     Layer.provideMerge(layerRecordedBroker)
   )

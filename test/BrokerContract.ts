@@ -3,7 +3,7 @@
  *
  * `suite(name, makeLayer, capabilities)` registers every scenario the broker's capabilities allow, each
  * on a fresh broker from `makeLayer` (its own nats-server for NATS, a new in-process broker for memory)
- * with `Topology.glam` (or the scenario's own topology), a `Publisher` and a `ServiceIdentity` on top.
+ * with `Streams.topology` (or the scenario's own topology), a `Publisher` and a `ServiceIdentity` on top.
  * Scenarios run on the real clock (`it.live`): the same code waits the same ack-waits and nak delays on
  * every broker, and timing is asserted only as lower bounds (never redelivered before the delay).
  *
@@ -36,6 +36,7 @@
 import { describe, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import type { Broker } from "../src/Broker.js"
+import * as Streams from "../src/glam/Streams.js"
 import * as Publisher from "../src/Publisher.js"
 import * as ServiceIdentity from "../src/ServiceIdentity.js"
 import * as Topology from "../src/Topology.js"
@@ -134,7 +135,7 @@ export const suite = <R = never>(
         scenario.name,
         () => {
           const env = Publisher.layer().pipe(
-            Layer.provideMerge(Topology.layer(scenario.topology ?? Topology.glam)),
+            Layer.provideMerge(Topology.layer(scenario.topology ?? Streams.topology)),
             Layer.provideMerge(ServiceIdentity.layer("contract-service")),
             Layer.provideMerge(makeLayer())
           )

@@ -14,6 +14,7 @@ import { Clock, DateTime, Duration, Effect, Exit, Fiber, Layer, Schedule, Schema
 import { Broker } from "../src/Broker.js"
 import * as DeadLetter from "../src/DeadLetter.js"
 import * as Event from "../src/Event.js"
+import * as Streams from "../src/glam/Streams.js"
 import * as NatsBroker from "../src/NatsBroker.js"
 import * as NatsClient from "../src/NatsClient.js"
 import * as Publisher from "../src/Publisher.js"
@@ -29,7 +30,7 @@ import * as NatsServer from "./support/NatsServer.js"
 const Tick = Event.make("evt.cluster.tick.v1", Schema.Struct({ n: Schema.Number }))
 
 const glamR3 = Topology.make({
-  streams: Topology.glam.streams.map((stream) => ({ ...stream, replicas: 3 }))
+  streams: Streams.topology.streams.map((stream) => ({ ...stream, replicas: 3 }))
 })
 
 /** A client of the whole cluster, the broker over it, the GLAM topology at R3, a publisher. */

@@ -8,6 +8,7 @@ import { ConfigProvider, Effect, Layer, Ref, Schema } from "effect"
 import type { Broker } from "../src/Broker.js"
 import * as Event from "../src/Event.js"
 import { Events, Glam } from "../src/glam/index.js"
+import * as Streams from "../src/glam/Streams.js"
 import * as Messaging from "../src/Messaging.js"
 import * as NatsBroker from "../src/NatsBroker.js"
 import * as Publisher from "../src/Publisher.js"
@@ -154,7 +155,7 @@ describe("Glam preset", () => {
       const receipt = yield* Effect.flatMap(Publisher.Publisher, (publisher) =>
         publisher.publish(Events.CreditBalanceLow, lowBalance)
       )
-      expect(receipt.stream).toBe(Topology.glamEventsStreamName)
+      expect(receipt.stream).toBe(Streams.eventsName)
       yield* NatsServer.eventually(
         Effect.flatMap(Ref.get(handled), (list) => (list.length === 1 ? Effect.void : Effect.fail("not yet"))),
         { timeout: "15 seconds", interval: "50 millis" }

@@ -10,8 +10,8 @@ import { assert, describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Exit, Option } from "effect"
 import { Broker } from "../src/Broker.js"
 import * as DeadLetter from "../src/DeadLetter.js"
+import * as Streams from "../src/glam/Streams.js"
 import * as Publisher from "../src/Publisher.js"
-import * as Topology from "../src/Topology.js"
 import { CrashJob, durable, maxDeliveries, parseHandled } from "./support/CrashJob.js"
 import { consumerState, messaging, storedMessages } from "./support/Messaging.js"
 import * as NatsServer from "./support/NatsServer.js"
@@ -173,10 +173,10 @@ const expectKillerDeadLetteredOthersHandled = (result: Effect.Success<ReturnType
 
     // The advisory was kept by GLAM_ADVISORIES and acknowledged once its dead letter was written.
     const broker = yield* Broker
-    const advisories = yield* broker.streamInfo(Topology.glamAdvisoriesStreamName)
+    const advisories = yield* broker.streamInfo(Streams.advisoriesName)
     assert(Option.isSome(advisories))
     expect(advisories.value.state.messages).toBeGreaterThanOrEqual(1)
-    const watcher = yield* consumerState(Topology.glamAdvisoriesStreamName, `dlq-GLAM_EVENTS-${durable}`)
+    const watcher = yield* consumerState(Streams.advisoriesName, `dlq-GLAM_EVENTS-${durable}`)
     expect(watcher?.numAckPending).toBe(0)
     expect(watcher?.numPending).toBe(0)
     const state = yield* consumerState("GLAM_EVENTS", durable)

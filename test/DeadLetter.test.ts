@@ -6,6 +6,7 @@ import * as DeadLetter from "../src/DeadLetter.js"
 import * as Envelope from "../src/Envelope.js"
 import * as ErrorPayload from "../src/glam/ErrorPayload.js"
 import { Events } from "../src/glam/index.js"
+import * as Streams from "../src/glam/Streams.js"
 import * as NatsBroker from "../src/NatsBroker.js"
 import * as NatsClient from "../src/NatsClient.js"
 import * as Publisher from "../src/Publisher.js"
@@ -23,7 +24,9 @@ const lowBalance = { identifiers, balance: 4.5, email: "owner@demo-shop.example"
 
 const otherStream: Topology.StreamSpec = { name: "OTHER", subjects: ["other.>"] }
 
-const messaging = (topology: Topology.Topology = Topology.make({ streams: [...Topology.glam.streams, otherStream] })) =>
+const messaging = (
+  topology: Topology.Topology = Topology.make({ streams: [...Streams.topology.streams, otherStream] })
+) =>
   Publisher.layer().pipe(
     Layer.provideMerge(Topology.layer(topology)),
     Layer.provideMerge(ServiceIdentity.layer("dlq-test-service")),
@@ -326,7 +329,7 @@ describe("DeadLetter", () => {
           // The bytes on the wire, read by the GLAM catalogue's ErrorPayload (the Python model's fields).
           const glam = yield* storeOriginal("evt.identified.thing.v1", envelopeWith({ identifiers: upper, n: 2 }))
           const written = yield* deadLetterOf(glam)
-          const stored = yield* readStored(Topology.glamDeadLetterStreamName, written.seq)
+          const stored = yield* readStored(Streams.deadLettersName, written.seq)
           const asErrorPayload = yield* Envelope.decoder(ErrorPayload.ErrorPayload)(stored.payload, stored.subject)
           expect(asErrorPayload.data.identifiers).toStrictEqual(identifiers)
           expect(asErrorPayload.data.error_code).toBe(failure.code)
@@ -391,7 +394,7 @@ describe("DeadLetter", () => {
       expect(error.message).toContain("no stream for subject dlq.no.dlq.v1")
       const listError = yield* DeadLetter.list().pipe(Effect.flip)
       expect(listError.reason._tag).toBe("StreamNotFound")
-    }).pipe(Effect.provide(messaging(Topology.make({ streams: [Topology.glamEvents] }))))
+    }).pipe(Effect.provide(messaging(Topology.make({ streams: [Streams.events] }))))
   )
 
   /** Delivers one message to a consumer with `maxDeliver: 2` twice without settling it, until the server gives up. */
@@ -544,7 +547,7 @@ describe("DeadLetter", () => {
           Effect.flatMap(advisoryState("patient"), (s) => (s.numRedelivered > 0 ? Effect.succeed(s) : Effect.fail(s)))
         )
         expect(refused.ackFloor.streamSeq).toBe(0)
-        yield* Topology.provision(Topology.make({ streams: [Topology.glamDeadLetters] }))
+        yield* Topology.provision(Topology.make({ streams: [Streams.deadLetters] }))
         const entry = yield* NatsServer.eventually(
           DeadLetter.list().pipe(
             Effect.map((entries) => entries[0]),
@@ -557,6 +560,6 @@ describe("DeadLetter", () => {
           Effect.flatMap(advisoryState("patient"), (s) => (s.ackFloor.streamSeq === 1 ? Effect.void : Effect.fail(s)))
         )
         yield* Fiber.interrupt(watcher)
-      }).pipe(Effect.provide(messaging(Topology.make({ streams: [Topology.glamEvents, Topology.glamAdvisories] }))))
+      }).pipe(Effect.provide(messaging(Topology.make({ streams: [Streams.events, Streams.advisories] }))))
   )
 })

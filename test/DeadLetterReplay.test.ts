@@ -7,11 +7,12 @@ import { assert, describe, expect, layer } from "@effect/vitest"
 import { Duration, Effect, Stream } from "effect"
 import { Broker, type Headers, type StoredMessage } from "../src/Broker.js"
 import * as DeadLetter from "../src/DeadLetter.js"
+import * as Streams from "../src/glam/Streams.js"
 import * as NatsClient from "../src/NatsClient.js"
 import * as Topology from "../src/Topology.js"
 import { messaging, storedMessages } from "./support/Messaging.js"
 
-const topology = Topology.make({ streams: [...Topology.glam.streams, { name: "OTHER", subjects: ["other.>"] }] })
+const topology = Topology.make({ streams: [...Streams.topology.streams, { name: "OTHER", subjects: ["other.>"] }] })
 
 const bytes = (text: string) => new TextEncoder().encode(text)
 const eventId = (payload: Uint8Array) => JSON.parse(new TextDecoder().decode(payload)).event_id

@@ -11,6 +11,7 @@ import {
 } from "../src/Broker.js"
 import * as DeadLetter from "../src/DeadLetter.js"
 import * as Event from "../src/Event.js"
+import * as Streams from "../src/glam/Streams.js"
 import * as MemoryBroker from "../src/MemoryBroker.js"
 import type { NatsError } from "../src/NatsError.js"
 import * as Policy from "../src/Policy.js"
@@ -645,7 +646,7 @@ describe("MemoryBroker consumers", () => {
       fresh(
         Effect.gen(function* () {
           const broker = yield* Broker
-          yield* Topology.provision(Topology.glam)
+          yield* Topology.provision(Streams.topology)
           yield* broker.addConsumer({
             ...consumerConfig("GLAM_EVENTS", "crashy"),
             ackWait: Duration.seconds(10),
@@ -826,7 +827,7 @@ class Flaky extends Schema.TaggedError<Flaky>()("Flaky", {}) {}
 
 /** The GLAM topology, a publisher and a service identity over a fresh in-memory broker. */
 const library = Publisher.layer().pipe(
-  Layer.provideMerge(Topology.layer(Topology.glam)),
+  Layer.provideMerge(Topology.layer(Streams.topology)),
   Layer.provideMerge(ServiceIdentity.layer("memory-test")),
   Layer.provideMerge(MemoryBroker.layer)
 )

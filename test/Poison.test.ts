@@ -8,6 +8,7 @@ import { Duration, Effect, Option, Ref, Schedule, Schema, Scope } from "effect"
 import { Broker } from "../src/Broker.js"
 import * as DeadLetter from "../src/DeadLetter.js"
 import * as Event from "../src/Event.js"
+import * as Streams from "../src/glam/Streams.js"
 import * as Policy from "../src/Policy.js"
 import * as Publisher from "../src/Publisher.js"
 import * as Subscriber from "../src/Subscriber.js"
@@ -378,7 +379,7 @@ describe("Poison messages", () => {
           expect(Option.isNone(yield* broker.streamInfo("GLAM_DLQ"))).toBe(true)
           expect(Option.isSome(yield* broker.getMessage("GLAM_EVENTS", poison.seq))).toBe(true)
 
-          yield* Topology.provision(Topology.glam)
+          yield* Topology.provision(Streams.topology)
           const [entry] = yield* waitFor(deadLetterCount(1))
           assert(entry !== undefined)
           expect(entry.record).toMatchObject({

@@ -4,6 +4,7 @@ import { TestClock } from "effect/testing"
 import { Broker } from "../src/Broker.js"
 import * as Envelope from "../src/Envelope.js"
 import { Events } from "../src/glam/index.js"
+import * as Streams from "../src/glam/Streams.js"
 import * as MemoryBroker from "../src/MemoryBroker.js"
 import * as MessageContext from "../src/MessageContext.js"
 import * as NatsBroker from "../src/NatsBroker.js"
@@ -27,7 +28,7 @@ const messaging = (
   options: { readonly retry?: Schedule.Schedule<unknown, NatsError>; readonly topology?: Topology.Topology } = {}
 ) =>
   Publisher.layer(options.retry === undefined ? {} : { retry: options.retry, timeout: "1 second" }).pipe(
-    Layer.provideMerge(Topology.layer(options.topology ?? Topology.glam)),
+    Layer.provideMerge(Topology.layer(options.topology ?? Streams.topology)),
     Layer.provideMerge(NatsBroker.layerFromClient),
     Layer.provideMerge(ServiceIdentity.layer("billing-service")),
     Layer.provideMerge(
@@ -247,7 +248,7 @@ describe("Publisher", () => {
     }).pipe(
       Effect.provide(
         Publisher.layer().pipe(
-          Layer.provideMerge(Topology.layer(Topology.glam)),
+          Layer.provideMerge(Topology.layer(Streams.topology)),
           Layer.provideMerge(MemoryBroker.layer),
           Layer.provideMerge(ServiceIdentity.layer("billing-service"))
         )

@@ -7,6 +7,7 @@ import { assert, describe, expect, it, layer } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Layer, Tracer } from "effect"
 import { Broker } from "../src/Broker.js"
 import { Events } from "../src/glam/index.js"
+import * as Streams from "../src/glam/Streams.js"
 import * as Publisher from "../src/Publisher.js"
 import * as ServiceIdentity from "../src/ServiceIdentity.js"
 import * as Topology from "../src/Topology.js"
@@ -163,7 +164,7 @@ describe("Publisher.publishAll", () => {
     )
     return Publisher.layer({ retryBudget: "1 second", timeout: "500 millis" }).pipe(
       Layer.provide(gated),
-      Layer.provideMerge(Topology.layer(Topology.glam)),
+      Layer.provideMerge(Topology.layer(Streams.topology)),
       Layer.provideMerge(ServiceIdentity.layer("billing-service")),
       Layer.provideMerge(natsBroker),
       Layer.provideMerge(NatsServer.layer())

@@ -10,6 +10,7 @@ import { ConfigProvider, Deferred, Duration, Effect, Exit, Fiber, Layer, Logger,
 import { TestClock } from "effect/testing"
 import { Broker } from "../src/Broker.js"
 import { Events } from "../src/glam/index.js"
+import * as Streams from "../src/glam/Streams.js"
 import * as MemoryBroker from "../src/MemoryBroker.js"
 import * as NatsBroker from "../src/NatsBroker.js"
 import * as NatsClient from "../src/NatsClient.js"
@@ -115,7 +116,7 @@ describe("Publisher outages", () => {
         )
       )
       const layer = Publisher.layer(options).pipe(
-        Layer.provideMerge(Topology.layer(Topology.glam)),
+        Layer.provideMerge(Topology.layer(Streams.topology)),
         Layer.provideMerge(broker),
         Layer.provideMerge(ServiceIdentity.layer("billing-service"))
       )
@@ -331,7 +332,7 @@ describe("Publisher outages", () => {
         expect(secondsOf(ended[1] ?? "")).toBeLessThan(10)
         expect(Number(ended[3])).toBe(50)
         expect(logged.filter((l) => l.level === "Error")).toHaveLength(0)
-      }).pipe(Effect.provide(Layer.merge(onServer({}, {}, Topology.glam), capture(lines))))
+      }).pipe(Effect.provide(Layer.merge(onServer({}, {}, Streams.topology), capture(lines))))
     },
     20_000
   )

@@ -7,6 +7,7 @@
 import { assert, describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Ref, Schema } from "effect"
 import * as Event from "../src/Event.js"
+import * as Streams from "../src/glam/Streams.js"
 import * as Publisher from "../src/Publisher.js"
 import * as ServiceIdentity from "../src/ServiceIdentity.js"
 import * as Subscriber from "../src/Subscriber.js"
@@ -25,7 +26,7 @@ const bare = natsBroker.pipe(
 describe("Subscriber start", () => {
   it.live("refuses to start without streams for its dead letters and advisories, naming each", () =>
     Effect.gen(function* () {
-      yield* Topology.provision(Topology.make({ streams: [Topology.glamEvents] }))
+      yield* Topology.provision(Topology.make({ streams: [Streams.events] }))
       const exit = yield* Subscriber.make(Placed, {
         durable: "nowhere-to-go",
         waitForStreams: "1 second",
@@ -42,7 +43,7 @@ describe("Subscriber start", () => {
         "a stream on $JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.GLAM_EVENTS.nowhere-to-go for its max-deliveries advisories"
       )
       expect(error.value.message).not.toContain("the stream GLAM_EVENTS")
-      expect(error.value.message).toContain("Topology.glam")
+      expect(error.value.message).toContain("Streams.topology")
     }).pipe(Effect.provide(bare))
   )
 
@@ -80,7 +81,7 @@ describe("Subscriber start", () => {
 
   it.live("refuses to start on a stream that does not exist, naming it", () =>
     Effect.gen(function* () {
-      yield* Topology.provision(Topology.glam)
+      yield* Topology.provision(Streams.topology)
       const exit = yield* Subscriber.make(Placed, {
         durable: "lost",
         stream: "ORDERS",
@@ -124,7 +125,7 @@ describe("Subscriber start", () => {
     Effect.gen(function* () {
       yield* Topology.provision(
         Topology.make({
-          streams: [Topology.glamDeadLetters, Topology.glamAdvisories, { name: "OTHER", subjects: ["other.>"] }]
+          streams: [Streams.deadLetters, Streams.advisories, { name: "OTHER", subjects: ["other.>"] }]
         })
       )
       const exit = yield* Subscriber.make(Placed, {
@@ -147,8 +148,8 @@ describe("Subscriber start", () => {
           streams: [
             { name: "STARTS", subjects: ["evt.start.>"] },
             { name: "SHIPS", subjects: ["evt.ship.>"] },
-            Topology.glamDeadLetters,
-            Topology.glamAdvisories
+            Streams.deadLetters,
+            Streams.advisories
           ]
         })
       )
@@ -172,7 +173,7 @@ describe("Subscriber start", () => {
           durable: "composed",
           handler: (envelope) => Ref.update(handled, (list) => [...list, envelope.data.n])
         })
-        const topology = Topology.layer(Topology.glam)
+        const topology = Topology.layer(Streams.topology)
         const app = (
           order === "subscriber first" ? Layer.mergeAll(subscriber, topology) : Layer.mergeAll(topology, subscriber)
         ).pipe(Layer.provideMerge(Publisher.layer()))

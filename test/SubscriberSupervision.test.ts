@@ -8,6 +8,7 @@ import { AckPolicy } from "@nats-io/jetstream"
 import { type Duration, Effect, Exit, Ref, Schema, Scope } from "effect"
 import { Broker } from "../src/Broker.js"
 import * as Event from "../src/Event.js"
+import * as Streams from "../src/glam/Streams.js"
 import { NatsClient } from "../src/NatsClient.js"
 import * as Publisher from "../src/Publisher.js"
 import * as Subscriber from "../src/Subscriber.js"
@@ -87,7 +88,7 @@ describe("Subscriber supervision", () => {
             "stream GLAM_EVENTS does not exist: orphaned receives nothing until it is created again"
           )
         )
-        yield* Topology.provision(Topology.glam)
+        yield* Topology.provision(Streams.topology)
         yield* waitFor(subscriber.logged("Info", "subscriber orphaned: consumer check: working again after"))
         yield* publishRange(4, 6)
         yield* waitFor(subscriber.handledAll(4, 6))

@@ -1,6 +1,7 @@
 import { assert, describe, expect, it, layer } from "@effect/vitest"
 import { nanos } from "@nats-io/transport-node"
 import { Duration, Effect, Exit, Layer, Option } from "effect"
+import * as Streams from "../src/glam/Streams.js"
 import * as NatsClient from "../src/NatsClient.js"
 import * as Topology from "../src/Topology.js"
 import {
@@ -296,15 +297,15 @@ describe("Topology", () => {
         yield* Effect.promise(() => jetstream.publish("dlq.x", bytes("old dead letter")))
         yield* Effect.promise(() => jetstream.publish("evt.x", bytes("old event")))
 
-        const report = yield* Topology.provision(Topology.glam)
+        const report = yield* Topology.provision(Streams.topology)
         expect(report.streams).toStrictEqual([
           {
-            stream: Topology.glamEventsStreamName,
+            stream: Streams.eventsName,
             action: "updated",
             changes: [{ field: "subjects", current: "cmd.>, dlq.>, evt.>", desired: "cmd.>, evt.>" }]
           },
-          { stream: Topology.glamDeadLetterStreamName, action: "created", changes: [] },
-          { stream: Topology.glamAdvisoriesStreamName, action: "created", changes: [] }
+          { stream: Streams.deadLettersName, action: "created", changes: [] },
+          { stream: Streams.advisoriesName, action: "created", changes: [] }
         ])
 
         const events = yield* streamConfigOf("GLAM_EVENTS")
@@ -332,7 +333,7 @@ describe("Topology", () => {
         expect(ack.stream).toBe("GLAM_DLQ")
         expect((yield* publish("evt.y", "new event")).stream).toBe("GLAM_EVENTS")
 
-        const again = yield* Topology.provision(Topology.glam)
+        const again = yield* Topology.provision(Streams.topology)
         expect(again.streams.map((o) => o.action)).toStrictEqual(["unchanged", "unchanged", "unchanged"])
       })
     )

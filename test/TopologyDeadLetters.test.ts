@@ -1,6 +1,6 @@
 /**
  * A stream of one's own declared with its dead letters in one call: `Topology.withDeadLetters` derives
- * the dead-letter and advisory streams, `Topology.glam` is that call on `GLAM_EVENTS`, and a subscriber
+ * the dead-letter and advisory streams, `Streams.topology` is that call on `GLAM_EVENTS`, and a subscriber
  * on such a stream dead-letters into its own dead-letter stream, big bodies and replays included.
  */
 import { assert, describe, expect, it } from "@effect/vitest"
@@ -8,6 +8,7 @@ import { Data, Duration, Effect, Exit, Option, Schema, Scope } from "effect"
 import { Broker } from "../src/Broker.js"
 import * as DeadLetter from "../src/DeadLetter.js"
 import * as Event from "../src/Event.js"
+import * as Streams from "../src/glam/Streams.js"
 import * as Policy from "../src/Policy.js"
 import * as Publisher from "../src/Publisher.js"
 import * as Subscriber from "../src/Subscriber.js"
@@ -95,18 +96,14 @@ describe("Topology.withDeadLetters", () => {
     expect(advisories).toMatchObject({ name: "ORDERS_ADVISORIES", replicas: 3, subjects: ["$JS.EVENT.ADVISORY.>"] })
   })
 
-  it("Topology.glam is the call on GLAM_EVENTS, with the names and subjects it always had", () => {
-    expect(Topology.glam.streams).toStrictEqual([
-      Topology.glamEvents,
-      Topology.glamDeadLetters,
-      Topology.glamAdvisories
-    ])
-    expect(Topology.glam.streams.map((stream) => [stream.name, stream.subjects])).toStrictEqual([
+  it("Streams.topology is the call on GLAM_EVENTS, with the names and subjects it always had", () => {
+    expect(Streams.topology.streams).toStrictEqual([Streams.events, Streams.deadLetters, Streams.advisories])
+    expect(Streams.topology.streams.map((stream) => [stream.name, stream.subjects])).toStrictEqual([
       ["GLAM_EVENTS", ["evt.>", "cmd.>"]],
       ["GLAM_DLQ", ["dlq.>"]],
       ["GLAM_ADVISORIES", ["$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>"]]
     ])
-    expect(Topology.glam.consumers).toStrictEqual([])
+    expect(Streams.topology.consumers).toStrictEqual([])
   })
 
   it.live(

@@ -1,14 +1,15 @@
 import { assert, describe, expect, it, layer } from "@effect/vitest"
 import { ConfigProvider, Duration, Effect, Exit, Fiber, Layer, Option } from "effect"
 import { Broker } from "../src/Broker.js"
+import * as Streams from "../src/glam/Streams.js"
 import * as NatsBroker from "../src/NatsBroker.js"
 import * as NatsClient from "../src/NatsClient.js"
 import * as Topology from "../src/Topology.js"
 import * as NatsCluster from "./support/NatsCluster.js"
 import { clusterLike, streamConfigOf, topologyLines, withLogs } from "./support/TopologyFixtures.js"
 
-describe("Topology.glamConfig", () => {
-  const parse = (env: Record<string, string>) => Topology.glamConfig.parse(ConfigProvider.fromEnv({ env }))
+describe("Streams.topologyConfig", () => {
+  const parse = (env: Record<string, string>) => Streams.topologyConfig.parse(ConfigProvider.fromEnv({ env }))
 
   it.effect("GLAM_STREAM_REPLICAS gives the three GLAM streams that many replicas; unset names none", () =>
     Effect.gen(function* () {
@@ -18,12 +19,12 @@ describe("Topology.glamConfig", () => {
         ["GLAM_DLQ", 3],
         ["GLAM_ADVISORIES", 3]
       ])
-      expect(three.streams.map(({ replicas: _, ...rest }) => rest)).toStrictEqual(Topology.glam.streams)
+      expect(three.streams.map(({ replicas: _, ...rest }) => rest)).toStrictEqual(Streams.topology.streams)
       expect((yield* parse({ GLAM_STREAM_REPLICAS: "1" })).streams.map((stream) => stream.replicas)).toStrictEqual([
         1, 1, 1
       ])
       const unset = yield* parse({})
-      expect(unset).toStrictEqual(Topology.glam)
+      expect(unset).toStrictEqual(Streams.topology)
       expect(unset.streams.every((stream) => stream.replicas === undefined)).toBe(true)
     })
   )
@@ -99,16 +100,16 @@ describe("Topology replicas", () => {
     })
   )
 
-  it.effect("Topology.layerGlam takes them from GLAM_STREAM_REPLICAS and refuses fewer than the streams have", () =>
+  it.effect("Streams.layerTopology takes them from GLAM_STREAM_REPLICAS and refuses fewer than the streams have", () =>
     Effect.gen(function* () {
       const { broker } = yield* clusterLike
       const build = (env: Record<string, string>) =>
-        Layer.build(Topology.layerGlam()).pipe(
+        Layer.build(Streams.layerTopology()).pipe(
           Effect.provideService(Broker, broker),
           Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env })),
           Effect.exit
         )
-      const replicas = Effect.forEach(Topology.glam.streams, (stream) =>
+      const replicas = Effect.forEach(Streams.topology.streams, (stream) =>
         Effect.map(
           broker.streamInfo(stream.name),
           Option.map((info) => info.config.replicas)
@@ -193,11 +194,11 @@ describe("Topology on a three-node cluster", () => {
     it.effect("layerGlam: GLAM_STREAM_REPLICAS=3 makes the GLAM streams R3, unset keeps them, 1 is refused", () =>
       Effect.gen(function* () {
         const build = (env: Record<string, string>) =>
-          Layer.build(Topology.layerGlam()).pipe(
+          Layer.build(Streams.layerTopology()).pipe(
             Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env })),
             Effect.exit
           )
-        const replicas = Effect.forEach(Topology.glam.streams, (stream) => replicasOf(stream.name))
+        const replicas = Effect.forEach(Streams.topology.streams, (stream) => replicasOf(stream.name))
         expect(Exit.isSuccess(yield* build({ GLAM_STREAM_REPLICAS: "3" }))).toBe(true)
         expect(yield* replicas).toStrictEqual([3, 3, 3])
         expect(Exit.isSuccess(yield* build({}))).toBe(true)

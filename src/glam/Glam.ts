@@ -2,7 +2,7 @@
  * The GLAM preset: the stack of a GLAM service in one layer, configured the way every GLAM service is,
  * from the environment.
  *
- * - the topology is `Topology.glam` (`GLAM_EVENTS`, `GLAM_DLQ`, `GLAM_ADVISORIES`), with the replicas of
+ * - the topology is `Streams.topology` (`GLAM_EVENTS`, `GLAM_DLQ`, `GLAM_ADVISORIES`), with the replicas of
  *   `GLAM_STREAM_REPLICAS` when it is set;
  * - the service name is `SERVICE_NAME` (unless `service` is given);
  * - the publisher's timeout and retry budget are `GLAM_PUBLISH_TIMEOUT` and `GLAM_PUBLISH_RETRY_BUDGET`;
@@ -21,7 +21,8 @@ import * as NatsBroker from "../NatsBroker.js"
 import type * as NatsClient from "../NatsClient.js"
 import * as Publisher from "../Publisher.js"
 import type * as ServiceIdentity from "../ServiceIdentity.js"
-import * as Topology from "../Topology.js"
+import type * as Topology from "../Topology.js"
+import * as Streams from "./Streams.js"
 
 /**
  * What a GLAM service may set in code; everything else comes from the environment.
@@ -48,13 +49,15 @@ export const layer = (
   options: Options = {}
 ): Layer.Layer<Publisher.Publisher | ServiceIdentity.ServiceIdentity, Messaging.StackError, Broker> =>
   Layer.unwrap(
-    Effect.map(Config.all({ topology: Topology.glamConfig, publisher: Publisher.config }), ({ topology, publisher }) =>
-      Messaging.layer({
-        topology,
-        service: options.service,
-        publisher: withOverrides(publisher, options.publisher ?? {}),
-        provision: options.provision
-      })
+    Effect.map(
+      Config.all({ topology: Streams.topologyConfig, publisher: Publisher.config }),
+      ({ topology, publisher }) =>
+        Messaging.layer({
+          topology,
+          service: options.service,
+          publisher: withOverrides(publisher, options.publisher ?? {}),
+          provision: options.provision
+        })
     )
   )
 

@@ -1,6 +1,6 @@
 /**
- * The GLAM event catalogue: subjects, payload schemas and event definitions, with the field names the
- * Python services write.
+ * The GLAM preset: the event catalogue (subjects, payload schemas and event definitions, with the field
+ * names the Python services write), the GLAM streams and the stack of a GLAM service in one layer.
  *
  * @since 0.1.0
  */
@@ -30,6 +30,8 @@ export * as Merchant from "./Merchant.js"
 export * as MerchantIdentifiers from "./MerchantIdentifiers.js"
 /** @since 0.1.0 */
 export * as Notification from "./Notification.js"
+/** @since 0.2.0 */
+export * as Streams from "./Streams.js"
 /** @since 0.1.0 */
 export * as Subjects from "./Subjects.js"
 /** @since 0.1.0 */

@@ -8,6 +8,7 @@ import { Duration, Effect, Exit, Option, Schema, Stream } from "effect"
 import { Broker, type Message, type StoredMessage } from "../Broker.js"
 import type { PublishInput, WatchOptions } from "../DeadLetter.js"
 import * as Envelope from "../Envelope.js"
+import * as NatsError from "../NatsError.js"
 import * as Topology from "../Topology.js"
 import { publish } from "./deadLetterPublish.js"
 import { asText } from "./deadLetterRecord.js"
@@ -50,6 +51,24 @@ const givenUp = (
   lastFailureAt: timestamp
 })
 
+// The stream that captures the consumer's advisories, when none is named.
+const advisoryStreamFor = (broker: Broker["Service"], { stream, consumer }: WatchOptions) =>
+  Effect.flatMap(broker.streamFor(advisorySubject(stream, consumer)), (found) =>
+    Option.match(found, {
+      onSome: Effect.succeed,
+      onNone: () =>
+        Effect.fail(
+          NatsError.make(
+            "DeadLetter.watchAdvisories",
+            new NatsError.StreamNotFound({
+              message: `no stream captures ${advisorySubject(stream, consumer)}, the max-deliveries advisories of ${stream}/${consumer}: declare one with Topology.withDeadLetters, or name it with { advisoryStream }`,
+              subject: advisorySubject(stream, consumer)
+            })
+          )
+        )
+    })
+  )
+
 /** Documented as `DeadLetter.watchAdvisories`. */
 export const watchAdvisories = (options: WatchOptions) => watch(options, Effect.void)
 
@@ -59,7 +78,7 @@ export const watchAdvisories = (options: WatchOptions) => watch(options, Effect.
  */
 export const watch = Effect.fnUntraced(function* (options: WatchOptions, up: Effect.Effect<void>) {
   const broker = yield* Broker
-  const advisoryStream = options.advisoryStream ?? Topology.glamAdvisoriesStreamName
+  const advisoryStream = options.advisoryStream ?? (yield* advisoryStreamFor(broker, options))
   const durable = options.durable ?? `dlq-${options.stream}-${options.consumer}`
   const retryDelay = Duration.fromInputUnsafe(options.retryDelay ?? "5 seconds")
   const writes = new WriteOutages(`advisory watcher ${durable}`)

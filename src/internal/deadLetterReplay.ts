@@ -7,11 +7,10 @@
  */
 import { Buffer } from "node:buffer"
 import { DateTime, Effect, Exit, Option, Schema, Stream } from "effect"
-import { Broker, type Headers, type StoredMessage } from "../Broker.js"
+import { Broker, type Headers, type StoredMessage, type StreamInfo } from "../Broker.js"
 import type { Entry, Filter, Replay, ReplayOptions, ReplayOutcome } from "../DeadLetter.js"
 import * as Envelope from "../Envelope.js"
 import * as NatsError from "../NatsError.js"
-import * as Topology from "../Topology.js"
 import { sender } from "./deadLetterPublish.js"
 import {
   asText,
@@ -62,10 +61,37 @@ const matches =
     (filter.until === undefined || DateTime.isLessThan(record.lastFailureAt, filter.until)) &&
     (filter.seqs === undefined || filter.seqs.includes(seq))
 
+// A dead-letter stream takes only subjects of the `dlq.` form (`Topology.withDeadLetters` declares such).
+const isDeadLetterStream = (info: StreamInfo): boolean =>
+  info.config.subjects.length > 0 && info.config.subjects.every((subject) => subject.startsWith("dlq."))
+
+// The stream named by the filter, else the broker's one dead-letter stream; none or several is an error
+// that names what there is, never a guess.
+const deadLetterStream = (broker: Broker["Service"], filter: Filter) =>
+  filter.stream !== undefined
+    ? Effect.succeed(filter.stream)
+    : Effect.flatMap(broker.listStreams, (streams) => {
+        const names = streams.filter(isDeadLetterStream).map((info) => info.config.name)
+        const [only] = names
+        if (names.length === 1 && only !== undefined) return Effect.succeed(only)
+        return Effect.fail(
+          NatsError.make(
+            "DeadLetter.list",
+            new NatsError.StreamNotFound({
+              message:
+                names.length === 0
+                  ? "no dead-letter stream (one whose subjects are all dlq.*) on the broker: declare it with Topology.withDeadLetters, or name it with { stream }"
+                  : `several dead-letter streams (${names.join(", ")}): name the one to read with { stream }`,
+              subject: "dlq.>"
+            })
+          )
+        )
+      })
+
 /** Documented as `DeadLetter.list`. */
 export const list = Effect.fn("DeadLetter.list")(function* (filter: Filter = {}) {
   const broker = yield* Broker
-  const stream = filter.stream ?? Topology.glamDeadLetterStreamName
+  const stream = yield* deadLetterStream(broker, filter)
   const info = yield* broker.streamInfo(stream)
   if (Option.isNone(info)) {
     return yield* NatsError.make(

@@ -96,12 +96,13 @@ const look = (broker: Broker["Service"], needs: Needs): Effect.Effect<Found | Mi
       : { _tag: "Found", stream, advisoryStream }
   })
 
-// How to declare what is missing: the GLAM topology for GLAM_EVENTS, the stream's own otherwise.
+// How to declare what is missing: for GLAM_EVENTS the GLAM preset (named here only as advice), the
+// stream's own dead letters otherwise.
 const advice = (needs: Needs, missing: Missing): string => {
   const topologyIn = "in the topology provisioned with it (Messaging.layer({ topology }) or Topology.layer)"
-  if (missing.stream === Topology.glamEventsStreamName) {
+  if (missing.stream === "GLAM_EVENTS") {
     return (
-      `Declare them ${topologyIn}: Topology.glam has GLAM_EVENTS, GLAM_DLQ on dlq.> ` +
+      `Declare them ${topologyIn}: Streams.topology of @glam/messaging/glam (provisioned by Glam.layer) has GLAM_EVENTS, GLAM_DLQ on dlq.> ` +
       "and GLAM_ADVISORIES on $JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>"
     )
   }
@@ -109,7 +110,7 @@ const advice = (needs: Needs, missing: Missing): string => {
     return (
       `Declare a stream capturing ${needs.subjects.join(", ")} with its dead letters ${topologyIn}: ` +
       "Topology.make({ streams: Topology.withDeadLetters(spec) }) adds <NAME>_DLQ and <NAME>_ADVISORIES to the " +
-      "stream of spec; Topology.glam declares GLAM_EVENTS with GLAM_DLQ and GLAM_ADVISORIES"
+      "stream of spec; for GLAM_EVENTS, Streams.topology of @glam/messaging/glam declares it with GLAM_DLQ and GLAM_ADVISORIES"
     )
   }
   const name = missing.stream

@@ -4,6 +4,7 @@
  */
 import { Effect, Layer, Option } from "effect"
 import { Broker, type StoredMessage } from "../../src/Broker.js"
+import * as Streams from "../../src/glam/Streams.js"
 import * as NatsBroker from "../../src/NatsBroker.js"
 import * as NatsClient from "../../src/NatsClient.js"
 import * as Publisher from "../../src/Publisher.js"
@@ -18,10 +19,10 @@ export const natsBroker = NatsBroker.layerFromClient.pipe(
   )
 )
 
-/** Everything on a fresh server of its own, with `Topology.glam` provisioned. */
+/** Everything on a fresh server of its own, with `Streams.topology` provisioned. */
 export const messaging = (options: { readonly service?: string; readonly topology?: Topology.Topology } = {}) =>
   Publisher.layer().pipe(
-    Layer.provideMerge(Topology.layer(options.topology ?? Topology.glam)),
+    Layer.provideMerge(Topology.layer(options.topology ?? Streams.topology)),
     Layer.provideMerge(ServiceIdentity.layer(options.service ?? "test-service")),
     Layer.provideMerge(natsBroker),
     Layer.provideMerge(NatsServer.layer())
@@ -42,7 +43,7 @@ export const storedMessages = (stream: string) =>
   })
 
 /** The dead-letter records in GLAM_DLQ (not the replay markers), parsed. */
-export const deadLetters = Effect.map(storedMessages(Topology.glamDeadLetterStreamName), (messages) =>
+export const deadLetters = Effect.map(storedMessages(Streams.deadLettersName), (messages) =>
   messages
     .filter((m) => !m.subject.startsWith("dlq._"))
     .map((m) => ({ subject: m.subject, envelope: JSON.parse(new TextDecoder().decode(m.payload)) }))

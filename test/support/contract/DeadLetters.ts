@@ -7,9 +7,9 @@ import { expect } from "@effect/vitest"
 import { Effect, Option } from "effect"
 import { Broker } from "../../../src/Broker.js"
 import * as DeadLetter from "../../../src/DeadLetter.js"
+import * as Streams from "../../../src/glam/Streams.js"
 import * as Publisher from "../../../src/Publisher.js"
 import * as Subscriber from "../../../src/Subscriber.js"
-import * as Topology from "../../../src/Topology.js"
 import {
   bytes,
   check,
@@ -48,10 +48,8 @@ export const maxDeliveries: Scenario = {
     const second = yield* raw.next("5 seconds")
     expect([first.message.deliveryCount, second.message.deliveryCount]).toStrictEqual([1, 2])
 
-    yield* eventually(
-      Effect.flatMap(messageCount(Topology.glamAdvisoriesStreamName), (count) => check(count >= 1, "no advisory"))
-    )
-    const stored = yield* broker.getMessage(Topology.glamAdvisoriesStreamName, 1)
+    yield* eventually(Effect.flatMap(messageCount(Streams.advisoriesName), (count) => check(count >= 1, "no advisory")))
+    const stored = yield* broker.getMessage(Streams.advisoriesName, 1)
     expect(Option.map(stored, (m) => m.subject)).toStrictEqual(
       Option.some(DeadLetter.advisorySubject("GLAM_EVENTS", "doomed"))
     )
@@ -82,11 +80,11 @@ export const maxDeliveries: Scenario = {
     yield* raw.nothingWithin("1500 millis")
     expect((yield* consumerState("doomed")).numAckPending).toBe(0)
     yield* eventually(
-      Effect.flatMap(consumerState("dlq-GLAM_EVENTS-doomed", Topology.glamAdvisoriesStreamName), (state) =>
+      Effect.flatMap(consumerState("dlq-GLAM_EVENTS-doomed", Streams.advisoriesName), (state) =>
         check(state.ackFloor.streamSeq === 1 && state.numAckPending === 0, "advisory not acknowledged")
       )
     )
-    expect(yield* messageCount(Topology.glamDeadLetterStreamName)).toBe(1)
+    expect(yield* messageCount(Streams.deadLettersName)).toBe(1)
   })
 }
 
@@ -162,6 +160,6 @@ export const poisonDeadLettered: Scenario = {
       const restored = yield* DeadLetter.originalBytes(entry)
       expect(Option.isSome(restored) && sameBytes(restored.value, body), `bytes of ${what}`).toBe(true)
     }
-    expect(yield* messageCount(Topology.glamDeadLetterStreamName)).toBe(poisons.length)
+    expect(yield* messageCount(Streams.deadLettersName)).toBe(poisons.length)
   })
 }

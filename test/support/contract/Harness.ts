@@ -9,6 +9,7 @@
 import { Clock, Data, Duration, Effect, Exit, Option, Queue, Ref, Schedule, Schema, Scope, Stream } from "effect"
 import { Broker, type Message } from "../../../src/Broker.js"
 import * as Event from "../../../src/Event.js"
+import * as Streams from "../../../src/glam/Streams.js"
 import type { NatsError } from "../../../src/NatsError.js"
 import type * as Publisher from "../../../src/Publisher.js"
 import type { ServiceIdentity } from "../../../src/ServiceIdentity.js"
@@ -20,7 +21,7 @@ export type ContractEnv = Broker | Publisher.Publisher | ServiceIdentity
 /** One scenario of the contract: a name, the topology it starts from, and the program that checks it. */
 export interface Scenario<R = never> {
   readonly name: string
-  /** Default `Topology.glam`. */
+  /** Default `Streams.topology`. */
   readonly topology?: Topology.Topology | undefined
   /** It waits on ack-waits, nak delays or the duplicate window, so it needs timers on the wall clock. */
   readonly realTime?: boolean | undefined
@@ -77,7 +78,7 @@ export const Item = Event.make("evt.contract.item.v1", Schema.Struct({ n: Schema
 export const consumers = (...specs: ReadonlyArray<Omit<Topology.ConsumerSpec, "stream"> & { stream?: string }>) =>
   Topology.provision(
     Topology.make({
-      consumers: specs.map((spec) => ({ ...spec, stream: spec.stream ?? Topology.glamEventsStreamName }))
+      consumers: specs.map((spec) => ({ ...spec, stream: spec.stream ?? Streams.eventsName }))
     })
   )
 
@@ -115,7 +116,7 @@ export const consumeRaw = (
     const broker = yield* Broker
     const arrivals = yield* Queue.unbounded<Arrival, NatsError>()
     yield* broker
-      .consume(options.stream ?? Topology.glamEventsStreamName, consumer, { maxMessages: options.maxMessages ?? 100 })
+      .consume(options.stream ?? Streams.eventsName, consumer, { maxMessages: options.maxMessages ?? 100 })
       .pipe(
         Stream.runForEach((message) =>
           Effect.flatMap(Clock.currentTimeMillis, (at) => Queue.offer(arrivals, { message, at }))
@@ -176,7 +177,7 @@ export const duplicates = (counts: ReadonlyMap<string, number>): number => {
 }
 
 /** The consumer's state on the broker; fails when the consumer does not exist. */
-export const consumerState = (consumer: string, stream: string = Topology.glamEventsStreamName) =>
+export const consumerState = (consumer: string, stream: string = Streams.eventsName) =>
   Effect.flatMap(Broker, (broker) => broker.consumerInfo(stream, consumer)).pipe(
     Effect.flatMap((info) =>
       Option.match(info, {
