@@ -4,7 +4,7 @@
  * also through `Topology.provision`.
  */
 import { describe, expect, layer } from "@effect/vitest"
-import { Effect, Layer, Stream } from "effect"
+import { Effect, Layer, Redacted, Stream } from "effect"
 import { Broker } from "../src/Broker.js"
 import * as MemoryBroker from "../src/MemoryBroker.js"
 import * as NatsBroker from "../src/NatsBroker.js"
@@ -125,3 +125,36 @@ for (const [name, brokerLayer] of brokers) {
     })
   })
 }
+
+// A user who may not list streams: the overlap is still refused with the stream and its subjects named.
+const deniedListing = `authorization {
+  users = [
+    { user: "app", password: "secret", permissions: { publish: { deny: ["$JS.API.STREAM.LIST", "$JS.API.STREAM.NAMES"] } } }
+  ]
+}
+`
+
+const natsBrokerWithoutListing = NatsBroker.layerFromClient.pipe(
+  Layer.provideMerge(
+    Layer.unwrap(
+      Effect.map(NatsServer.NatsServerService, (server) =>
+        NatsClient.layer({ servers: server.url, user: "app", password: Redacted.make("secret") })
+      )
+    )
+  ),
+  Layer.provideMerge(NatsServer.layer({ config: deniedListing }))
+)
+
+describe("error messages: NatsBroker, streams not listable", () => {
+  layer(natsBrokerWithoutListing)((it) => {
+    it.effect("an overlap whose other stream cannot be looked up still names the stream and its subjects", () =>
+      Effect.gen(function* () {
+        const broker = yield* Broker
+        yield* broker.addStream(streamConfig("LEGACY", ["orders.placed.>"]))
+        const added = yield* broker.addStream(streamConfig("ORDERS", ["orders.>", "returns.>"])).pipe(Effect.flip)
+        expect(added.reason).toMatchObject({ _tag: "Rejected", code: 10065 })
+        expect(added.message).toBe(`addStream: stream ORDERS (orders.>, returns.>): ${overlapText}`)
+      })
+    )
+  })
+})
