@@ -50,17 +50,13 @@ import {
 import { consume as consumeMessages, Pullers } from "./internal/memoryConsume.js"
 import { type Advise, MemoryConsumer } from "./internal/memoryConsumer.js"
 import { MemoryStream, type StoreRequest, storedHeaders } from "./internal/memoryStream.js"
+import { consumerNotFound, streamNotFound } from "./internal/namedReasons.js"
 import { isValid } from "./internal/subjects.js"
 import * as NatsError from "./NatsError.js"
 
 const encoder = new TextEncoder()
 
 const fail = (operation: string, reason: NatsError.NatsErrorReason) => Effect.fail(NatsError.make(operation, reason))
-
-const streamNotFound = (stream: string) => new NatsError.StreamNotFound({ message: "stream not found", stream })
-
-const consumerNotFound = (stream: string, consumer: string) =>
-  new NatsError.ConsumerNotFound({ message: "consumer not found", stream, consumer })
 
 /**
  * Builds a new, empty in-memory broker on the `Clock` in context.

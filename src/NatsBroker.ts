@@ -18,6 +18,7 @@ import {
   type StoredMessage,
   type StreamConfig
 } from "./Broker.js"
+import { OVERLAP_CODE, overlapping, subjectsOverlap } from "./internal/namedReasons.js"
 import { fromConsumerInfo, fromStreamInfo, toConsumerConfig, toStreamConfig } from "./internal/natsConfig.js"
 import { consume as consumeMessages } from "./internal/natsConsume.js"
 import { fromCause } from "./internal/natsErrors.js"
@@ -59,6 +60,10 @@ const lookupLifetime = "5 seconds"
 
 /** At most this many subjects keep a stream lookup. */
 const maxLookups = 1024
+
+/** How long, and over how many streams per subject, the streams in the way of an overlap are looked for. */
+const overlapLookupTimeout = "2 seconds"
+const maxOverlapLookup = 256
 
 /**
  * Builds the NATS `Broker` from the `NatsClient` in context.
@@ -142,17 +147,44 @@ export const make: Effect.Effect<Broker["Service"], never, NatsClient.NatsClient
         catch: fromCause("streamInfo", { stream: name })
       }).pipe(Effect.map(fromStreamInfo), noneWhen("StreamNotFound"))
 
+    // The server refuses overlapping subjects without saying whose they are: the streams that collide
+    // with each subject are asked for, within a bound, and a lookup that fails names none of them.
+    const overlappingStreams = (config: StreamConfig) =>
+      Effect.forEach(config.subjects.length === 0 ? [config.name] : config.subjects, (subject) =>
+        Stream.fromAsyncIterable(manager.streams.list(subject), fromCause("listStreams")).pipe(
+          Stream.take(maxOverlapLookup),
+          Stream.map((info) => ({ name: info.config.name, subjects: info.config.subjects ?? [] })),
+          Stream.runCollect
+        )
+      ).pipe(
+        Effect.map((found) => overlapping(config, found.flat())),
+        Effect.timeout(overlapLookupTimeout),
+        Effect.orElseSucceed(() => [])
+      )
+
+    const namingOverlaps =
+      (operation: string, config: StreamConfig) =>
+      <A>(effect: Effect.Effect<A, NatsError>): Effect.Effect<A, NatsError> =>
+        Effect.catchIf(
+          effect,
+          (error) => error.reason._tag === "Rejected" && error.reason.code === OVERLAP_CODE,
+          (error) =>
+            Effect.flatMap(overlappingStreams(config), (existing) =>
+              Effect.fail(natsError(operation, subjectsOverlap(config, existing, error.reason.cause)))
+            )
+        )
+
     const addStream = (config: StreamConfig) =>
       Effect.tryPromise({
         try: () => manager.streams.add(toStreamConfig(config)),
         catch: fromCause("addStream", { stream: config.name })
-      }).pipe(Effect.map(fromStreamInfo))
+      }).pipe(namingOverlaps("addStream", config), Effect.map(fromStreamInfo))
 
     const updateStream = (config: StreamConfig) =>
       Effect.tryPromise({
         try: () => manager.streams.update(config.name, toStreamConfig(config)),
         catch: fromCause("updateStream", { stream: config.name })
-      }).pipe(Effect.map(fromStreamInfo))
+      }).pipe(namingOverlaps("updateStream", config), Effect.map(fromStreamInfo))
 
     const deleteStream = (name: string) =>
       Effect.tryPromise({

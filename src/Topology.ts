@@ -211,6 +211,10 @@ export const defaultRetry: Schedule.Schedule<unknown, NatsError> = Schedule.min(
  * Makes the broker match the topology: creates what is missing, updates what drifted, and fails before
  * changing anything if some drift cannot be applied in place. Running it again changes nothing.
  *
+ * Two of the topology's streams whose subjects overlap are refused with a `TopologyError` naming both
+ * and their subjects, before the broker is asked; a stream overlapping one already on the server fails
+ * with the broker's `Rejected` reason, which names the streams in its way and their subjects.
+ *
  * Existing streams are updated before missing ones are created, so that subjects can move from an old
  * stream to a new one in a single run; the report lists streams in that order. Broker calls that fail
  * with a retryable `NatsError` are tried again on `options.retry`; what was already applied stays

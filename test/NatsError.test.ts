@@ -33,7 +33,10 @@ describe("NatsError mapping (internal/natsErrors)", () => {
       expect(noStream.reason._tag).toBe("StreamNotFound")
       expect(noStream.reason).toMatchObject({ stream: "MISSING" })
       expect(noStream.isRetryable).toBe(false)
-      expect(noStream.message).toBe("streams.info: stream not found")
+      expect(noStream.message).toBe("streams.info: stream MISSING not found")
+      // Without the stream's name the server's words are all there is.
+      const unnamed = yield* translated("streams.info", () => jsm.streams.info("MISSING"))
+      expect(unnamed.message).toBe("streams.info: stream not found")
 
       yield* Effect.promise(() => jsm.streams.add({ name: "ORDERS", subjects: ["orders.>"] }))
       const noConsumer = yield* translated("consumers.info", () => jsm.consumers.info("ORDERS", "nobody"), {
@@ -42,6 +45,7 @@ describe("NatsError mapping (internal/natsErrors)", () => {
       })
       expect(noConsumer.reason._tag).toBe("ConsumerNotFound")
       expect(noConsumer.reason).toMatchObject({ stream: "ORDERS", consumer: "nobody" })
+      expect(noConsumer.message).toBe("consumers.info: consumer ORDERS/nobody not found")
       expect(noConsumer.isRetryable).toBe(false)
 
       yield* Effect.promise(() => js.publish("orders.created", "first"))

@@ -14,6 +14,7 @@
 import { Duration } from "effect"
 import type { ConsumerConfig, StreamConfig } from "../Broker.js"
 import * as NatsError from "../NatsError.js"
+import { overlapping, subjectsOverlap } from "./namedReasons.js"
 import { hasWildcard, isSubsetOf, isValid, overlaps } from "./subjects.js"
 
 /** nats-server's default max payload, which the client enforces on headers plus payload. */
@@ -78,13 +79,8 @@ export const checkStream = (config: StreamConfig, others: Iterable<StreamConfig>
   if (config.subjects.some((subject) => overlaps(subject, "$JS.API.>"))) {
     return rejected("subjects that overlap with jetstream api require no-ack to be true", 10052)
   }
-  for (const other of others) {
-    if (other.name === config.name) continue
-    if (config.subjects.some((mine) => other.subjects.some((theirs) => overlaps(mine, theirs)))) {
-      return rejected("subjects overlap with an existing stream", 10065)
-    }
-  }
-  return undefined
+  const existing = overlapping(config, others)
+  return existing.length === 0 ? undefined : subjectsOverlap(config, existing)
 }
 
 /** Why the server would refuse to change `current` into `next`, if it would. */

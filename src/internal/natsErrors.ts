@@ -11,6 +11,7 @@ import { JetStreamApiCodes, JetStreamStatusError, jserrors } from "@nats-io/jets
 import { errors as coreErrors } from "@nats-io/transport-node"
 import { Predicate } from "effect"
 import * as NatsError from "../NatsError.js"
+import { consumerNotFound, streamNotFound } from "./namedReasons.js"
 
 /** What the caller knows about the failed operation; it only enriches the reason, never changes it. */
 export interface Context {
@@ -89,10 +90,15 @@ const reasonOf = (cause: unknown, context: Context): NatsError.NatsErrorReason =
   }
   if (cause instanceof jserrors.JetStreamApiError) {
     switch (cause.code) {
+      // The server says "stream not found" without a name: the caller knows which one it asked for.
       case JetStreamApiCodes.StreamNotFound:
-        return new NatsError.StreamNotFound({ message, cause, ...pick(context, "stream", "subject") })
+        return context.stream === undefined
+          ? new NatsError.StreamNotFound({ message, cause, ...pick(context, "subject") })
+          : streamNotFound(context.stream, cause)
       case JetStreamApiCodes.ConsumerNotFound:
-        return new NatsError.ConsumerNotFound({ message, cause, ...pick(context, "stream", "consumer") })
+        return context.stream === undefined || context.consumer === undefined
+          ? new NatsError.ConsumerNotFound({ message, cause, ...pick(context, "stream", "consumer") })
+          : consumerNotFound(context.stream, context.consumer, cause)
       case JetStreamApiCodes.StreamWrongLastSequence:
       case JetStreamApiCodes.StreamWrongLastSequenceUnknown:
         return new NatsError.WrongLastSequence({ message, cause, ...lastSequenceOf(message) })

@@ -10,6 +10,7 @@ import { Broker, type ConsumerConfig, type StreamConfig, type StreamInfo } from 
 import type { NatsError } from "../NatsError.js"
 import type { FieldChange, Outcome, Report, StreamSpec, Topology } from "../Topology.js"
 import { formatMillis } from "./durations.js"
+import { describeSubjects, overlapping } from "./namedReasons.js"
 import { describe, invalid, resolveConsumer, resolveStream, TopologyError, type Where } from "./topologySpec.js"
 
 // Whether the server can change the field in place, and how a value of it reads in reports and errors.
@@ -188,6 +189,17 @@ export const provision = Effect.fn("Topology.provision")(function* (
   const sameConsumer = duplicateOf(consumers, (c) => `${c.stream}/${c.name}`)
   if (sameConsumer !== undefined) {
     return yield* invalid({ stream: sameConsumer.stream, consumer: sameConsumer.name }, "name", "is declared twice")
+  }
+
+  // Two of its own streams that overlap could never both exist: refused before the server is asked.
+  for (const [index, { config }] of streams.entries()) {
+    const [other] = overlapping(
+      config,
+      streams.slice(index + 1).map((s) => s.config)
+    )
+    if (other === undefined) continue
+    const message = `${describeSubjects(config)} overlaps ${describeSubjects(other)} in the same topology: the server refuses streams whose subjects overlap`
+    return yield* new TopologyError({ stream: config.name, field: "subjects", message })
   }
 
   const broker = yield* Broker
