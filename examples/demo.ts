@@ -7,7 +7,7 @@
  *   NATS_SERVERS=nats://127.0.0.1:4222 npm start   # the same program on NATS
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Broker, DeadLetter, MemoryBroker, NatsBroker, Publisher, Subscriber } from "@glam/messaging"
+import { Broker, DeadLetter, Logging, MemoryBroker, NatsBroker, Publisher, Subscriber } from "@glam/messaging"
 import { Events, Glam, Streams } from "@glam/messaging/glam"
 import { Config, Console, DateTime, Effect, Layer, Option, Ref, Schedule } from "effect"
 import { EmailProvider, WelcomeEmails } from "./notifications/NotificationService.js"
@@ -109,6 +109,7 @@ const Demo = WelcomeEmails.pipe(
 program.pipe(
   Effect.scoped,
   Effect.provide(Demo),
+  Effect.provide(Logging.layerConfig()),
   Effect.catchTag("NatsError", (error) =>
     Console.error(
       error.reason._tag === "ConnectionRefused"

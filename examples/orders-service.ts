@@ -6,7 +6,7 @@
  *   NATS_SERVERS=nats://127.0.0.1:4222 npx tsx examples/orders-service.ts
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Event, Messaging, Publisher, Subscriber, Topology } from "@glam/messaging"
+import { Event, Logging, Messaging, Publisher, Subscriber, Topology } from "@glam/messaging"
 import { Console, Context, Effect, Layer, Ref, Schedule, Schema } from "effect"
 
 const OrderPlaced = Event.make(
@@ -73,5 +73,6 @@ const program = Effect.gen(function* () {
 
 program.pipe(
   Effect.provide(ChargeOrders.pipe(Layer.provideMerge(Payments.layer), Layer.provideMerge(MessagingLive))),
+  Effect.provide(Logging.layerConfig()),
   NodeRuntime.runMain
 )

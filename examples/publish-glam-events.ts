@@ -5,7 +5,7 @@
  */
 
 import { NodeRuntime } from "@effect/platform-node"
-import { Publisher, ServiceIdentity } from "@glam/messaging"
+import { Logging, Publisher, ServiceIdentity } from "@glam/messaging"
 import { Events, Glam } from "@glam/messaging/glam"
 import { Config, Console, Effect, Schedule } from "effect"
 
@@ -45,6 +45,7 @@ const Messaging = Glam.layerNats({
 
 program.pipe(
   Effect.provide(Messaging),
+  Effect.provide(Logging.layerConfig()),
   Effect.catchTag("NatsError", (error) =>
     error.reason._tag === "ConnectionRefused"
       ? Console.error(

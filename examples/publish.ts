@@ -1,5 +1,5 @@
 import { NodeRuntime } from "@effect/platform-node"
-import { Publisher } from "@glam/messaging"
+import { Logging, Publisher } from "@glam/messaging"
 import { Events, Glam } from "@glam/messaging/glam"
 import { Console, Effect } from "effect"
 
@@ -18,5 +18,6 @@ const program = Effect.gen(function* () {
   yield* Console.log(`${receipt.subject} stored as ${receipt.stream}#${receipt.seq}`)
 })
 
-// The connection (NATS_SERVERS, NATS_USER, ...), the GLAM streams provisioned, a publisher, SERVICE_NAME
-program.pipe(Effect.provide(Glam.layerNats()), NodeRuntime.runMain)
+// The connection (NATS_SERVERS, NATS_USER, ...), the GLAM streams provisioned, a publisher, SERVICE_NAME;
+// log lines as LOG_LEVEL and LOG_FORMAT say
+program.pipe(Effect.provide(Glam.layerNats()), Effect.provide(Logging.layerConfig()), NodeRuntime.runMain)

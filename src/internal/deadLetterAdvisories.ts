@@ -118,11 +118,14 @@ export const watch = Effect.fnUntraced(function* (options: WatchOptions, up: Eff
         return message.nak(delay)
       }
       yield* writes.succeeded
+      message.ack()
+      // A duplicate receipt: this advisory came again (its ack never reached the server, the process died
+      // first) and its dead letter was written and logged the first time; `publish` says so at DEBUG.
+      if (written.value.duplicate) return
       const { stream: dlq, seq: dlqSeq } = written.value
       yield* Effect.logWarning(
         `${stream}#${seq} reached max deliveries on ${consumer}: dead-lettered as ${dlq}#${dlqSeq}`
       )
-      message.ack()
     })
 
   yield* up

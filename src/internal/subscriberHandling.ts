@@ -45,6 +45,16 @@ export interface Config<A extends Envelope.Envelope<unknown>, Err, R> {
   readonly durable: string
 }
 
+// A failure as its log line opens, the same for a typed error and a defect: `TypeError: x is undefined`,
+// `Declined: {"n":1}`. The cause goes with the line, so that its stack is there when debugging.
+const failed = (failure: Policy.Failure<unknown>): string => {
+  const { code, message } = describe(failure)
+  return message === "" || message === code ? code : `${code}: ${message}`
+}
+
+const causeOf = (failure: Policy.Failure<unknown>): Cause.Cause<unknown> =>
+  failure._tag === "Defect" ? Cause.die(failure.defect) : Cause.fail(failure.error)
+
 /** The handling of one message, which settles every outcome and never fails. */
 export const make = <A extends Envelope.Envelope<unknown>, Err, R>(config: Config<A, Err, R>) => {
   const { attempt, policy: compiled, held, broker, identity, clock, tracing, durable } = config
@@ -95,7 +105,7 @@ export const make = <A extends Envelope.Envelope<unknown>, Err, R>(config: Confi
       ).pipe(Effect.provideService(Broker, broker), Effect.provideService(ServiceIdentity, identity))
       const settle = Effect.andThen(
         writes.succeeded,
-        Effect.logError(`dead-lettered (${decision}) after ${describe(failure).code}: ${describe(failure).message}`)
+        Effect.logError(`dead-lettered (${decision}) after ${failed(failure)}`, causeOf(failure))
       ).pipe(
         Effect.andThen(
           Effect.sync(() => {
@@ -137,18 +147,22 @@ export const make = <A extends Envelope.Envelope<unknown>, Err, R>(config: Confi
       const settlement = yield* compiled.settle(failure, message.deliveryCount)
       switch (settlement._tag) {
         case "Ack":
-          yield* Effect.logWarning(`dropped by policy after ${describe(failure).code}: acknowledged without handling`)
+          yield* Effect.logWarning(
+            `dropped by policy after ${failed(failure)}: acknowledged without handling`,
+            causeOf(failure)
+          )
           message.ack()
           return held.forget(message)
         case "Nak":
           yield* Effect.logWarning(
-            `${describe(failure).code}: delivery ${message.deliveryCount} failed, redelivery in ${formatDuration(settlement.delay)}`
+            `${failed(failure)}: delivery ${message.deliveryCount} failed, redelivery in ${formatDuration(settlement.delay)}`,
+            causeOf(failure)
           )
           message.nak(Duration.toMillis(settlement.delay))
           held.release(message)
           return
         case "Term":
-          yield* Effect.logWarning(`terminated by policy after ${describe(failure).code}: ${describe(failure).message}`)
+          yield* Effect.logWarning(`terminated by policy after ${failed(failure)}`, causeOf(failure))
           message.term(describe(failure).message)
           return held.forget(message)
         case "DeadLetter": {

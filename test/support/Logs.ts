@@ -3,6 +3,7 @@
  * the message of each line, in order, alongside the usual loggers.
  */
 import { type Layer, Logger } from "effect"
+import * as Logging from "../../src/Logging.js"
 
 export interface Line {
   readonly level: string
@@ -32,4 +33,13 @@ export const capture = (): Captured => {
     layer: Logger.layer([logger], { mergeWithExisting: true }),
     matching: (level, text) => lines.filter((line) => line.level === level && line.message.includes(text))
   }
+}
+
+/** The lines as `Logging.layer` prints them in text (a cause's stack included at Debug), in order. */
+export const captureText = (): { readonly lines: Array<string>; readonly layer: Layer.Layer<never> } => {
+  const lines: Array<string> = []
+  const logger = Logger.make((options) => {
+    lines.push(Logging.formatText.log(options))
+  })
+  return { lines, layer: Logger.layer([logger], { mergeWithExisting: true }) }
 }
