@@ -292,6 +292,8 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
             })
           )
 
+    // What each worker is handling and since when (see `work` below).
+    const inFlight = new InFlight(concurrency, slowHandlerAfterMillis)
     const handle = SubscriberHandling.make<Received<E>, Err, R>({
       attempt,
       policy: compiled,
@@ -300,7 +302,8 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
       identity,
       clock,
       tracing,
-      durable
+      durable,
+      settling: (message) => inFlight.settling(message)
     })
 
     // Lanes: one shared lane when order does not matter, one lane per worker when it does.
@@ -322,7 +325,6 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
 
     // A worker takes the next message of its lane itself, and parks only when the lane is empty. What
     // each one is handling is kept, so that a worker interrupted at shutdown gives its message back.
-    const inFlight = new InFlight(concurrency, slowHandlerAfterMillis)
     const giveBackInFlight = (index: number) =>
       Effect.sync(() => {
         const message = inFlight.take(index)

@@ -45,6 +45,17 @@ export class InFlight {
     return `${this.describe(index, message)} finished after ${formatMillis(now() - (this.startedAt[index] ?? 0))}`
   }
 
+  /**
+   * The handler of `message` is done and its dead letter is being written again and again (its stream
+   * does not take it): no longer a handler running long, and the write outage has log lines of its own.
+   */
+  settling(message: Message): void {
+    const index = this.messages.indexOf(message)
+    if (index === -1) return
+    this.reportAfter[index] = Number.POSITIVE_INFINITY
+    this.reported[index] = false
+  }
+
   /** Empties the slot and hands its message back, if a handler was running in it. */
   take(index: number): Message | undefined {
     const message = this.messages[index]

@@ -43,6 +43,8 @@ export interface Config<A extends Envelope.Envelope<unknown>, Err, R> {
   /** Whether a tracer records spans: otherwise none is made per message. */
   readonly tracing: boolean
   readonly durable: string
+  /** The message's handler is done and its dead letter is being written again (a slot held meanwhile). */
+  readonly settling: (message: Message) => void
 }
 
 // A failure as its log line opens, the same for a typed error and a defect: `TypeError: x is undefined`,
@@ -57,7 +59,7 @@ const causeOf = (failure: Policy.Failure<unknown>): Cause.Cause<unknown> =>
 
 /** The handling of one message, which settles every outcome and never fails. */
 export const make = <A extends Envelope.Envelope<unknown>, Err, R>(config: Config<A, Err, R>) => {
-  const { attempt, policy: compiled, held, broker, identity, clock, tracing, durable } = config
+  const { attempt, policy: compiled, held, broker, identity, clock, tracing, durable, settling } = config
 
   // The server gives up after one delivery more than the policy allows (`Subscriber` sets the consumer's
   // `maxDeliver` so): a message nak'ed at that delivery would be left to the max-deliveries advisory.
@@ -126,6 +128,7 @@ export const make = <A extends Envelope.Envelope<unknown>, Err, R>(config: Confi
       // The server's last delivery of it: kept here (the keep-alive sends `working`) and written again on a
       // backoff until its stream takes it; shutdown gives it back, to the advisory path.
       yield* writes.failed(where, written.cause, "its last delivery: kept here and written again every few seconds")
+      settling(message)
       const again = write.pipe(
         Effect.tapCause((cause) => writes.failed(where, cause, "kept here and written again")),
         Effect.retry(Schedule.min([Schedule.exponential("1 second"), Schedule.spaced("30 seconds")]))
