@@ -36,6 +36,7 @@ import {
   type StreamConfig,
   type StreamInfo
 } from "./Broker.js"
+import { consumerNotFound, streamNotFound } from "./internal/brokerErrors.js"
 import {
   checkConsumer,
   checkConsumerUpdate,
@@ -46,11 +47,10 @@ import {
   resolveStream,
   sameConsumer,
   sameStream
-} from "./internal/memoryConfig.js"
-import { consume as consumeMessages, Pullers } from "./internal/memoryConsume.js"
-import { type Advise, MemoryConsumer } from "./internal/memoryConsumer.js"
-import { MemoryStream, type StoreRequest, storedHeaders } from "./internal/memoryStream.js"
-import { consumerNotFound, streamNotFound } from "./internal/namedReasons.js"
+} from "./internal/memory/config.js"
+import { consume as consumeMessages, Pullers } from "./internal/memory/consume.js"
+import { type Advise, MemoryConsumer } from "./internal/memory/consumer.js"
+import { MemoryStream, type StoreRequest, storedHeaders } from "./internal/memory/stream.js"
 import { isValid } from "./internal/subjects.js"
 import * as NatsError from "./NatsError.js"
 

@@ -1,10 +1,10 @@
 /**
- * The `Broker` over NATS JetStream: publishing through `internal/natsPublish` (acknowledgements matched
+ * The `Broker` over NATS JetStream: publishing through `internal/nats/publish` (acknowledgements matched
  * on an inbox of our own) and the administration of streams and durable pull consumers through the
  * JetStream manager of a `NatsClient`.
  *
- * It translates and nothing more: configurations go through `internal/natsConfig`, failures through
- * `internal/natsErrors`. Retrying a publish is the `Publisher`'s job (on an Effect `Schedule`);
+ * It translates and nothing more: configurations go through `internal/nats/config`, failures through
+ * `internal/nats/errors`. Retrying a publish is the `Publisher`'s job (on an Effect `Schedule`);
  * consumers never get a `backoff`, because nats-server 2.9 mistimes `nak(delay)` when one is set.
  *
  * @since 0.1.0
@@ -18,12 +18,12 @@ import {
   type StoredMessage,
   type StreamConfig
 } from "./Broker.js"
-import { OVERLAP_CODE, overlapping, subjectsOverlap } from "./internal/namedReasons.js"
-import { fromConsumerInfo, fromStreamInfo, toConsumerConfig, toStreamConfig } from "./internal/natsConfig.js"
-import { consume as consumeMessages } from "./internal/natsConsume.js"
-import { fromCause } from "./internal/natsErrors.js"
-import { JetStreamPublisher } from "./internal/natsPublish.js"
-import { headerPairs } from "./internal/natsPull.js"
+import { OVERLAP_CODE, overlapping, subjectsOverlap } from "./internal/brokerErrors.js"
+import { fromConsumerInfo, fromStreamInfo, toConsumerConfig, toStreamConfig } from "./internal/nats/config.js"
+import { consume as consumeMessages } from "./internal/nats/consume.js"
+import { fromCause } from "./internal/nats/errors.js"
+import { JetStreamPublisher } from "./internal/nats/publish.js"
+import { headerPairs } from "./internal/nats/pull.js"
 import * as NatsClient from "./NatsClient.js"
 import { type NatsError, NoResponders, make as natsError } from "./NatsError.js"
 

@@ -28,8 +28,8 @@ import {
   Stream
 } from "effect"
 import { formatDuration, formatMillis } from "./internal/durations.js"
-import * as ConnectionOptions from "./internal/natsConnectionOptions.js"
-import { fromCause, redactServer } from "./internal/natsErrors.js"
+import * as ConnectionOptions from "./internal/nats/connectionOptions.js"
+import { fromCause, redactServer } from "./internal/nats/errors.js"
 import { withOverrides } from "./internal/overrides.js"
 import { supervise } from "./internal/supervise.js"
 import * as NatsError from "./NatsError.js"

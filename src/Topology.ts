@@ -33,9 +33,9 @@
  */
 import { Duration, Effect, Layer, Option, Schedule } from "effect"
 import { Broker, type DeliverPolicy, type Discard, type Retention, type Storage } from "./Broker.js"
-import { deadLetterSubjectsOf } from "./internal/deadLetterRecord.js"
-import * as plan from "./internal/topologyPlan.js"
-import * as spec from "./internal/topologySpec.js"
+import { deadLetterSubjectsOf } from "./internal/deadLetter/record.js"
+import * as plan from "./internal/topology/plan.js"
+import * as spec from "./internal/topology/spec.js"
 import type { NatsError } from "./NatsError.js"
 
 /**

@@ -23,7 +23,7 @@ import {
   type Message,
   type StreamConfig
 } from "../src/Broker.js"
-import { type LogEntry, PullFlow } from "../src/internal/natsPull.js"
+import { type LogEntry, PullFlow } from "../src/internal/nats/pull.js"
 import * as NatsBroker from "../src/NatsBroker.js"
 import * as NatsClientModule from "../src/NatsClient.js"
 import { NatsClient } from "../src/NatsClient.js"

@@ -19,7 +19,7 @@ import {
   Scope,
   Stream
 } from "effect"
-import { stopStatusIterator } from "../src/internal/natsConnectionOptions.js"
+import { stopStatusIterator } from "../src/internal/nats/connectionOptions.js"
 import * as NatsClient from "../src/NatsClient.js"
 import type { NatsError } from "../src/NatsError.js"
 import * as Logs from "./support/Logs.js"

@@ -3,7 +3,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream"
 import { JetStreamStatusError, jserrors } from "@nats-io/jetstream/internal"
 import { connect, errors, type NatsConnection, usernamePasswordAuthenticator } from "@nats-io/transport-node"
 import { Effect } from "effect"
-import { fromCause, redactServer, UNAVAILABLE_API_CODES } from "../src/internal/natsErrors.js"
+import { fromCause, redactServer, UNAVAILABLE_API_CODES } from "../src/internal/nats/errors.js"
 import * as NatsError from "../src/NatsError.js"
 import * as NatsServer from "./support/NatsServer.js"
 
@@ -21,7 +21,7 @@ const connected = (url: string) =>
     (nc: NatsConnection) => Effect.promise(() => nc.close())
   )
 
-describe("NatsError mapping (internal/natsErrors)", () => {
+describe("NatsError mapping (internal/nats/errors)", () => {
   it.live("JetStream API errors from a real server", () =>
     Effect.gen(function* () {
       const server = yield* NatsServer.make()

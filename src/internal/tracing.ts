@@ -4,6 +4,7 @@
  * pure cost. The hot paths ask this and skip their spans when it is `false`.
  */
 import { Effect, type Fiber, Tracer } from "effect"
+import type { Headers } from "../Broker.js"
 
 /**
  * `true` when a tracer other than the native one is installed and tracing is enabled, read from a
@@ -16,3 +17,9 @@ export const isTracingIn = (fiber: Fiber.Fiber<unknown, unknown>): boolean => {
 
 /** The same question for the current fiber, as an Effect. */
 export const isTracing: Effect.Effect<boolean> = Effect.withFiber((fiber) => Effect.succeed(isTracingIn(fiber)))
+
+/** Whether the publisher sent W3C trace context (checked before parsing, which costs more). */
+export const hasTraceContext = (headers: Headers): boolean => {
+  for (const [name] of headers) if (name.length === 11 && name.toLowerCase() === "traceparent") return true
+  return false
+}

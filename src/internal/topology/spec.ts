@@ -3,11 +3,11 @@
  * full `StreamConfig` / `ConsumerConfig`, or a `TopologyError` naming the field that is wrong.
  *
  * Not public: `Topology` exposes `TopologyError`, `resolveStream` and `resolveConsumer`; drift is
- * `topologyPlan`'s.
+ * `plan`'s.
  */
 import { Duration, Effect, Option, Schema } from "effect"
-import type { ConsumerConfig, StreamConfig } from "../Broker.js"
-import type { ConsumerSpec, StreamSpec } from "../Topology.js"
+import type { ConsumerConfig, StreamConfig } from "../../Broker.js"
+import type { ConsumerSpec, StreamSpec } from "../../Topology.js"
 
 /** Documented as `Topology.TopologyError`. */
 export class TopologyError extends Schema.TaggedError<TopologyError>()("TopologyError", {

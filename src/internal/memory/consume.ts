@@ -18,9 +18,9 @@
  * once one of the same name exists again.
  */
 import { type Clock, Duration, Effect, Queue, Stream } from "effect"
-import type { ConsumeOptions, Headers, Message } from "../Broker.js"
-import * as NatsError from "../NatsError.js"
-import type { Delivery, MemoryConsumer } from "./memoryConsumer.js"
+import type { ConsumeOptions, Headers, Message } from "../../Broker.js"
+import * as NatsError from "../../NatsError.js"
+import type { Delivery, MemoryConsumer } from "./consumer.js"
 
 /** The consumes of one broker, by consumer, and the signals that make them pull. */
 export class Pullers {

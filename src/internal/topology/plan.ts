@@ -3,15 +3,15 @@
  * place, and the creates and updates that make the broker match, each broker call retried while
  * JetStream is not answering.
  *
- * Not public: `Topology.provision` is `provision` here; the specs are checked by `topologySpec`.
+ * Not public: `Topology.provision` is `provision` here; the specs are checked by `spec`.
  */
 import { Clock, Duration, Effect, Option, Ref, Schedule } from "effect"
-import { Broker, type ConsumerConfig, type StreamConfig, type StreamInfo } from "../Broker.js"
-import type { NatsError } from "../NatsError.js"
-import type { FieldChange, Outcome, Report, StreamSpec, Topology } from "../Topology.js"
-import { formatMillis } from "./durations.js"
-import { describeSubjects, overlapping } from "./namedReasons.js"
-import { describe, invalid, resolveConsumer, resolveStream, TopologyError, type Where } from "./topologySpec.js"
+import { Broker, type ConsumerConfig, type StreamConfig, type StreamInfo } from "../../Broker.js"
+import type { NatsError } from "../../NatsError.js"
+import type { FieldChange, Outcome, Report, StreamSpec, Topology } from "../../Topology.js"
+import { describeSubjects, overlapping } from "../brokerErrors.js"
+import { formatMillis } from "../durations.js"
+import { describe, invalid, resolveConsumer, resolveStream, TopologyError, type Where } from "./spec.js"
 
 // Whether the server can change the field in place, and how a value of it reads in reports and errors.
 type Rule<C> = readonly [updatable: boolean, render: (config: C) => string]

@@ -10,8 +10,8 @@
 import { JetStreamApiCodes, JetStreamStatusError, jserrors } from "@nats-io/jetstream/internal"
 import { errors as coreErrors } from "@nats-io/transport-node"
 import { Predicate } from "effect"
-import * as NatsError from "../NatsError.js"
-import { consumerNotFound, streamNotFound } from "./namedReasons.js"
+import * as NatsError from "../../NatsError.js"
+import { consumerNotFound, streamNotFound } from "../brokerErrors.js"
 
 /** What the caller knows about the failed operation; it only enriches the reason, never changes it. */
 export interface Context {

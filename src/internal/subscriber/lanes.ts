@@ -81,3 +81,10 @@ export class Lane<A> {
     for (const resume of this.parked.splice(0)) resume(Effect.succeed(undefined))
   }
 }
+
+/** A stable lane for a key, so that one key is always handled by the same worker. */
+export const laneOf = (key: string, lanes: number): number => {
+  let hash = 0
+  for (let i = 0; i < key.length; i++) hash = (Math.imul(hash, 31) + key.charCodeAt(i)) | 0
+  return Math.abs(hash) % lanes
+}

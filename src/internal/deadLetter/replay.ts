@@ -7,19 +7,12 @@
  */
 import { Buffer } from "node:buffer"
 import { DateTime, Effect, Exit, Option, Schema, Stream } from "effect"
-import { Broker, type Headers, type StoredMessage, type StreamInfo } from "../Broker.js"
-import type { Entry, Filter, Replay, ReplayOptions, ReplayOutcome } from "../DeadLetter.js"
-import * as Envelope from "../Envelope.js"
-import * as NatsError from "../NatsError.js"
-import { sender } from "./deadLetterPublish.js"
-import {
-  asText,
-  decodeEnvelope,
-  isChunkSubject,
-  isReplayedSubject,
-  originalBytes,
-  replayedSubject
-} from "./deadLetterRecord.js"
+import { Broker, type Headers, type StoredMessage, type StreamInfo } from "../../Broker.js"
+import type { Entry, Filter, Replay, ReplayOptions, ReplayOutcome } from "../../DeadLetter.js"
+import * as Envelope from "../../Envelope.js"
+import * as NatsError from "../../NatsError.js"
+import { sender } from "./publish.js"
+import { asText, decodeEnvelope, isChunkSubject, isReplayedSubject, originalBytes, replayedSubject } from "./record.js"
 
 const ReplayMarker = Schema.fromJsonString(
   Schema.Struct({

@@ -14,12 +14,12 @@
  * server does when a pull asks for more. Deadlines are found without scanning on every call: a lower
  * bound of the earliest one is kept, and the pending set is scanned only when the clock passes it.
  *
- * Not here: pulling, slots and the `Message` objects (`memoryConsume`), the stream's store (`memoryStream`).
+ * Not here: pulling, slots and the `Message` objects (`consume`), the stream's store (`stream`).
  */
 import { Duration } from "effect"
-import type { ConsumerConfig, ConsumerState } from "../Broker.js"
-import type { MemoryStream, StoredRecord } from "./memoryStream.js"
-import { type Matcher, matcher } from "./subjects.js"
+import type { ConsumerConfig, ConsumerState } from "../../Broker.js"
+import { type Matcher, matcher } from "../subjects.js"
+import type { MemoryStream, StoredRecord } from "./stream.js"
 
 /** One delivery the consumer makes. */
 export interface Delivery {

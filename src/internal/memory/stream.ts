@@ -11,14 +11,14 @@
  * the oldest message of its subject, which keeps the per-subject index a queue.
  *
  * Expiry by age is lazy: every operation first drops what the clock says is too old, which is all a
- * reader can observe. Not here: validation of configurations (`memoryConfig`), consumers
- * (`memoryConsumer`), which stream a subject goes to (`MemoryBroker`).
+ * reader can observe. Not here: validation of configurations (`config`), consumers
+ * (`consumer`), which stream a subject goes to (`MemoryBroker`).
  */
 import { Buffer } from "node:buffer"
 import { Duration } from "effect"
-import type { Headers, StoredMessage, StreamConfig, StreamState } from "../Broker.js"
-import type { MemoryConsumer } from "./memoryConsumer.js"
-import { type Matcher, matcher } from "./subjects.js"
+import type { Headers, StoredMessage, StreamConfig, StreamState } from "../../Broker.js"
+import { type Matcher, matcher } from "../subjects.js"
+import type { MemoryConsumer } from "./consumer.js"
 
 /** A stored message and the bytes it counts for. */
 export interface StoredRecord extends StoredMessage {

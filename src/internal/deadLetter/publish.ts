@@ -5,12 +5,12 @@
  * Not public: `DeadLetter.publish` is `publish` here; `sender` also writes replays.
  */
 import { DateTime, Duration, Effect, type Schedule } from "effect"
-import { Broker, type Headers } from "../Broker.js"
-import type { PublishInput, PublishOptions, Receipt } from "../DeadLetter.js"
-import type * as Envelope from "../Envelope.js"
-import type { NatsError } from "../NatsError.js"
-import { defaultRetry, defaults, type OutageLog, retryTransient } from "../Publisher.js"
-import { ServiceIdentity } from "../ServiceIdentity.js"
+import { Broker, type Headers } from "../../Broker.js"
+import type { PublishInput, PublishOptions, Receipt } from "../../DeadLetter.js"
+import type * as Envelope from "../../Envelope.js"
+import type { NatsError } from "../../NatsError.js"
+import { defaultRetry, defaults, type OutageLog, retryTransient } from "../../Publisher.js"
+import { ServiceIdentity } from "../../ServiceIdentity.js"
 import {
   chunkSubject,
   chunksOf,
@@ -21,7 +21,7 @@ import {
   type Record,
   recordOf,
   subjectFor
-} from "./deadLetterRecord.js"
+} from "./record.js"
 
 const defaultMaxMessageBytes = 1024 * 1024
 // Room for the NATS headers of a record or chunk (`Nats-Msg-Id` and the protocol line).

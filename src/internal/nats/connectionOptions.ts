@@ -19,9 +19,9 @@ import {
   usernamePasswordAuthenticator
 } from "@nats-io/transport-node"
 import { ConfigProvider, Data, Duration, Effect, Predicate, Redacted, Schema, SchemaTransformation } from "effect"
-import type { ConnectionEvent, Options } from "../NatsClient.js"
-import * as NatsError from "../NatsError.js"
-import { redactServer } from "./natsErrors.js"
+import type { ConnectionEvent, Options } from "../../NatsClient.js"
+import * as NatsError from "../../NatsError.js"
+import { redactServer } from "./errors.js"
 
 /** Where nats-server listens by default. */
 export const defaultServers: ReadonlyArray<string> = ["nats://127.0.0.1:4222"]

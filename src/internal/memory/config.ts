@@ -12,10 +12,10 @@
  * work-queue retention, and accepting them would silently behave as limits.
  */
 import { Duration } from "effect"
-import type { ConsumerConfig, StreamConfig } from "../Broker.js"
-import * as NatsError from "../NatsError.js"
-import { overlapping, subjectsOverlap } from "./namedReasons.js"
-import { hasWildcard, isSubsetOf, isValid, overlaps } from "./subjects.js"
+import type { ConsumerConfig, StreamConfig } from "../../Broker.js"
+import * as NatsError from "../../NatsError.js"
+import { overlapping, subjectsOverlap } from "../brokerErrors.js"
+import { hasWildcard, isSubsetOf, isValid, overlaps } from "../subjects.js"
 
 /** nats-server's default max payload, which the client enforces on headers plus payload. */
 export const MAX_PAYLOAD = 1024 * 1024

@@ -1,6 +1,6 @@
 /**
  * The consume loop of a durable pull consumer as a `Stream` of `Broker.Message`s: the Effect half,
- * around the pull flow of `natsPull`.
+ * around the pull flow of `pull`.
  *
  * Deliveries arrive in one subscription callback and are offered to the Stream's queue (no Promise
  * per message; the Stream takes them in chunks). The queue needs no capacity of its own: it only ever
@@ -15,12 +15,12 @@
  * Not here: decoding, handlers, policies (`Consumer`, `Subscriber`).
  */
 import { type Cause, Clock, Duration, Effect, Queue, Schedule, Stream } from "effect"
-import type { ConsumeOptions, Message } from "../Broker.js"
-import type { NatsClient } from "../NatsClient.js"
-import * as NatsError from "../NatsError.js"
-import { formatDuration, formatMillis } from "./durations.js"
-import { fromCause } from "./natsErrors.js"
-import { type LogEntry, PullFlow } from "./natsPull.js"
+import type { ConsumeOptions, Message } from "../../Broker.js"
+import type { NatsClient } from "../../NatsClient.js"
+import * as NatsError from "../../NatsError.js"
+import { formatDuration, formatMillis } from "../durations.js"
+import { fromCause } from "./errors.js"
+import { type LogEntry, PullFlow } from "./pull.js"
 
 /**
  * Two heartbeats of silence mean lost pulls: with 2 s, a consumer whose leader died is noticed within

@@ -3,8 +3,8 @@
  * The rules are `Publisher.OutageLog`'s; this is their bookkeeping, per publisher and in process.
  */
 import { Cause, Clock, Effect, Exit, Option, type Schedule } from "effect"
-import type { NatsError } from "../NatsError.js"
-import { formatMillis } from "./durations.js"
+import type { NatsError } from "../../NatsError.js"
+import { formatMillis } from "../durations.js"
 
 /**
  * The outages of a publisher, as its log tells them: one WARN when publishes start failing, a summary

@@ -15,7 +15,7 @@ import type {
   StreamInfo as NatsStreamInfo
 } from "@nats-io/jetstream"
 import { Duration } from "effect"
-import type { ConsumerConfig, ConsumerInfo, DeliverPolicy, StreamConfig, StreamInfo } from "../Broker.js"
+import type { ConsumerConfig, ConsumerInfo, DeliverPolicy, StreamConfig, StreamInfo } from "../../Broker.js"
 
 const NANOS_PER_MILLI = 1_000_000
 

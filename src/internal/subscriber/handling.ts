@@ -11,17 +11,19 @@
  * Not here: pulling, decoding, lanes, workers and shutdown (`Subscriber`).
  */
 import { Cause, type Clock, Context, DateTime, Duration, Effect, Exit, Option, References, Schedule } from "effect"
-import { Broker, type Message } from "../Broker.js"
-import type * as DeadLetter from "../DeadLetter.js"
-import * as Envelope from "../Envelope.js"
-import * as MessageContext from "../MessageContext.js"
-import type * as Policy from "../Policy.js"
-import { ServiceIdentity } from "../ServiceIdentity.js"
-import { publish } from "./deadLetterPublish.js"
-import { growingDelay, WriteOutages } from "./deadLetterWrites.js"
-import { formatDuration } from "./durations.js"
-import * as PublishOutages from "./publishOutages.js"
-import { describe, type Held, hasTraceContext } from "./subscriberSupport.js"
+import { Broker, type Message } from "../../Broker.js"
+import type * as DeadLetter from "../../DeadLetter.js"
+import * as Envelope from "../../Envelope.js"
+import * as MessageContext from "../../MessageContext.js"
+import type * as Policy from "../../Policy.js"
+import { ServiceIdentity } from "../../ServiceIdentity.js"
+import { publish } from "../deadLetter/publish.js"
+import { growingDelay, WriteOutages } from "../deadLetter/writeOutages.js"
+import { formatDuration } from "../durations.js"
+import * as PublishOutages from "../publisher/outages.js"
+import { hasTraceContext } from "../tracing.js"
+import { describe } from "./failures.js"
+import type { Held } from "./held.js"
 
 /** A delivery and what decoding it gave. */
 export interface Item<A> {

@@ -6,15 +6,15 @@
  * lists with the size and sha256 of the whole. `originalBytes` undoes all three.
  *
  * Not public: `DeadLetter` documents and exports `Decision`, `Record`, `subjectFor`, `messageIdFor` and
- * `originalBytes`; `deadLetterPublish` writes records and `deadLetterReplay` reads them.
+ * `originalBytes`; `publish` writes records and `replay` reads them.
  */
 import { Buffer, isUtf8 } from "node:buffer"
 import { createHash } from "node:crypto"
 import { type DateTime, Effect, Option, Predicate, Result, Schema } from "effect"
-import { Broker, type Headers, type Message, type StoredMessage } from "../Broker.js"
-import type { Entry, Missing, PublishInput } from "../DeadLetter.js"
-import * as Envelope from "../Envelope.js"
-import { isSubsetOf, overlaps } from "./subjects.js"
+import { Broker, type Headers, type Message, type StoredMessage } from "../../Broker.js"
+import type { Entry, Missing, PublishInput } from "../../DeadLetter.js"
+import * as Envelope from "../../Envelope.js"
+import { isSubsetOf, overlaps } from "../subjects.js"
 
 /** Documented as `DeadLetter.Decision`. */
 export const Decision = Schema.Literals(["decode failure", "policy", "max deliveries"])

@@ -12,14 +12,14 @@
  * a cluster electing leaders): the check waits for them, up to a bound, before it fails.
  */
 import { type Duration, Effect, Option, Schedule } from "effect"
-import type { Broker } from "../Broker.js"
-import type { NatsError } from "../NatsError.js"
-import * as Topology from "../Topology.js"
-import { advisorySubject } from "./deadLetterAdvisories.js"
-import { subjectFor } from "./deadLetterRecord.js"
-import { formatDuration } from "./durations.js"
-import { matcher } from "./subjects.js"
-import { TopologyError } from "./topologySpec.js"
+import type { Broker } from "../../Broker.js"
+import type { NatsError } from "../../NatsError.js"
+import * as Topology from "../../Topology.js"
+import { advisorySubject } from "../deadLetter/advisories.js"
+import { subjectFor } from "../deadLetter/record.js"
+import { formatDuration } from "../durations.js"
+import { matcher } from "../subjects.js"
+import { TopologyError } from "../topology/spec.js"
 
 export interface Needs {
   /** The stream it reads; `undefined`: the one that captures the subjects of its events. */

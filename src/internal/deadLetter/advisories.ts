@@ -5,15 +5,15 @@
  * Not public: `DeadLetter` documents and exports `watchAdvisories` and `advisorySubject`.
  */
 import { Duration, Effect, Exit, Option, Schema, Stream } from "effect"
-import { Broker, type Message, type StoredMessage } from "../Broker.js"
-import type { PublishInput, WatchOptions } from "../DeadLetter.js"
-import * as Envelope from "../Envelope.js"
-import * as NatsError from "../NatsError.js"
-import * as Topology from "../Topology.js"
-import { publish } from "./deadLetterPublish.js"
-import { asText } from "./deadLetterRecord.js"
-import { growingDelay, WriteOutages } from "./deadLetterWrites.js"
-import * as PublishOutages from "./publishOutages.js"
+import { Broker, type Message, type StoredMessage } from "../../Broker.js"
+import type { PublishInput, WatchOptions } from "../../DeadLetter.js"
+import * as Envelope from "../../Envelope.js"
+import * as NatsError from "../../NatsError.js"
+import * as Topology from "../../Topology.js"
+import * as PublishOutages from "../publisher/outages.js"
+import { publish } from "./publish.js"
+import { asText } from "./record.js"
+import { growingDelay, WriteOutages } from "./writeOutages.js"
 
 /** Documented as `DeadLetter.advisorySubject`. */
 export const advisorySubject = (stream: string, consumer: string): string =>

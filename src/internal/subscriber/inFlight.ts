@@ -6,8 +6,8 @@
  *
  * One slot per worker, plain arrays: `start` and `finish` run for every message.
  */
-import type { Message } from "../Broker.js"
-import { formatMillis } from "./durations.js"
+import type { Message } from "../../Broker.js"
+import { formatMillis } from "../durations.js"
 
 export class InFlight {
   private readonly messages: Array<Message | undefined>

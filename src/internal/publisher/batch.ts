@@ -6,7 +6,7 @@
  * acknowledged, with the event ids that make publishing them again safe.
  */
 import { Cause, Effect, Exit, Result, Schema } from "effect"
-import type { Receipt } from "../Publisher.js"
+import type { Receipt } from "../../Publisher.js"
 
 /** The schema of `Receipt`, for the receipts a `PublishAllError` carries. */
 export const ReceiptSchema: Schema.Codec<Receipt> = Schema.Struct({

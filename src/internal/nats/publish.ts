@@ -8,7 +8,7 @@
  * resumes its fiber. Deadlines are checked by one sweep timer per publisher while anything is pending,
  * not by a timer per message.
  *
- * Failures become the reasons `internal/natsErrors` gives them. What the connection does matters too:
+ * Failures become the reasons `internal/nats/errors` gives them. What the connection does matters too:
  * a publish whose acknowledgement may have been lost with a disconnect fails at once as retryable
  * (the `Publisher` retries it under the same `Nats-Msg-Id`, so it is stored once); while disconnected,
  * a publish fails at once as retryable instead of being buffered (nats.js drops what it buffered when
@@ -23,10 +23,10 @@ import { JetStreamApiCodes, jserrors } from "@nats-io/jetstream/internal"
 import type { Msg, MsgHdrs, NatsConnection, Status, Subscription } from "@nats-io/transport-node"
 import { errors as coreErrors, createInbox, headers as natsHeaders } from "@nats-io/transport-node"
 import { Duration, Effect, Exit, Predicate, Result } from "effect"
-import type { PublishAck, PublishRequest } from "../Broker.js"
-import * as NatsError from "../NatsError.js"
-import { stopStatusIterator } from "./natsConnectionOptions.js"
-import { fromCause } from "./natsErrors.js"
+import type { PublishAck, PublishRequest } from "../../Broker.js"
+import * as NatsError from "../../NatsError.js"
+import { stopStatusIterator } from "./connectionOptions.js"
+import { fromCause } from "./errors.js"
 
 /** How often pending publishes are checked against their deadlines: a timeout fires up to this late. */
 const SWEEP_MILLIS = 50

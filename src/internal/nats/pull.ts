@@ -16,17 +16,17 @@
  * in the wire format its `jsmsg` uses, with one difference: `term(reason)` drops the reason for servers
  * before 2.11, which would otherwise not term the message at all.
  *
- * Not here: waiting, retrying and logging, which need Effect (`natsConsume`).
+ * Not here: waiting, retrying and logging, which need Effect (`consume`).
  */
 import type { PullOptions } from "@nats-io/jetstream"
 import { JetStreamStatus } from "@nats-io/jetstream/internal"
 import type { Msg, MsgHdrs, NatsConnection, PublishOptions } from "@nats-io/transport-node"
 import { createInbox } from "@nats-io/transport-node"
 import { Cause, Queue } from "effect"
-import type { Headers, Message } from "../Broker.js"
-import { supportsTermReason } from "../NatsClient.js"
-import * as NatsError from "../NatsError.js"
-import { fromCause } from "./natsErrors.js"
+import type { Headers, Message } from "../../Broker.js"
+import { supportsTermReason } from "../../NatsClient.js"
+import * as NatsError from "../../NatsError.js"
+import { fromCause } from "./errors.js"
 
 const noHeaders: Headers = Object.freeze([])
 

@@ -1,0 +1,56 @@
+/**
+ * The messages a subscriber's process holds (waiting or running), for the `working` that keeps them
+ * from being redelivered, and the time each first failed here, for its dead-letter record.
+ */
+import type { Message } from "../../Broker.js"
+
+const FIRST_FAILURES_KEPT = 10_000
+
+/**
+ * Messages held by this process (waiting or running), with when `working` was last sent for each, and
+ * the time each message first failed here (kept across its redeliveries to this process, bounded).
+ */
+export class Held {
+  private readonly since = new Map<Message, number>()
+  private readonly firstFailures = new Map<string, number>()
+
+  add(message: Message, now: number): void {
+    this.since.set(message, now)
+  }
+
+  /** The message was nak'ed: it may come back, so its first failure is kept. */
+  release(message: Message): void {
+    this.since.delete(message)
+  }
+
+  /** The message is settled for good. */
+  forget(message: Message): void {
+    this.since.delete(message)
+    if (this.firstFailures.size > 0) this.firstFailures.delete(keyOf(message))
+  }
+
+  /** Records a failure at `now`; returns the first failure time known for the message. */
+  failed(message: Message, now: number): number {
+    const key = keyOf(message)
+    const first = this.firstFailures.get(key)
+    if (first !== undefined) return first
+    if (this.firstFailures.size >= FIRST_FAILURES_KEPT) {
+      const oldest = this.firstFailures.keys().next()
+      if (oldest.done !== true) this.firstFailures.delete(oldest.value)
+    }
+    this.firstFailures.set(key, now)
+    return now
+  }
+
+  /** Sends `working` for every message held at least `after` milliseconds since it came or was last touched. */
+  keepAlive(now: number, after: number): void {
+    for (const [message, since] of this.since) {
+      if (now - since >= after) {
+        message.working()
+        this.since.set(message, now)
+      }
+    }
+  }
+}
+
+const keyOf = (message: Message): string => `${message.stream}:${message.streamSeq}`
