@@ -67,15 +67,15 @@ const fail = (operation: string, reason: NatsError.NatsErrorReason) => Effect.fa
 export const make: Effect.Effect<Broker["Service"]> = Effect.gen(function* () {
   const clock = yield* Clock.Clock
   const now = () => clock.currentTimeMillisUnsafe()
-  const streams = new Map<string, MemoryStream>()
+  const streams = new Map<string, MemoryStream<MemoryConsumer>>()
   const pullers = new Pullers(clock, (stream, consumer) => streams.get(stream)?.consumers.get(consumer))
 
-  const streamFor = (subject: string): MemoryStream | undefined => {
+  const streamFor = (subject: string): MemoryStream<MemoryConsumer> | undefined => {
     for (const stream of streams.values()) if (stream.captures(subject)) return stream
     return undefined
   }
 
-  const store = (stream: MemoryStream, request: StoreRequest) => {
+  const store = (stream: MemoryStream<MemoryConsumer>, request: StoreRequest) => {
     const outcome = stream.store(request, now())
     if (outcome._tag === "Stored") {
       for (const consumer of stream.consumers.values()) {
@@ -150,7 +150,10 @@ export const make: Effect.Effect<Broker["Service"]> = Effect.gen(function* () {
       }
     })
 
-  const streamInfoOf = (stream: MemoryStream): StreamInfo => ({ config: stream.config, state: stream.state(now()) })
+  const streamInfoOf = (stream: MemoryStream<MemoryConsumer>): StreamInfo => ({
+    config: stream.config,
+    state: stream.state(now())
+  })
 
   const consumerInfoOf = (consumer: MemoryConsumer): ConsumerInfo => {
     consumer.stream.expire(now())
@@ -177,7 +180,7 @@ export const make: Effect.Effect<Broker["Service"]> = Effect.gen(function* () {
       }
       const refused = checkStream(config, othersThan(config.name))
       if (refused !== undefined) return fail("addStream", refused)
-      const stream = new MemoryStream(config)
+      const stream = new MemoryStream<MemoryConsumer>(config)
       streams.set(config.name, stream)
       return Effect.succeed(streamInfoOf(stream))
     })

@@ -10,8 +10,7 @@
  * An outage is logged as one, not attempt by attempt: one WARN when publishes start failing (the subject
  * and the reason), a summary at most every 10 s while they keep failing, one INFO when a publish
  * succeeds again (how long it lasted, how many attempts and publishes were retried, how many gave up).
- * A publish that gives up is an ERROR line; a burst of them is summed up in a second line. Each failed
- * attempt is a DEBUG line.
+ * A publish that gives up is an ERROR line (a burst of them summed up in a second); each failed attempt DEBUG.
  *
  * A `Publisher.publish` span (kind producer) is made only when a tracer that records spans is installed;
  * without one, the trace context of the caller's span, if any, still travels in the headers.
@@ -80,6 +79,14 @@ export interface Receipt {
   readonly duplicate: boolean
 }
 
+const ReceiptSchema: Schema.Codec<Receipt> = Schema.Struct({
+  eventId: Schema.String,
+  subject: Schema.String,
+  stream: Schema.String,
+  seq: Schema.Number,
+  duplicate: Schema.Boolean
+})
+
 /**
  * One item of `publishAll`.
  *
@@ -99,10 +106,9 @@ export type PublishItem<E extends Event.Any = Event.Any> = E extends Event.Any
 export type PublishError = Envelope.EncodeError | NatsError
 
 /**
- * Why `publishAll` did not publish every item, and what became of each. Publishing exactly the
- * `remaining` items again under the event ids given here (`remainingItems`) completes the batch and
- * stores no item twice, not even one whose acknowledgement was lost, if done within the streams'
- * duplicate window (GLAM_EVENTS: 2 minutes).
+ * Why `publishAll` did not publish every item, and what became of each. Publishing the `remaining`
+ * items again under the event ids given here (`remainingItems`) within the streams' duplicate window
+ * (2 minutes by default) completes the batch and stores none twice, even one whose ack was lost.
  *
  * - `cause` is an `EncodeError`: the payload of item `index` does not match its schema. Every item is
  *   checked before any is sent, so nothing was: `stored` is empty and every item is `remaining`.
@@ -118,7 +124,7 @@ export class PublishAllError extends Schema.TaggedError<PublishAllError>()("Publ
   index: Schema.Number,
   cause: Schema.Union([Envelope.EncodeError, NatsError]),
   /** The items stored, in input order, with their receipts. */
-  stored: Schema.Array(Schema.Struct({ index: Schema.Number, receipt: PublishBatch.ReceiptSchema })),
+  stored: Schema.Array(Schema.Struct({ index: Schema.Number, receipt: ReceiptSchema })),
   /** The items not acknowledged, in input order, with the event id each was or was to be sent under. */
   remaining: Schema.Array(Schema.Struct({ index: Schema.Number, eventId: Schema.String }))
 }) {
@@ -154,9 +160,8 @@ export const remainingItems = <E extends Event.Any>(
  *   answered "temporarily unavailable" for ~57 s, so the budget is longer than that.
  *
  * The budget, plus one `timeout` and one wait of the schedule (at most 2 s), must stay below the
- * duplicate window of the streams published to (GLAM_EVENTS: 2 minutes): the server forgets a
- * `Nats-Msg-Id` after the window, so a retry after it of a publish whose acknowledgement was lost would
- * store a second copy.
+ * duplicate window of the streams published to (2 minutes by default): past it, the server forgets a
+ * `Nats-Msg-Id`, and a retry of a publish whose acknowledgement was lost stores a second copy.
  *
  * @category constructors
  * @since 0.2.0
@@ -436,7 +441,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
           eventId,
           clock.currentTimeMillisUnsafe()
         )
-      const steps: PublishBatch.Steps<PublishItem<E>, Uint8Array, Envelope.EncodeError, NatsError> = {
+      const steps: PublishBatch.Steps<PublishItem<E>, Uint8Array, Receipt, Envelope.EncodeError, NatsError> = {
         eventIdOf: (item) => item.options?.eventId ?? crypto.randomUUID(),
         encode: (item, eventId) => encode(fiber, item.event, item.payload, item.options, eventId, timestampOf(fiber)),
         // With a tracer, each item is sent in a span of its own, and its headers carry that span's context.

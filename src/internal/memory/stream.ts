@@ -18,7 +18,6 @@ import { Buffer } from "node:buffer"
 import { Duration } from "effect"
 import type { Headers, StoredMessage, StreamConfig, StreamState } from "../../Broker.js"
 import { type Matcher, matcher } from "../subjects.js"
-import type { MemoryConsumer } from "./consumer.js"
 
 /** A stored message and the bytes it counts for. */
 export interface StoredRecord extends StoredMessage {
@@ -71,9 +70,15 @@ class SeqQueue {
 const optionalMillis = (duration: Duration.Duration | undefined): number =>
   duration === undefined ? Number.POSITIVE_INFINITY : Duration.toMillis(duration)
 
-/** The in-memory store of one stream. */
-export class MemoryStream {
-  readonly consumers = new Map<string, MemoryConsumer>()
+/** What a stream tells each of its consumers as messages come and go. */
+export interface StreamReader {
+  stored(record: StoredRecord): void
+  removed(record: StoredRecord): void
+}
+
+/** The in-memory store of one stream, with its consumers (`MemoryConsumer`s, by durable name). */
+export class MemoryStream<C extends StreamReader = StreamReader> {
+  readonly consumers = new Map<string, C>()
   private readonly messages = new Map<number, StoredRecord>()
   private readonly bySubject = new Map<string, SeqQueue>()
   /** Message ids within the duplicate window, oldest first. */

@@ -4,18 +4,10 @@
  * sent, so an invalid item means nothing was sent. After a failure no item is started, the ones in flight
  * run to their end, and the failure says which items were stored (their receipts) and which were not
  * acknowledged, with the event ids that make publishing them again safe.
+ *
+ * Generic in the receipt `R` the send step gives back: the publisher's `Receipt`.
  */
-import { Cause, Effect, Exit, Result, Schema } from "effect"
-import type { Receipt } from "../../Publisher.js"
-
-/** The schema of `Receipt`, for the receipts a `PublishAllError` carries. */
-export const ReceiptSchema: Schema.Codec<Receipt> = Schema.Struct({
-  eventId: Schema.String,
-  subject: Schema.String,
-  stream: Schema.String,
-  seq: Schema.Number,
-  duplicate: Schema.Boolean
-})
+import { Cause, Effect, Exit, Result } from "effect"
 
 /** One item ready to send: the item, its event id and what the publisher encoded for it. */
 export interface Prepared<I, P> {
@@ -25,22 +17,22 @@ export interface Prepared<I, P> {
 }
 
 /** Why a batch was not published in full, and what became of each of its items. */
-export interface Incomplete<E> {
+export interface Incomplete<E, R> {
   /** The item whose failure stopped the batch. */
   readonly index: number
   readonly cause: E
   /** In input order. */
-  readonly stored: ReadonlyArray<{ readonly index: number; readonly receipt: Receipt }>
+  readonly stored: ReadonlyArray<{ readonly index: number; readonly receipt: R }>
   /** In input order: the items without a receipt. */
   readonly remaining: ReadonlyArray<{ readonly index: number; readonly eventId: string }>
 }
 
 /** What the publisher does with one item. */
-export interface Steps<I, P, EncodeError, SendError> {
+export interface Steps<I, P, R, EncodeError, SendError> {
   readonly eventIdOf: (item: I) => string
   /** Synchronous: the payload checked against its schema and encoded. */
   readonly encode: (item: I, eventId: string) => Exit.Exit<P, EncodeError>
-  readonly send: (prepared: Prepared<I, P>) => Effect.Effect<Receipt, SendError>
+  readonly send: (prepared: Prepared<I, P>) => Effect.Effect<R, SendError>
 }
 
 /**
@@ -48,12 +40,12 @@ export interface Steps<I, P, EncodeError, SendError> {
  * item is encoded first: one that does not encode fails the batch before anything is sent. After the
  * first failed send no item is started; the batch fails once the ones in flight are done.
  */
-export const publishAll = <I, P, EncodeError, SendError>(
+export const publishAll = <I, P, R, EncodeError, SendError>(
   items: Iterable<I>,
-  steps: Steps<I, P, EncodeError, SendError>,
+  steps: Steps<I, P, R, EncodeError, SendError>,
   concurrency: number
-): Effect.Effect<ReadonlyArray<Receipt>, Incomplete<EncodeError | SendError>> =>
-  Effect.suspend((): Effect.Effect<ReadonlyArray<Receipt>, Incomplete<EncodeError | SendError>> => {
+): Effect.Effect<ReadonlyArray<R>, Incomplete<EncodeError | SendError, R>> =>
+  Effect.suspend((): Effect.Effect<ReadonlyArray<R>, Incomplete<EncodeError | SendError, R>> => {
     const eventIds: Array<string> = []
     const prepared: Array<Prepared<I, P>> = []
     let invalid: { readonly index: number; readonly cause: Cause.Cause<EncodeError> } | undefined
@@ -79,13 +71,13 @@ export const publishAll = <I, P, EncodeError, SendError>(
 
 const remainingAt = (eventId: string, index: number) => ({ index, eventId })
 
-const sendAll = <I, P, E>(
+const sendAll = <I, P, R, E>(
   eventIds: ReadonlyArray<string>,
   prepared: ReadonlyArray<Prepared<I, P>>,
-  send: (prepared: Prepared<I, P>) => Effect.Effect<Receipt, E>,
+  send: (prepared: Prepared<I, P>) => Effect.Effect<R, E>,
   concurrency: number
-): Effect.Effect<ReadonlyArray<Receipt>, Incomplete<E>> => {
-  const receipts: Array<Receipt> = new Array(prepared.length)
+): Effect.Effect<ReadonlyArray<R>, Incomplete<E, R>> => {
+  const receipts: Array<R> = new Array(prepared.length)
   let failure: { readonly index: number; readonly cause: E } | undefined
   // No item fails the `forEach`, which would interrupt the ones in flight: each of those may have been
   // stored already, and letting it finish tells.
@@ -110,12 +102,12 @@ const sendAll = <I, P, E>(
   )
 }
 
-const incomplete = <E>(
+const incomplete = <E, R>(
   eventIds: ReadonlyArray<string>,
-  receipts: ReadonlyArray<Receipt | undefined>,
+  receipts: ReadonlyArray<R | undefined>,
   failure: { readonly index: number; readonly cause: E }
-): Incomplete<E> => {
-  const stored: Array<{ readonly index: number; readonly receipt: Receipt }> = []
+): Incomplete<E, R> => {
+  const stored: Array<{ readonly index: number; readonly receipt: R }> = []
   const remaining: Array<{ readonly index: number; readonly eventId: string }> = []
   eventIds.forEach((eventId, index) => {
     const receipt = receipts[index]
