@@ -128,7 +128,7 @@ const invalidSubject = (subject: string, reason: string): InvalidSubject =>
 /**
  * Checks a subject given at run time (a CLI argument, a config value) against the subject rule.
  *
- * @category validation
+ * @category constructors
  * @since 0.1.0
  */
 export const validateSubject = (subject: string): Effect.Effect<string, InvalidSubject> => {

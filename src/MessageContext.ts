@@ -25,7 +25,7 @@ export interface CurrentMessage {
 /**
  * The message being handled, if any.
  *
- * @category references
+ * @category services
  * @since 0.1.0
  */
 export const Current = Context.Reference<Option.Option<CurrentMessage>>("@glam/messaging/MessageContext/Current", {

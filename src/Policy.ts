@@ -66,7 +66,7 @@ const makeRule = (steps: ReadonlyArray<Step>): Rule => {
 /**
  * Acknowledge: the message is dropped on purpose (and logged).
  *
- * @category rules
+ * @category constructors
  * @since 0.1.0
  */
 export const ack: Rule = makeRule([{ _tag: "Ack" }])
@@ -74,7 +74,7 @@ export const ack: Rule = makeRule([{ _tag: "Ack" }])
 /**
  * Terminate: the server never delivers the message again. Nothing is written to the dead-letter stream.
  *
- * @category rules
+ * @category constructors
  * @since 0.1.0
  */
 export const term: Rule = makeRule([{ _tag: "Term" }])
@@ -82,7 +82,7 @@ export const term: Rule = makeRule([{ _tag: "Term" }])
 /**
  * Write the message to the dead-letter stream, then terminate it.
  *
- * @category rules
+ * @category constructors
  * @since 0.1.0
  */
 export const deadLetter: Rule = makeRule([{ _tag: "DeadLetter" }])
@@ -90,7 +90,7 @@ export const deadLetter: Rule = makeRule([{ _tag: "DeadLetter" }])
 /**
  * Run the handler again in this process while `schedule` goes on (e.g. `Schedule.recurs(3)`).
  *
- * @category rules
+ * @category constructors
  * @since 0.1.0
  */
 export const retry = <O>(schedule: Schedule.Schedule<O, unknown>): Rule =>
@@ -100,7 +100,7 @@ export const retry = <O>(schedule: Schedule.Schedule<O, unknown>): Rule =>
  * `nak` the message with the delay `schedule` gives for this delivery (delivery 1 fails: its first delay),
  * while the schedule goes on.
  *
- * @category rules
+ * @category constructors
  * @since 0.1.0
  */
 export const redeliver = <O>(schedule: Schedule.Schedule<O, unknown>): Rule =>
@@ -131,7 +131,7 @@ export const defaultBackoff: Schedule.Schedule<Duration.Duration> = Schedule.min
 /**
  * Redeliver with `defaultBackoff` until `maxDeliveries`, then dead-letter.
  *
- * @category rules
+ * @category constructors
  * @since 0.1.0
  */
 export const redeliverWithBackoff: Rule = redeliver(defaultBackoff)

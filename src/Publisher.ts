@@ -137,7 +137,7 @@ export class PublishAllError extends Schema.TaggedError<PublishAllError>()("Publ
  * The items of `items`, the input of a `publishAll` that failed with `error`, still to publish: the
  * remaining ones, each with the event id it was given. Fix an invalid item in `items` first.
  *
- * @category error handling
+ * @category combinators
  * @since 0.2.0
  */
 export const remainingItems = <E extends Event.Any>(

@@ -131,7 +131,7 @@ export type TopologyError = spec.TopologyError
  * Validates a stream spec and fills in its defaults. Replicas left out resolve to 1, what a new stream
  * gets; `provision` keeps those of an existing stream instead.
  *
- * @category validation
+ * @category constructors
  * @since 0.1.0
  */
 export const resolveStream = spec.resolveStream
@@ -139,7 +139,7 @@ export const resolveStream = spec.resolveStream
 /**
  * Validates a consumer spec and fills in its defaults. A filter of `>` means no filter.
  *
- * @category validation
+ * @category constructors
  * @since 0.1.0
  */
 export const resolveConsumer = spec.resolveConsumer

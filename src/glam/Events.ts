@@ -17,7 +17,7 @@ import * as Webhook from "./Webhook.js"
 /**
  * A request to the notification service to send an email.
  *
- * @category events
+ * @category constants
  * @since 0.1.0
  */
 export const NotificationEmailRequested = Event.make(
@@ -28,7 +28,7 @@ export const NotificationEmailRequested = Event.make(
 /**
  * An email was sent.
  *
- * @category events
+ * @category constants
  * @since 0.1.0
  */
 export const NotificationEmailSent = Event.make(Subjects.NOTIFICATION_EMAIL_SENT, Notification.EmailSentPayload)
@@ -36,7 +36,7 @@ export const NotificationEmailSent = Event.make(Subjects.NOTIFICATION_EMAIL_SENT
 /**
  * An email could not be sent.
  *
- * @category events
+ * @category constants
  * @since 0.1.0
  */
 export const NotificationEmailFailed = Event.make(Subjects.NOTIFICATION_EMAIL_FAILED, Notification.EmailFailedPayload)
@@ -44,7 +44,7 @@ export const NotificationEmailFailed = Event.make(Subjects.NOTIFICATION_EMAIL_FA
 /**
  * A merchant's trial started (open payload: the seed has no model).
  *
- * @category events
+ * @category constants
  * @since 0.1.0
  */
 export const BillingTrialActivated = Event.make(Subjects.BILLING_TRIAL_ACTIVATED, Billing.BillingTrialActivatedPayload)
@@ -52,7 +52,7 @@ export const BillingTrialActivated = Event.make(Subjects.BILLING_TRIAL_ACTIVATED
 /**
  * A purchase completed (open payload: the seed has no model).
  *
- * @category events
+ * @category constants
  * @since 0.1.0
  */
 export const BillingPurchaseCompleted = Event.make(
@@ -63,7 +63,7 @@ export const BillingPurchaseCompleted = Event.make(
 /**
  * A merchant record was first stored.
  *
- * @category events
+ * @category constants
  * @since 0.1.0
  */
 export const MerchantCreated = Event.make(Subjects.MERCHANT_CREATED, Merchant.MerchantCreatedPayload)
@@ -71,7 +71,7 @@ export const MerchantCreated = Event.make(Subjects.MERCHANT_CREATED, Merchant.Me
 /**
  * A merchant was synced from its platform.
  *
- * @category events
+ * @category constants
  * @since 0.1.0
  */
 export const MerchantSynced = Event.make(Subjects.MERCHANT_SYNCED, Merchant.MerchantSyncedPayload)
@@ -79,7 +79,7 @@ export const MerchantSynced = Event.make(Subjects.MERCHANT_SYNCED, Merchant.Merc
 /**
  * A merchant's status changed.
  *
- * @category events
+ * @category constants
  * @since 0.1.0
  */
 export const MerchantStatusChanged = Event.make(Subjects.MERCHANT_STATUS_CHANGED, Merchant.MerchantStatusChangedPayload)
@@ -87,7 +87,7 @@ export const MerchantStatusChanged = Event.make(Subjects.MERCHANT_STATUS_CHANGED
 /**
  * A previously uninstalled merchant reinstalled the app.
  *
- * @category events
+ * @category constants
  * @since 0.1.0
  */
 export const MerchantReinstalled = Event.make(Subjects.MERCHANT_REINSTALLED, Merchant.MerchantReinstalledPayload)
@@ -95,7 +95,7 @@ export const MerchantReinstalled = Event.make(Subjects.MERCHANT_REINSTALLED, Mer
 /**
  * The app was uninstalled for a merchant.
  *
- * @category events
+ * @category constants
  * @since 0.1.0
  */
 export const MerchantUninstalled = Event.make(Subjects.MERCHANT_UNINSTALLED, Merchant.MerchantUninstalledPayload)
@@ -103,7 +103,7 @@ export const MerchantUninstalled = Event.make(Subjects.MERCHANT_UNINSTALLED, Mer
 /**
  * A catalog sync started.
  *
- * @category events
+ * @category constants
  * @since 0.1.0
  */
 export const CatalogSyncStarted = Event.make(Subjects.CATALOG_SYNC_STARTED, Catalog.CatalogSyncStartedPayload)
@@ -111,7 +111,7 @@ export const CatalogSyncStarted = Event.make(Subjects.CATALOG_SYNC_STARTED, Cata
 /**
  * A catalog sync completed.
  *
- * @category events
+ * @category constants
  * @since 0.1.0
  */
 export const CatalogSyncCompleted = Event.make(Subjects.CATALOG_SYNC_COMPLETED, Catalog.CatalogSyncCompletedPayload)
@@ -119,7 +119,7 @@ export const CatalogSyncCompleted = Event.make(Subjects.CATALOG_SYNC_COMPLETED, 
 /**
  * A catalog sync failed (open payload: the seed has no model).
  *
- * @category events
+ * @category constants
  * @since 0.1.0
  */
 export const CatalogSyncFailed = Event.make(Subjects.CATALOG_SYNC_FAILED, Catalog.CatalogSyncFailedPayload)
@@ -127,7 +127,7 @@ export const CatalogSyncFailed = Event.make(Subjects.CATALOG_SYNC_FAILED, Catalo
 /**
  * Credits were added to a balance.
  *
- * @category events
+ * @category constants
  * @since 0.1.0
  */
 export const CreditBalanceGranted = Event.make(Subjects.CREDIT_BALANCE_GRANTED, Credit.CreditBalanceGrantedPayload)
@@ -135,7 +135,7 @@ export const CreditBalanceGranted = Event.make(Subjects.CREDIT_BALANCE_GRANTED, 
 /**
  * A credit balance is low.
  *
- * @category events
+ * @category constants
  * @since 0.1.0
  */
 export const CreditBalanceLow = Event.make(Subjects.CREDIT_BALANCE_LOW, Credit.CreditBalanceLowPayload)
@@ -143,7 +143,7 @@ export const CreditBalanceLow = Event.make(Subjects.CREDIT_BALANCE_LOW, Credit.C
 /**
  * A credit balance reached zero.
  *
- * @category events
+ * @category constants
  * @since 0.1.0
  */
 export const CreditBalanceExhausted = Event.make(
@@ -154,7 +154,7 @@ export const CreditBalanceExhausted = Event.make(
 /**
  * Trial credits were granted.
  *
- * @category events
+ * @category constants
  * @since 0.1.0
  */
 export const CreditTrialGranted = Event.make(Subjects.CREDIT_TRIAL_GRANTED, Credit.CreditTrialGrantedPayload)
@@ -162,7 +162,7 @@ export const CreditTrialGranted = Event.make(Subjects.CREDIT_TRIAL_GRANTED, Cred
 /**
  * Trial credits are low.
  *
- * @category events
+ * @category constants
  * @since 0.1.0
  */
 export const CreditTrialLow = Event.make(Subjects.CREDIT_TRIAL_LOW, Credit.CreditTrialLowPayload)
@@ -170,7 +170,7 @@ export const CreditTrialLow = Event.make(Subjects.CREDIT_TRIAL_LOW, Credit.Credi
 /**
  * Trial credits ran out.
  *
- * @category events
+ * @category constants
  * @since 0.1.0
  */
 export const CreditTrialExhausted = Event.make(Subjects.CREDIT_TRIAL_EXHAUSTED, Credit.CreditTrialExhaustedPayload)
@@ -178,7 +178,7 @@ export const CreditTrialExhausted = Event.make(Subjects.CREDIT_TRIAL_EXHAUSTED, 
 /**
  * An analytics event was tracked (open payload: the seed has no model).
  *
- * @category events
+ * @category constants
  * @since 0.1.0
  */
 export const AnalyticsEventTracked = Event.make(
@@ -189,7 +189,7 @@ export const AnalyticsEventTracked = Event.make(
 /**
  * Analytics were aggregated (open payload: the seed has no model).
  *
- * @category events
+ * @category constants
  * @since 0.1.0
  */
 export const AnalyticsAggregated = Event.make(Subjects.ANALYTICS_AGGREGATED, Analytics.AnalyticsAggregatedPayload)
@@ -197,7 +197,7 @@ export const AnalyticsAggregated = Event.make(Subjects.ANALYTICS_AGGREGATED, Ana
 /**
  * A platform webhook was received (open payload: the seed has no model).
  *
- * @category events
+ * @category constants
  * @since 0.1.0
  */
 export const WebhookReceived = Event.make(Subjects.WEBHOOK_RECEIVED, Webhook.WebhookReceivedPayload)
@@ -205,7 +205,7 @@ export const WebhookReceived = Event.make(Subjects.WEBHOOK_RECEIVED, Webhook.Web
 /**
  * A platform webhook was processed (open payload: the seed has no model).
  *
- * @category events
+ * @category constants
  * @since 0.1.0
  */
 export const WebhookProcessed = Event.make(Subjects.WEBHOOK_PROCESSED, Webhook.WebhookProcessedPayload)
@@ -213,7 +213,7 @@ export const WebhookProcessed = Event.make(Subjects.WEBHOOK_PROCESSED, Webhook.W
 /**
  * A platform webhook could not be processed (open payload: the seed has no model).
  *
- * @category events
+ * @category constants
  * @since 0.1.0
  */
 export const WebhookFailed = Event.make(Subjects.WEBHOOK_FAILED, Webhook.WebhookFailedPayload)
@@ -221,7 +221,7 @@ export const WebhookFailed = Event.make(Subjects.WEBHOOK_FAILED, Webhook.Webhook
 /**
  * The platform reported that the app was uninstalled.
  *
- * @category events
+ * @category constants
  * @since 0.1.0
  */
 export const WebhookAppUninstalled = Event.make(Subjects.WEBHOOK_APP_UNINSTALLED, Webhook.WebhookAppUninstalledV1)
@@ -229,7 +229,7 @@ export const WebhookAppUninstalled = Event.make(Subjects.WEBHOOK_APP_UNINSTALLED
 /**
  * Every GLAM event, looked up by subject.
  *
- * @category events
+ * @category constants
  * @since 0.1.0
  */
 export const all = Event.group(
