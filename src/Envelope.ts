@@ -413,16 +413,6 @@ export const traceHeaders = (span: Tracer.AnySpan): Headers => {
 }
 
 /**
- * The NATS headers of an envelope: `Nats-Msg-Id` (so the server stores a retried publish once) and,
- * given the publishing span, W3C `traceparent` plus `tracestate` when the trace carries one.
- *
- * @category tracing
- * @since 0.1.0
- */
-export const headersFor = (envelope: Pick<Envelope<unknown>, "eventId">, span?: Tracer.AnySpan): Headers =>
-  span === undefined ? [["Nats-Msg-Id", envelope.eventId]] : [["Nats-Msg-Id", envelope.eventId], ...traceHeaders(span)]
-
-/**
  * The remote parent span of a received message, from its `traceparent` (and `tracestate`) headers;
  * header names are matched case-insensitively. `None` when there is no valid trace context.
  *

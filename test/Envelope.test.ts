@@ -285,17 +285,11 @@ describe("headers", () => {
   const traceId = "0af7651916cd43dd8448eb211c80319c"
   const spanId = "b7ad6b7169203331"
 
-  it("carries the event id as Nats-Msg-Id, and nothing else without a span", () => {
-    expect(Envelope.headersFor(envelope)).toEqual([["Nats-Msg-Id", "e-1"]])
-  })
-
   it("writes W3C traceparent from the span", () => {
-    expect(Envelope.headersFor(envelope, Tracer.externalSpan({ traceId, spanId, sampled: true }))).toEqual([
-      ["Nats-Msg-Id", "e-1"],
+    expect(Envelope.traceHeaders(Tracer.externalSpan({ traceId, spanId, sampled: true }))).toEqual([
       ["traceparent", `00-${traceId}-${spanId}-01`]
     ])
-    expect(Envelope.headersFor(envelope, Tracer.externalSpan({ traceId, spanId, sampled: false }))).toEqual([
-      ["Nats-Msg-Id", "e-1"],
+    expect(Envelope.traceHeaders(Tracer.externalSpan({ traceId, spanId, sampled: false }))).toEqual([
       ["traceparent", `00-${traceId}-${spanId}-00`]
     ])
   })
@@ -309,8 +303,7 @@ describe("headers", () => {
     assert(Option.isSome(parent))
     expect([parent.value.traceId, parent.value.spanId, parent.value.sampled]).toEqual([traceId, spanId, true])
     expect(Context.getOption(parent.value.annotations, Envelope.TraceState)).toEqual(Option.some("vendor=abc,other=1"))
-    expect(Envelope.headersFor(envelope, parent.value)).toEqual([
-      ["Nats-Msg-Id", "e-1"],
+    expect(Envelope.traceHeaders(parent.value)).toEqual([
       ["traceparent", `00-${traceId}-${spanId}-01`],
       ["tracestate", "vendor=abc,other=1"]
     ])
@@ -332,10 +325,9 @@ describe("headers", () => {
       ])
       assert(Option.isSome(remote))
       const child = yield* Effect.currentSpan.pipe(Effect.withSpan("handle", { parent: remote.value }))
-      const headers = Envelope.headersFor(envelope, child)
+      const headers = Envelope.traceHeaders(child)
       expect(child.spanId).not.toBe(spanId)
       expect(headers).toEqual([
-        ["Nats-Msg-Id", "e-1"],
         ["traceparent", `00-${traceId}-${child.spanId}-01`],
         ["tracestate", "vendor=abc"]
       ])

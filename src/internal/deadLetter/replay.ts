@@ -11,6 +11,7 @@ import { Broker, type Headers, type StoredMessage, type StreamInfo } from "../..
 import type { Entry, Filter, Replay, ReplayOptions, ReplayOutcome } from "../../DeadLetter.js"
 import * as Envelope from "../../Envelope.js"
 import * as NatsError from "../../NatsError.js"
+import { matcher } from "../subjects.js"
 import { sender } from "./publish.js"
 import { asText, decodeEnvelope, isChunkSubject, isReplayedSubject, originalBytes, replayedSubject } from "./record.js"
 
@@ -33,26 +34,16 @@ const ReplayMarker = Schema.fromJsonString(
 const encodeMarker = Schema.encodeExit(ReplayMarker)
 const decodeMarker = Schema.decodeUnknownOption(ReplayMarker)
 
-const subjectMatches = (pattern: string, subject: string): boolean => {
-  const wanted = pattern.split(".")
-  const tokens = subject.split(".")
-  for (const [i, token] of wanted.entries()) {
-    if (token === ">") return tokens.length > i
-    if (i >= tokens.length || (token !== "*" && token !== tokens[i])) return false
-  }
-  return wanted.length === tokens.length
-}
-
-const matches =
-  (filter: Filter) =>
-  ({ seq, record }: Pick<Entry, "seq" | "record">): boolean =>
-    (filter.subject === undefined ||
-      (record.originalSubject !== null && subjectMatches(filter.subject, record.originalSubject))) &&
+const matches = (filter: Filter) => {
+  const subjectMatches = filter.subject === undefined ? undefined : matcher(filter.subject)
+  return ({ seq, record }: Pick<Entry, "seq" | "record">): boolean =>
+    (subjectMatches === undefined || (record.originalSubject !== null && subjectMatches(record.originalSubject))) &&
     (filter.errorCode === undefined || record.errorCode === filter.errorCode) &&
     (filter.eventType === undefined || record.eventType === filter.eventType) &&
     (filter.since === undefined || DateTime.isGreaterThanOrEqualTo(record.lastFailureAt, filter.since)) &&
     (filter.until === undefined || DateTime.isLessThan(record.lastFailureAt, filter.until)) &&
     (filter.seqs === undefined || filter.seqs.includes(seq))
+}
 
 // A dead-letter stream takes only subjects of the `dlq.` form (`Topology.withDeadLetters` declares such).
 const isDeadLetterStream = (info: StreamInfo): boolean =>
