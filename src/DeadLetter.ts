@@ -39,6 +39,7 @@ import * as advisories from "./internal/deadLetter/advisories.js"
 import * as publishing from "./internal/deadLetter/publish.js"
 import * as record from "./internal/deadLetter/record.js"
 import * as replaying from "./internal/deadLetter/replay.js"
+import * as subjects from "./internal/deadLetter/subjects.js"
 import type * as NatsError from "./NatsError.js"
 import type * as Publisher from "./Publisher.js"
 
@@ -161,7 +162,7 @@ export interface Receipt {
  * @category constructors
  * @since 0.1.0
  */
-export const subjectFor = record.subjectFor
+export const subjectFor = subjects.subjectFor
 
 /**
  * The `Nats-Msg-Id` of the dead letter of a stream message.
@@ -169,7 +170,7 @@ export const subjectFor = record.subjectFor
  * @category constructors
  * @since 0.1.0
  */
-export const messageIdFor = record.messageIdFor
+export const messageIdFor = subjects.messageIdFor
 
 /**
  * Writes the dead letter of a message and returns once the server has stored it. Fails with the

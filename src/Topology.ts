@@ -32,11 +32,20 @@
  * @since 0.1.0
  */
 import { Duration, Effect, Layer, Option, Schedule } from "effect"
-import { Broker, type DeliverPolicy, type Discard, type Retention, type Storage } from "./Broker.js"
-import { deadLetterSubjectsOf } from "./internal/deadLetter/record.js"
-import * as plan from "./internal/topology/plan.js"
-import * as spec from "./internal/topology/spec.js"
+import {
+  Broker,
+  type ConsumerConfig,
+  type DeliverPolicy,
+  type Discard,
+  type Retention,
+  type Storage,
+  type StreamConfig
+} from "./Broker.js"
+import { describeSubjects, overlapping } from "./internal/brokerErrors.js"
+import { deadLetterSubjectsOf } from "./internal/deadLetter/subjects.js"
+import * as drift from "./internal/topology/drift.js"
 import type { NatsError } from "./NatsError.js"
+import { invalid, TopologyError, type Where } from "./TopologyError.js"
 
 /**
  * A stream as data. Defaults: retention `limits`, storage `file`, discard `old`, limits unlimited,
@@ -113,19 +122,39 @@ export const make = (input: {
 }): Topology => ({ streams: input.streams ?? [], consumers: input.consumers ?? [] })
 
 /**
- * A spec that is not valid, or drift the server cannot apply in place, naming the stream, the consumer
- * and the field (with the current and desired values for drift).
+ * A spec that is not valid, or drift the server cannot apply in place (the module `TopologyError`).
  *
  * @category errors
  * @since 0.1.0
  */
-export const TopologyError = spec.TopologyError
+export { TopologyError }
 
-/**
- * @category errors
- * @since 0.1.0
- */
-export type TopologyError = spec.TopologyError
+const isName = (name: string): boolean => /^[^.*>\s/\\]+$/.test(name)
+const nameRequirement = "must be non-empty, without '.', '*', '>', '/', '\\' or whitespace"
+
+const isSubject = (subject: string): boolean => {
+  if (subject.length === 0 || /\s/.test(subject)) return false
+  const tokens = subject.split(".")
+  return tokens.every(
+    (token, index) =>
+      token.length > 0 && (token === "*" || (token === ">" && index === tokens.length - 1) || !/[*>]/.test(token))
+  )
+}
+
+const positiveInteger = (where: Where, field: string, value: number | undefined) =>
+  value === undefined || (Number.isSafeInteger(value) && value > 0)
+    ? Effect.succeed(value)
+    : Effect.fail(invalid(where, field, `must be a positive integer, got ${value}`))
+
+const positiveDuration = (where: Where, field: string, input: Duration.Input | undefined) => {
+  if (input === undefined) return Effect.succeed(undefined)
+  const duration = Duration.fromInput(input)
+  return Option.isSome(duration) && Duration.isFinite(duration.value) && Duration.isPositive(duration.value)
+    ? Effect.succeed(duration.value)
+    : Effect.fail(invalid(where, field, `must be a positive finite duration, got ${String(input)}`))
+}
+
+const defaultDuplicateWindow = Duration.minutes(2)
 
 /**
  * Validates a stream spec and fills in its defaults. Replicas left out resolve to 1, what a new stream
@@ -134,7 +163,42 @@ export type TopologyError = spec.TopologyError
  * @category constructors
  * @since 0.1.0
  */
-export const resolveStream = spec.resolveStream
+export const resolveStream = Effect.fnUntraced(function* (
+  spec: StreamSpec
+): Effect.fn.Return<StreamConfig, TopologyError> {
+  const where = { stream: spec.name }
+  if (!isName(spec.name)) return yield* invalid(where, "name", nameRequirement)
+  if (spec.subjects.length === 0) return yield* invalid(where, "subjects", "must not be empty")
+  const badSubject = spec.subjects.find((subject) => !isSubject(subject))
+  if (badSubject !== undefined) {
+    return yield* invalid(where, "subjects", `contains a malformed subject ${JSON.stringify(badSubject)}`)
+  }
+  const replicas = (yield* positiveInteger(where, "replicas", spec.replicas)) ?? 1
+  if (replicas > 5) return yield* invalid(where, "replicas", `must be at most 5, got ${replicas}`)
+  const maxAge = yield* positiveDuration(where, "maxAge", spec.maxAge)
+  const duplicateWindow =
+    (yield* positiveDuration(where, "duplicateWindow", spec.duplicateWindow)) ??
+    (maxAge === undefined ? defaultDuplicateWindow : Duration.min(maxAge, defaultDuplicateWindow))
+  if (maxAge !== undefined && Duration.isGreaterThan(duplicateWindow, maxAge)) {
+    return yield* invalid(where, "duplicateWindow", `must not be longer than maxAge (${Duration.format(maxAge)})`)
+  }
+  const config: StreamConfig = {
+    name: spec.name,
+    subjects: [...spec.subjects],
+    description: spec.description === "" ? undefined : spec.description,
+    retention: spec.retention ?? "limits",
+    storage: spec.storage ?? "file",
+    discard: spec.discard ?? "old",
+    maxAge,
+    maxMessages: yield* positiveInteger(where, "maxMessages", spec.maxMessages),
+    maxBytes: yield* positiveInteger(where, "maxBytes", spec.maxBytes),
+    maxMessageSize: yield* positiveInteger(where, "maxMessageSize", spec.maxMessageSize),
+    maxMessagesPerSubject: yield* positiveInteger(where, "maxMessagesPerSubject", spec.maxMessagesPerSubject),
+    duplicateWindow,
+    replicas
+  }
+  return config
+})
 
 /**
  * Validates a consumer spec and fills in its defaults. A filter of `>` means no filter.
@@ -142,7 +206,28 @@ export const resolveStream = spec.resolveStream
  * @category constructors
  * @since 0.1.0
  */
-export const resolveConsumer = spec.resolveConsumer
+export const resolveConsumer = Effect.fnUntraced(function* (
+  spec: ConsumerSpec
+): Effect.fn.Return<ConsumerConfig, TopologyError> {
+  const where = { stream: spec.stream, consumer: spec.name }
+  if (!isName(spec.stream)) return yield* invalid(where, "stream", "must be a valid stream name")
+  if (!isName(spec.name)) return yield* invalid(where, "name", nameRequirement)
+  const filter = spec.filterSubject
+  if (filter !== undefined && !isSubject(filter)) {
+    return yield* invalid(where, "filterSubject", `is a malformed subject ${JSON.stringify(filter)}`)
+  }
+  const config: ConsumerConfig = {
+    stream: spec.stream,
+    name: spec.name,
+    description: spec.description === "" ? undefined : spec.description,
+    filterSubject: filter === ">" ? undefined : filter,
+    deliverPolicy: spec.deliverPolicy ?? "all",
+    ackWait: (yield* positiveDuration(where, "ackWait", spec.ackWait)) ?? Duration.seconds(30),
+    maxDeliver: yield* positiveInteger(where, "maxDeliver", spec.maxDeliver),
+    maxAckPending: (yield* positiveInteger(where, "maxAckPending", spec.maxAckPending)) ?? 1000
+  }
+  return config
+})
 
 /**
  * One field that differs between the broker and the topology, rendered for people.
@@ -150,11 +235,7 @@ export const resolveConsumer = spec.resolveConsumer
  * @category models
  * @since 0.1.0
  */
-export interface FieldChange {
-  readonly field: string
-  readonly current: string
-  readonly desired: string
-}
+export type FieldChange = drift.FieldChange
 
 /**
  * What `provision` did to one stream or consumer; `changes` is empty unless it was updated.
@@ -162,13 +243,7 @@ export interface FieldChange {
  * @category models
  * @since 0.1.0
  */
-export interface Outcome {
-  readonly stream: string
-  /** Absent for a stream. */
-  readonly consumer?: string | undefined
-  readonly action: "created" | "updated" | "unchanged"
-  readonly changes: ReadonlyArray<FieldChange>
-}
+export type Outcome = drift.Outcome
 
 /**
  * What `provision` did, stream by stream and consumer by consumer.
@@ -223,10 +298,62 @@ export const defaultRetry: Schedule.Schedule<unknown, NatsError> = Schedule.min(
  * @category provisioning
  * @since 0.1.0
  */
-export const provision = (
+export const provision = Effect.fn("Topology.provision")(function* (
   topology: Topology,
   options: ProvisionOptions = {}
-): Effect.Effect<Report, TopologyError | NatsError, Broker> => plan.provision(topology, options.retry ?? defaultRetry)
+): Effect.fn.Return<Report, TopologyError | NatsError, Broker> {
+  const streams = yield* Effect.forEach(topology.streams, (spec) =>
+    Effect.map(resolveStream(spec), (config) => ({ spec, config }))
+  )
+  const consumers = yield* Effect.forEach(topology.consumers, resolveConsumer)
+  const sameStream = duplicateOf(streams, (s) => s.config.name)
+  if (sameStream !== undefined) return yield* invalid({ stream: sameStream.config.name }, "name", "is declared twice")
+  const sameConsumer = duplicateOf(consumers, (c) => `${c.stream}/${c.name}`)
+  if (sameConsumer !== undefined) {
+    return yield* invalid({ stream: sameConsumer.stream, consumer: sameConsumer.name }, "name", "is declared twice")
+  }
+  // Two of its own streams that overlap could never both exist: refused before the server is asked.
+  for (const [index, { config }] of streams.entries()) {
+    const [other] = overlapping(
+      config,
+      streams.slice(index + 1).map((s) => s.config)
+    )
+    if (other === undefined) continue
+    const message = `${describeSubjects(config)} overlaps ${describeSubjects(other)} in the same topology: the server refuses streams whose subjects overlap`
+    return yield* new TopologyError({ stream: config.name, field: "subjects", message })
+  }
+
+  // Every plan is made before anything is applied, so that drift the server would refuse changes nothing.
+  const broker = yield* Broker
+  const call = yield* drift.retrying(options.retry ?? defaultRetry)
+  const streamPlans = yield* Effect.forEach(streams, ({ spec, config }) => drift.planStream(call, spec, config))
+  const created = new Set(streamPlans.filter((p) => !p.exists).map((p) => p.desired.name))
+  const consumerPlans = yield* Effect.forEach(consumers, (desired) =>
+    drift.planConsumer(call, desired, created.has(desired.stream))
+  )
+  // Updates before creates, so that subjects can move from an old stream to a new one in a single run.
+  const updatesFirst = [...streamPlans.filter((p) => p.exists), ...streamPlans.filter((p) => !p.exists)]
+  const report: Report = {
+    streams: yield* Effect.forEach(updatesFirst, (p) =>
+      drift.apply(
+        p,
+        (config) => call(broker.addStream(config)),
+        (config) => call(broker.updateStream(config))
+      )
+    ),
+    consumers: yield* Effect.forEach(consumerPlans, (p) =>
+      drift.apply(
+        p,
+        (config) => call(broker.addConsumer(config)),
+        (config) => call(broker.updateConsumer(config))
+      )
+    )
+  }
+  return report
+})
+
+const duplicateOf = <A>(items: ReadonlyArray<A>, key: (item: A) => string): A | undefined =>
+  items.find((item, index) => items.findIndex((other) => key(other) === key(item)) !== index)
 
 /**
  * Provisions the topology when the layer is built, so that nothing runs against a missing stream.

@@ -61,13 +61,10 @@ const cycles = (graph: ReadonlyMap<string, ReadonlyArray<string>>): ReadonlyArra
 const knownCycles = [
   [
     "DeadLetter.ts",
-    "Topology.ts",
     "internal/deadLetter/advisories.ts",
     "internal/deadLetter/publish.ts",
     "internal/deadLetter/record.ts",
-    "internal/deadLetter/replay.ts",
-    "internal/topology/plan.ts",
-    "internal/topology/spec.ts"
+    "internal/deadLetter/replay.ts"
   ],
   ["NatsClient.ts", "internal/nats/connectionOptions.ts"]
 ]

@@ -11,17 +11,8 @@ import type * as Envelope from "../../Envelope.js"
 import type { NatsError } from "../../NatsError.js"
 import { defaultRetry, defaults, type OutageLog, retryTransient } from "../../Publisher.js"
 import { ServiceIdentity } from "../../ServiceIdentity.js"
-import {
-  chunkSubject,
-  chunksOf,
-  encodeOrDie,
-  messageIdFor,
-  missingSubject,
-  originOf,
-  type Record,
-  recordOf,
-  subjectFor
-} from "./record.js"
+import { chunksOf, encodeOrDie, originOf, type Record, recordOf } from "./record.js"
+import { chunkSubject, messageIdFor, missingSubject, subjectFor } from "./subjects.js"
 
 const defaultMaxMessageBytes = 1024 * 1024
 // Room for the NATS headers of a record or chunk (`Nats-Msg-Id` and the protocol line).

@@ -13,7 +13,8 @@ import * as Envelope from "../../Envelope.js"
 import * as NatsError from "../../NatsError.js"
 import { matcher } from "../subjects.js"
 import { sender } from "./publish.js"
-import { asText, decodeEnvelope, isChunkSubject, isReplayedSubject, originalBytes, replayedSubject } from "./record.js"
+import { asText, decodeEnvelope, originalBytes } from "./record.js"
+import { isChunkSubject, isReplayedSubject, replayedSubject } from "./subjects.js"
 
 const ReplayMarker = Schema.fromJsonString(
   Schema.Struct({

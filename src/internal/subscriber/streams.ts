@@ -15,11 +15,11 @@ import { type Duration, Effect, Option, Schedule } from "effect"
 import type { Broker } from "../../Broker.js"
 import type { NatsError } from "../../NatsError.js"
 import * as Topology from "../../Topology.js"
+import { TopologyError } from "../../TopologyError.js"
 import { advisorySubject } from "../deadLetter/advisories.js"
-import { subjectFor } from "../deadLetter/record.js"
+import { subjectFor } from "../deadLetter/subjects.js"
 import { formatDuration } from "../durations.js"
 import { matcher } from "../subjects.js"
-import { TopologyError } from "../topology/spec.js"
 
 export interface Needs {
   /** The stream it reads; `undefined`: the one that captures the subjects of its events. */

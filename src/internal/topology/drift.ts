@@ -1,17 +1,37 @@
 /**
- * Drift between the broker and a topology: which fields differ, which of them the server updates in
- * place, and the creates and updates that make the broker match, each broker call retried while
- * JetStream is not answering.
+ * Drift between the broker and resolved stream and consumer configurations: which fields differ, which
+ * of them the server updates in place, the replicas rule, and the creates and updates that make the
+ * broker match, each broker call retried on one schedule while JetStream is not answering.
  *
- * Not public: `Topology.provision` is `provision` here; the specs are checked by `spec`.
+ * Not here: specs and their validation, and the order of a run (`Topology.provision`).
  */
 import { Clock, Duration, Effect, Option, Ref, Schedule } from "effect"
 import { Broker, type ConsumerConfig, type StreamConfig, type StreamInfo } from "../../Broker.js"
 import type { NatsError } from "../../NatsError.js"
-import type { FieldChange, Outcome, Report, StreamSpec, Topology } from "../../Topology.js"
-import { describeSubjects, overlapping } from "../brokerErrors.js"
+import { describeWhere, TopologyError, type Where } from "../../TopologyError.js"
 import { formatMillis } from "../durations.js"
-import { describe, invalid, resolveConsumer, resolveStream, TopologyError, type Where } from "./spec.js"
+
+/** One field that differs between the broker and the desired configuration, rendered for people. */
+export interface FieldChange {
+  readonly field: string
+  readonly current: string
+  readonly desired: string
+}
+
+/** What a run did to one stream or consumer; `changes` is empty unless it was updated. */
+export interface Outcome {
+  readonly stream: string
+  /** Absent for a stream. */
+  readonly consumer?: string | undefined
+  readonly action: "created" | "updated" | "unchanged"
+  readonly changes: ReadonlyArray<FieldChange>
+}
+
+/** How a spec asks for replicas: whether it names them, and whether it may lower them. */
+export interface ReplicasWanted {
+  readonly replicas?: number | undefined
+  readonly allowFewerReplicas?: boolean | undefined
+}
 
 // Whether the server can change the field in place, and how a value of it reads in reports and errors.
 type Rule<C> = readonly [updatable: boolean, render: (config: C) => string]
@@ -43,7 +63,7 @@ const consumerRules: { readonly [K in Exclude<keyof ConsumerConfig, "stream" | "
   maxAckPending: [true, (c) => String(c.maxAckPending)]
 }
 
-interface Plan<C> {
+export interface Plan<C> {
   readonly where: Where
   readonly desired: C
   readonly exists: boolean
@@ -51,7 +71,7 @@ interface Plan<C> {
 }
 
 // Fails on the first change the server would refuse, so that nothing is applied when one is refused.
-const plan = <C>(
+const planOf = <C>(
   rules: Readonly<Record<string, Rule<C>>>,
   where: Where,
   desired: C,
@@ -63,7 +83,7 @@ const plan = <C>(
     const [current, wanted] = [render(info.value.config), render(desired)]
     if (current === wanted) continue
     if (!updatable) {
-      const message = `${describe(where)}: ${field} cannot change from ${current} to ${wanted} in place; delete and recreate it, or keep ${current}`
+      const message = `${describeWhere(where)}: ${field} cannot change from ${current} to ${wanted} in place; delete and recreate it, or keep ${current}`
       return Effect.fail(new TopologyError({ ...where, field, current, desired: wanted, message }))
     }
     changes.push({ field, current, desired: wanted })
@@ -75,7 +95,7 @@ const plan = <C>(
 // safety margin: a spec that does not name them keeps the server's, and one that names fewer must say
 // that it means it.
 const withReplicas = (
-  spec: StreamSpec,
+  spec: ReplicasWanted,
   desired: StreamConfig,
   info: Option.Option<StreamInfo>
 ): Effect.Effect<StreamConfig, TopologyError> => {
@@ -83,7 +103,7 @@ const withReplicas = (
   const current = info.value.config.replicas
   if (spec.replicas === undefined) return Effect.succeed({ ...desired, replicas: current })
   if (desired.replicas >= current || spec.allowFewerReplicas === true) return Effect.succeed(desired)
-  const message = `${describe({ stream: desired.name })}: replicas would go down from ${current} to ${desired.replicas}; set allowFewerReplicas to lower them, or leave replicas out to keep ${current}`
+  const message = `${describeWhere({ stream: desired.name })}: replicas would go down from ${current} to ${desired.replicas}; set allowFewerReplicas to lower them, or leave replicas out to keep ${current}`
   return Effect.fail(
     new TopologyError({
       stream: desired.name,
@@ -95,7 +115,7 @@ const withReplicas = (
   )
 }
 
-const apply = <C>(
+export const apply = <C>(
   { where, desired, exists, changes }: Plan<C>,
   create: (config: C) => Effect.Effect<unknown, NatsError>,
   update: (config: C) => Effect.Effect<unknown, NatsError>
@@ -103,7 +123,7 @@ const apply = <C>(
   const action = !exists ? "created" : changes.length > 0 ? "updated" : "unchanged"
   const outcome: Outcome = { ...where, action, changes }
   if (action === "unchanged") return Effect.succeed(outcome)
-  const line = `Topology: ${action} ${describe(where)}${changes.map((c) => `; ${c.field}: ${c.current} -> ${c.desired}`).join("")}`
+  const line = `Topology: ${action} ${describeWhere(where)}${changes.map((c) => `; ${c.field}: ${c.current} -> ${c.desired}`).join("")}`
   // An update changes what others rely on (limits, subjects, replicas), so it is a warning; a creation is not.
   return (exists ? update : create)(desired).pipe(
     Effect.andThen(exists ? Effect.logWarning(line) : Effect.logInfo(line)),
@@ -120,7 +140,7 @@ interface Waiting {
 // Every broker call of one run steps the same schedule, so that its budget is spent in all and not
 // call by call; a call is retried, never the plan, so that what was already applied is not planned
 // again. The log says when the waiting starts, how it goes every 10 s, and when it ends.
-const retrying = Effect.fnUntraced(function* (schedule: Schedule.Schedule<unknown, NatsError>) {
+export const retrying = Effect.fnUntraced(function* (schedule: Schedule.Schedule<unknown, NatsError>) {
   const shared = Schedule.fromStep(Effect.succeed(yield* Schedule.toStep(schedule)))
   const waiting = yield* Ref.make(Option.none<Waiting>())
   const elapsed = (since: number, now: number) => formatMillis(now - since)
@@ -172,72 +192,29 @@ const retrying = Effect.fnUntraced(function* (schedule: Schedule.Schedule<unknow
     )
 })
 
-const duplicateOf = <A>(items: ReadonlyArray<A>, key: (item: A) => string): A | undefined =>
-  items.find((item, index) => items.findIndex((other) => key(other) === key(item)) !== index)
-
-/** Documented as `Topology.provision`; `retry` is the schedule of the whole run. */
-export const provision = Effect.fn("Topology.provision")(function* (
-  topology: Topology,
-  retry: Schedule.Schedule<unknown, NatsError>
-) {
-  const streams = yield* Effect.forEach(topology.streams, (spec) =>
-    Effect.map(resolveStream(spec), (config) => ({ spec, config }))
-  )
-  const consumers = yield* Effect.forEach(topology.consumers, resolveConsumer)
-  const sameStream = duplicateOf(streams, (s) => s.config.name)
-  if (sameStream !== undefined) return yield* invalid({ stream: sameStream.config.name }, "name", "is declared twice")
-  const sameConsumer = duplicateOf(consumers, (c) => `${c.stream}/${c.name}`)
-  if (sameConsumer !== undefined) {
-    return yield* invalid({ stream: sameConsumer.stream, consumer: sameConsumer.name }, "name", "is declared twice")
-  }
-
-  // Two of its own streams that overlap could never both exist: refused before the server is asked.
-  for (const [index, { config }] of streams.entries()) {
-    const [other] = overlapping(
-      config,
-      streams.slice(index + 1).map((s) => s.config)
-    )
-    if (other === undefined) continue
-    const message = `${describeSubjects(config)} overlaps ${describeSubjects(other)} in the same topology: the server refuses streams whose subjects overlap`
-    return yield* new TopologyError({ stream: config.name, field: "subjects", message })
-  }
-
-  const broker = yield* Broker
-  const call = yield* retrying(retry)
-  const streamPlans = yield* Effect.forEach(streams, ({ spec, config }) =>
-    Effect.flatMap(call(broker.streamInfo(config.name)), (info) =>
+/** The plan of a stream: its drift from the server's, replicas kept unless the spec says otherwise. */
+export const planStream = (
+  call: <A>(effect: Effect.Effect<A, NatsError>) => Effect.Effect<A, NatsError>,
+  spec: ReplicasWanted,
+  config: StreamConfig
+) =>
+  Effect.flatMap(
+    Broker.use((broker) => call(broker.streamInfo(config.name))),
+    (info) =>
       Effect.flatMap(withReplicas(spec, config, info), (desired) =>
-        plan(streamRules, { stream: desired.name }, desired, info)
+        planOf(streamRules, { stream: desired.name }, desired, info)
       )
-    )
-  )
-  const created = new Set(streamPlans.filter((p) => !p.exists).map((p) => p.desired.name))
-  const consumerPlans = yield* Effect.forEach(consumers, (desired) =>
-    Effect.flatMap(
-      created.has(desired.stream)
-        ? Effect.succeed(Option.none())
-        : call(broker.consumerInfo(desired.stream, desired.name)),
-      (info) => plan(consumerRules, { stream: desired.stream, consumer: desired.name }, desired, info)
-    )
   )
 
-  // Updates before creates, so that subjects can move from an old stream to a new one in a single run.
-  const updatesFirst = [...streamPlans.filter((p) => p.exists), ...streamPlans.filter((p) => !p.exists)]
-  const report: Report = {
-    streams: yield* Effect.forEach(updatesFirst, (p) =>
-      apply(
-        p,
-        (config) => call(broker.addStream(config)),
-        (config) => call(broker.updateStream(config))
-      )
-    ),
-    consumers: yield* Effect.forEach(consumerPlans, (p) =>
-      apply(
-        p,
-        (config) => call(broker.addConsumer(config)),
-        (config) => call(broker.updateConsumer(config))
-      )
-    )
-  }
-  return report
-})
+/** The plan of a consumer; one of a stream created in this run has nothing to ask the server. */
+export const planConsumer = (
+  call: <A>(effect: Effect.Effect<A, NatsError>) => Effect.Effect<A, NatsError>,
+  desired: ConsumerConfig,
+  streamCreated: boolean
+) =>
+  Effect.flatMap(
+    streamCreated
+      ? Effect.succeed(Option.none<{ readonly config: ConsumerConfig }>())
+      : Broker.use((broker) => call(broker.consumerInfo(desired.stream, desired.name))),
+    (info) => planOf(consumerRules, { stream: desired.stream, consumer: desired.name }, desired, info)
+  )
