@@ -243,7 +243,7 @@ const makeService = Effect.fnUntraced(function* (
   const health = Effect.gen(function* () {
     if (connection.isClosed()) return yield* unhealthy(new NatsError.Closed({ message: "the connection is closed" }))
     if (!(yield* Ref.get(connected))) {
-      return yield* unhealthy(new NatsError.ConnectionRefused({ message: "disconnected; reconnecting" }))
+      return yield* unhealthy(new NatsError.Disconnected({ message: "disconnected; reconnecting" }))
     }
     const millis = yield* Effect.tryPromise({ try: () => connection.rtt(), catch: fromCause("health") })
     return Duration.millis(millis)

@@ -58,12 +58,12 @@ const failure = (reason: NatsError.NatsErrorReason) => Exit.fail(NatsError.make(
 const closed = failure(new NatsError.Closed({ message: "the connection is closed" }))
 
 const disconnected = failure(
-  new NatsError.ConnectionRefused({ message: "disconnected from NATS, reconnecting; nothing was sent" })
+  new NatsError.Disconnected({ message: "disconnected from NATS, reconnecting; nothing was sent" })
 )
 
 const ackLost = (subject: string) =>
   failure(
-    new NatsError.ConnectionRefused({
+    new NatsError.Disconnected({
       message: `the connection dropped before JetStream acknowledged the publish to ${subject}`
     })
   )
