@@ -258,7 +258,7 @@ describe("NatsError mapping (internal/nats/errors)", () => {
     expect(NatsError.make("connect", connecting.reason, { servers: [] }).message).toBe("connect: connection refused")
   })
 
-  it.effect("a reason round-trips through its schema, servers included", () =>
+  it.effect("a NatsError round-trips through its schema, servers included; catchReason recovers from one reason", () =>
     Effect.gen(function* () {
       const error = NatsError.make("connect", new NatsError.Disconnected({ message: "gone" }), {
         servers: ["nats://a:4222"]
@@ -269,6 +269,11 @@ describe("NatsError mapping (internal/nats/errors)", () => {
       expect(decoded.isRetryable).toBe(true)
       expect(decoded.servers).toStrictEqual(["nats://a:4222"])
       expect(decoded.message).toBe(error.message)
+      // What the README offers for recovering from one reason.
+      const recovered = yield* Effect.fail(error).pipe(
+        Effect.catchReason("NatsError", "Disconnected", (reason) => Effect.succeed(reason.message))
+      )
+      expect(recovered).toBe("gone")
     })
   )
 
