@@ -113,7 +113,7 @@ program.pipe(
   Effect.catchTag("NatsError", (error) =>
     Console.error(
       error.reason._tag === "ConnectionRefused"
-        ? `No NATS server answered (${error.reason.message}). Start one with: nats-server -js -a 127.0.0.1 -p 4222, or unset NATS_SERVERS to run in process.`
+        ? `No NATS server answered (${error.message}). Start one with: nats-server -js -a 127.0.0.1 -p 4222, or unset NATS_SERVERS to run in process.`
         : `NATS failed: ${error.message}`
     ).pipe(Effect.andThen(Effect.sync(() => (process.exitCode = 1))))
   ),

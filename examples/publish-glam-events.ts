@@ -49,7 +49,7 @@ program.pipe(
   Effect.catchTag("NatsError", (error) =>
     error.reason._tag === "ConnectionRefused"
       ? Console.error(
-          `No NATS server answered (${error.reason.message}). Start one with: nats-server -js -a 127.0.0.1 -p 4222, or set NATS_SERVERS.`
+          `No NATS server answered (${error.message}). Start one with: nats-server -js -a 127.0.0.1 -p 4222, or set NATS_SERVERS.`
         ).pipe(Effect.andThen(Effect.sync(() => (process.exitCode = 1))))
       : Effect.fail(error)
   ),

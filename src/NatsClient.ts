@@ -189,6 +189,8 @@ const makeService = Effect.fnUntraced(function* (
   )
   const connected = yield* Ref.make(!connection.isClosed())
   const version = yield* Ref.make(connection.info?.version ?? "")
+  // Computed once per server connected to, not at every term.
+  const termReason = yield* Ref.make(supportsTermReason(connection.info?.version ?? ""))
   // When the connection dropped, so that the reconnect says how long it was gone.
   let disconnectedAt: number | undefined
   const track = (event: ConnectionEvent) => {
@@ -208,7 +210,10 @@ const makeService = Effect.fnUntraced(function* (
         // Another server of a cluster may run another version.
         return Effect.andThen(
           Ref.set(connected, true),
-          Ref.update(version, (last) => connection.info?.version ?? last)
+          Effect.flatMap(
+            Ref.updateAndGet(version, (last) => connection.info?.version ?? last),
+            (current) => Ref.set(termReason, supportsTermReason(current))
+          )
         )
       default:
         return Effect.void
@@ -243,7 +248,7 @@ const makeService = Effect.fnUntraced(function* (
   const health = Effect.gen(function* () {
     if (connection.isClosed()) return yield* unhealthy(new NatsError.Closed({ message: "the connection is closed" }))
     if (!(yield* Ref.get(connected))) {
-      return yield* unhealthy(new NatsError.ConnectionRefused({ message: "disconnected; reconnecting" }))
+      return yield* unhealthy(new NatsError.Disconnected({ message: "disconnected; reconnecting" }))
     }
     const millis = yield* Effect.tryPromise({ try: () => connection.rtt(), catch: fromCause("health") })
     return Duration.millis(millis)
@@ -272,7 +277,7 @@ const makeService = Effect.fnUntraced(function* (
     status: Stream.fromPubSub(events).pipe(Stream.takeUntil(ConnectionEvent.$is("Closed"))),
     health,
     serverVersion: Ref.get(version),
-    supportsTermReason: Effect.map(Ref.get(version), supportsTermReason)
+    supportsTermReason: Ref.get(termReason)
   })
 })
 

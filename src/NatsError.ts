@@ -11,6 +11,7 @@
 import { Predicate, Schema } from "effect"
 
 const TypeId = "~@glam/messaging/NatsError" as const
+const ReasonTypeId = "~@glam/messaging/NatsError/Reason" as const
 
 const ReasonFields = {
   message: Schema.String,
@@ -18,12 +19,31 @@ const ReasonFields = {
 }
 
 /**
- * Nothing accepted the connection (no server listening, DNS failure, connection closed).
+ * Nothing accepted the connection: no server listening, a DNS failure, the socket closed while
+ * connecting. A connection that was up and dropped is `Disconnected`.
  *
  * @category errors
  * @since 0.1.0
  */
 export class ConnectionRefused extends Schema.TaggedError<ConnectionRefused>()("ConnectionRefused", ReasonFields) {
+  readonly [ReasonTypeId] = ReasonTypeId
+
+  get isRetryable(): boolean {
+    return true
+  }
+}
+
+/**
+ * The connection was up and dropped: a request or publish in flight lost its answer (it may or may not
+ * have reached the server), or one was attempted while the client reconnects (nothing was sent).
+ * nats.js reconnects on its own; trying again once it has is the answer.
+ *
+ * @category errors
+ * @since 0.2.0
+ */
+export class Disconnected extends Schema.TaggedError<Disconnected>()("Disconnected", ReasonFields) {
+  readonly [ReasonTypeId] = ReasonTypeId
+
   get isRetryable(): boolean {
     return true
   }
@@ -36,6 +56,8 @@ export class ConnectionRefused extends Schema.TaggedError<ConnectionRefused>()("
  * @since 0.1.0
  */
 export class AuthFailed extends Schema.TaggedError<AuthFailed>()("AuthFailed", ReasonFields) {
+  readonly [ReasonTypeId] = ReasonTypeId
+
   get isRetryable(): boolean {
     return false
   }
@@ -48,6 +70,8 @@ export class AuthFailed extends Schema.TaggedError<AuthFailed>()("AuthFailed", R
  * @since 0.1.0
  */
 export class Timeout extends Schema.TaggedError<Timeout>()("Timeout", ReasonFields) {
+  readonly [ReasonTypeId] = ReasonTypeId
+
   get isRetryable(): boolean {
     return true
   }
@@ -60,6 +84,8 @@ export class Timeout extends Schema.TaggedError<Timeout>()("Timeout", ReasonFiel
  * @since 0.1.0
  */
 export class NoResponders extends Schema.TaggedError<NoResponders>()("NoResponders", ReasonFields) {
+  readonly [ReasonTypeId] = ReasonTypeId
+
   get isRetryable(): boolean {
     return true
   }
@@ -76,6 +102,8 @@ export class StreamNotFound extends Schema.TaggedError<StreamNotFound>()("Stream
   stream: Schema.optional(Schema.String),
   subject: Schema.optional(Schema.String)
 }) {
+  readonly [ReasonTypeId] = ReasonTypeId
+
   get isRetryable(): boolean {
     return false
   }
@@ -92,6 +120,8 @@ export class ConsumerNotFound extends Schema.TaggedError<ConsumerNotFound>()("Co
   stream: Schema.optional(Schema.String),
   consumer: Schema.optional(Schema.String)
 }) {
+  readonly [ReasonTypeId] = ReasonTypeId
+
   get isRetryable(): boolean {
     return false
   }
@@ -107,6 +137,8 @@ export class WrongLastSequence extends Schema.TaggedError<WrongLastSequence>()("
   ...ReasonFields,
   lastSequence: Schema.optional(Schema.Number)
 }) {
+  readonly [ReasonTypeId] = ReasonTypeId
+
   get isRetryable(): boolean {
     return false
   }
@@ -125,6 +157,8 @@ export class Unavailable extends Schema.TaggedError<Unavailable>()("Unavailable"
   ...ReasonFields,
   code: Schema.optional(Schema.Number)
 }) {
+  readonly [ReasonTypeId] = ReasonTypeId
+
   get isRetryable(): boolean {
     return true
   }
@@ -142,6 +176,8 @@ export class Rejected extends Schema.TaggedError<Rejected>()("Rejected", {
   code: Schema.optional(Schema.Number),
   field: Schema.optional(Schema.String)
 }) {
+  readonly [ReasonTypeId] = ReasonTypeId
+
   get isRetryable(): boolean {
     return false
   }
@@ -154,6 +190,8 @@ export class Rejected extends Schema.TaggedError<Rejected>()("Rejected", {
  * @since 0.1.0
  */
 export class Closed extends Schema.TaggedError<Closed>()("Closed", ReasonFields) {
+  readonly [ReasonTypeId] = ReasonTypeId
+
   get isRetryable(): boolean {
     return false
   }
@@ -169,6 +207,8 @@ export class Other extends Schema.TaggedError<Other>()("Other", {
   ...ReasonFields,
   code: Schema.optional(Schema.Number)
 }) {
+  readonly [ReasonTypeId] = ReasonTypeId
+
   get isRetryable(): boolean {
     return false
   }
@@ -182,6 +222,7 @@ export class Other extends Schema.TaggedError<Other>()("Other", {
  */
 export const NatsErrorReason = Schema.Union([
   ConnectionRefused,
+  Disconnected,
   AuthFailed,
   Timeout,
   NoResponders,
@@ -201,19 +242,27 @@ export const NatsErrorReason = Schema.Union([
 export type NatsErrorReason = typeof NatsErrorReason.Type
 
 /**
- * An infrastructure failure, with the operation that failed and a reason.
+ * An infrastructure failure: the operation that failed, a reason, and for a connect the servers it
+ * tried (without credentials). Its `message` names all three; its `cause` is the reason, whose own
+ * `cause` is what nats.js threw.
  *
  * @category errors
  * @since 0.1.0
  */
 export class NatsError extends Schema.TaggedError<NatsError>()("NatsError", {
   operation: Schema.String,
-  reason: NatsErrorReason
+  reason: NatsErrorReason,
+  servers: Schema.optional(Schema.Array(Schema.String))
 }) {
   readonly [TypeId] = TypeId
 
+  /** The reason, so that the chain of causes reads error, reason, then what nats.js threw. */
+  override readonly cause = this.reason
+
   override get message(): string {
-    return `${this.operation}: ${this.reason.message}`
+    const servers =
+      this.servers === undefined || this.servers.length === 0 ? "" : ` (servers tried: ${this.servers.join(", ")})`
+    return `${this.operation}: ${this.reason.message}${servers}`
   }
 
   /** Whether the same operation may succeed if it is tried again. */
@@ -223,15 +272,47 @@ export class NatsError extends Schema.TaggedError<NatsError>()("NatsError", {
 }
 
 /**
+ * Whether a value is a `NatsError`.
+ *
  * @category guards
  * @since 0.1.0
  */
 export const isNatsError = (u: unknown): u is NatsError => Predicate.hasProperty(u, TypeId)
 
 /**
- * Builds a `NatsError` from an operation name and a reason.
+ * Whether a value is one of the reasons of a `NatsError`.
+ *
+ * @category guards
+ * @since 0.2.0
+ */
+export const isNatsErrorReason = (u: unknown): u is NatsErrorReason => Predicate.hasProperty(u, ReasonTypeId)
+
+/**
+ * Whether a value is a `NatsError` with the reason `tag`, narrowing its `reason`. To recover from one
+ * reason, `Effect.catchReason("NatsError", "StreamNotFound", f)` does the same in one step.
+ *
+ * @category guards
+ * @since 0.2.0
+ */
+export const hasReason = <Tag extends NatsErrorReason["_tag"]>(
+  u: unknown,
+  tag: Tag
+): u is NatsError & { readonly reason: Extract<NatsErrorReason, { readonly _tag: Tag }> } =>
+  isNatsError(u) && u.reason._tag === tag
+
+/**
+ * Builds a `NatsError` from an operation name, a reason and, for a connect, the servers it tried.
  *
  * @category constructors
  * @since 0.1.0
  */
-export const make = (operation: string, reason: NatsErrorReason): NatsError => new NatsError({ operation, reason })
+export const make = (
+  operation: string,
+  reason: NatsErrorReason,
+  options: { readonly servers?: ReadonlyArray<string> | undefined } = {}
+): NatsError =>
+  new NatsError(
+    options.servers === undefined || options.servers.length === 0
+      ? { operation, reason }
+      : { operation, reason, servers: options.servers }
+  )

@@ -606,6 +606,7 @@ describe("NatsBroker consume", () => {
           consumer: "worker",
           maxMessages: 10,
           heartbeatMillis: 500,
+          supportsTermReason: false,
           deliveries,
           wakeups,
           logs

@@ -278,7 +278,7 @@ describe("NatsClient", () => {
 
         yield* server.stop
         const down = yield* NatsServer.eventually(Effect.flip(client.health))
-        expect(down.reason._tag).toBe("ConnectionRefused")
+        expect(down.reason._tag).toBe("Disconnected")
         yield* Fiber.join(manyAttempts)
         expect(client.connection.isClosed()).toBe(false)
         yield* server.start
@@ -434,7 +434,7 @@ describe("NatsClient", () => {
         // The second iterator sees the server go and come back.
         yield* server.stop
         const down = yield* NatsServer.eventually(Effect.flip(client.health))
-        expect(down.reason._tag).toBe("ConnectionRefused")
+        expect(down.reason._tag).toBe("Disconnected")
         yield* server.start
         yield* NatsServer.eventually(client.health)
         expect(logs.matching("Info", "NATS reconnected")).toHaveLength(1)

@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { jetstream, jetstreamManager } from "@nats-io/jetstream"
 import { JetStreamStatusError, jserrors } from "@nats-io/jetstream/internal"
 import { connect, errors, type NatsConnection, usernamePasswordAuthenticator } from "@nats-io/transport-node"
-import { Effect } from "effect"
+import { Effect, Schema } from "effect"
 import { fromCause, redactServer, UNAVAILABLE_API_CODES } from "../src/internal/nats/errors.js"
 import * as NatsError from "../src/NatsError.js"
 import * as NatsServer from "./support/NatsServer.js"
@@ -106,6 +106,9 @@ describe("NatsError mapping (internal/nats/errors)", () => {
       expect(refused.reason._tag).toBe("ConnectionRefused")
       expect(refused.isRetryable).toBe(true)
       expect(refused.message).toBe(`connect: connection refused (servers tried: nats://127.0.0.1:${port})`)
+      // The servers are a field; the reason keeps nats.js's words alone.
+      expect(refused.servers).toStrictEqual(servers)
+      expect(refused.reason.message).toBe("connection refused")
 
       const server = yield* NatsServer.make({
         config: NatsServer.usersConfig([{ user: "alice", password: "right" }])
@@ -116,6 +119,24 @@ describe("NatsError mapping (internal/nats/errors)", () => {
       expect(denied.reason._tag).toBe("AuthFailed")
       expect(denied.isRetryable).toBe(false)
     })
+  )
+
+  it.live(
+    "a connection that dropped: what nats.js rejects a round trip with is Disconnected, not ConnectionRefused",
+    () =>
+      Effect.gen(function* () {
+        const server = yield* NatsServer.make()
+        const nc = yield* connected(server.url)
+        yield* Effect.promise(() => nc.flush())
+        yield* server.stop
+        // Until nats.js notices the socket is gone a round trip may still succeed: ask until one fails.
+        const dropped = yield* NatsServer.eventually(translated("health", () => nc.rtt()))
+        expect(dropped.reason._tag).toBe("Disconnected")
+        expect(dropped.reason.cause).toBeInstanceOf(errors.RequestError)
+        expect(dropped.isRetryable).toBe(true)
+        expect(dropped.message).toBe("health: connection disconnected")
+        yield* server.start
+      })
   )
 
   it.live("an account without JetStream is Rejected (10039), not retried", () =>
@@ -158,7 +179,7 @@ describe("NatsError mapping (internal/nats/errors)", () => {
     expect(reasonOf(new errors.DrainingConnectionError())._tag).toBe("Closed")
     // what a pending ping or request gets when the socket drops: transient, so retryable
     const dropped = reasonOf(new errors.RequestError("connection disconnected"))
-    expect(dropped._tag).toBe("ConnectionRefused")
+    expect(dropped._tag).toBe("Disconnected")
     expect(dropped.isRetryable).toBe(true)
 
     const noJetStream = new jserrors.JetStreamNotEnabled("jetstream is not enabled", {
@@ -178,6 +199,8 @@ describe("NatsError mapping (internal/nats/errors)", () => {
   it("a NatsError passes through unchanged; credentials never reach a server name", () => {
     const original = NatsError.make("publish", new NatsError.Timeout({ message: "slow" }))
     expect(fromCause("other")(original).reason).toBe(original.reason)
+    const connecting = NatsError.make("connect", new NatsError.Timeout({ message: "slow" }), { servers: ["nats://a"] })
+    expect(fromCause("layer")(connecting).servers).toStrictEqual(["nats://a"])
     expect(redactServer("nats://alice:secret@host:4222")).toBe("nats://<redacted>@host:4222")
     expect(redactServer("tls://host:4222")).toBe("tls://host:4222")
     expect(redactServer("token@host:4222")).toBe("<redacted>@host:4222")
@@ -186,6 +209,7 @@ describe("NatsError mapping (internal/nats/errors)", () => {
   it("isRetryable per reason: only transient transport failures", () => {
     const reasons: ReadonlyArray<[NatsError.NatsErrorReason, boolean]> = [
       [new NatsError.ConnectionRefused({ message: "m" }), true],
+      [new NatsError.Disconnected({ message: "m" }), true],
       [new NatsError.Timeout({ message: "m" }), true],
       [new NatsError.NoResponders({ message: "m" }), true],
       [new NatsError.AuthFailed({ message: "m" }), false],
@@ -202,6 +226,56 @@ describe("NatsError mapping (internal/nats/errors)", () => {
       expect(NatsError.make("op", reason).isRetryable, reason._tag).toBe(retryable)
     }
   })
+
+  it("guards: isNatsError, isNatsErrorReason, hasReason; the cause chain and the message", () => {
+    const thrown = new errors.RequestError("connection disconnected")
+    const reason = new NatsError.Disconnected({ message: "connection disconnected", cause: thrown })
+    const error = NatsError.make("publish", reason)
+    expect(NatsError.isNatsError(error)).toBe(true)
+    expect(NatsError.isNatsError(reason)).toBe(false)
+    expect(NatsError.isNatsError(thrown)).toBe(false)
+    expect(NatsError.isNatsErrorReason(reason)).toBe(true)
+    expect(NatsError.isNatsErrorReason(error)).toBe(false)
+    expect(NatsError.isNatsErrorReason(new Error("x"))).toBe(false)
+    expect(NatsError.hasReason(error, "Disconnected")).toBe(true)
+    expect(NatsError.hasReason(error, "ConnectionRefused")).toBe(false)
+    expect(NatsError.hasReason(reason, "Disconnected")).toBe(false)
+    // As SqlError: the error's cause is its reason, whose cause is what nats.js threw.
+    expect(error.cause).toBe(reason)
+    expect(error.reason.cause).toBe(thrown)
+    expect(error.message).toBe("publish: connection disconnected")
+    expect(error.servers).toBeUndefined()
+
+    const servers = ["nats://127.0.0.1:4999", "nats://<redacted>@10.0.0.2:4222"]
+    const connecting = NatsError.make("connect", new NatsError.ConnectionRefused({ message: "connection refused" }), {
+      servers
+    })
+    expect(connecting.servers).toStrictEqual(servers)
+    expect(connecting.message).toBe(
+      "connect: connection refused (servers tried: nats://127.0.0.1:4999, nats://<redacted>@10.0.0.2:4222)"
+    )
+    // No servers given, or none: nothing appended.
+    expect(NatsError.make("connect", connecting.reason, { servers: [] }).message).toBe("connect: connection refused")
+  })
+
+  it.effect("a NatsError round-trips through its schema, servers included; catchReason recovers from one reason", () =>
+    Effect.gen(function* () {
+      const error = NatsError.make("connect", new NatsError.Disconnected({ message: "gone" }), {
+        servers: ["nats://a:4222"]
+      })
+      const encoded = yield* Schema.encodeEffect(NatsError.NatsError)(error)
+      const decoded = yield* Schema.decodeEffect(NatsError.NatsError)(encoded)
+      expect(decoded.reason._tag).toBe("Disconnected")
+      expect(decoded.isRetryable).toBe(true)
+      expect(decoded.servers).toStrictEqual(["nats://a:4222"])
+      expect(decoded.message).toBe(error.message)
+      // What the README offers for recovering from one reason.
+      const recovered = yield* Effect.fail(error).pipe(
+        Effect.catchReason("NatsError", "Disconnected", (reason) => Effect.succeed(reason.message))
+      )
+      expect(recovered).toBe("gone")
+    })
+  )
 
   // The table of "not now" codes, code by code, against codes a retry cannot fix. The API errors are
   // built as nats.js builds them from a server's reply (`{ code, err_code, description }`).

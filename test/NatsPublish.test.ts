@@ -306,7 +306,7 @@ describe("NatsBroker publish", () => {
         const refused = yield* broker
           .publish({ subject: "evt.orders.item.created.v1", payload: bytes("{}"), headers: [], timeout })
           .pipe(Effect.flip)
-        expect(refused.reason._tag).toBe("ConnectionRefused")
+        expect(refused.reason._tag).toBe("Disconnected")
         expect(refused.isRetryable).toBe(true)
 
         const eventId = "0d7c6a52-7f0e-4c55-9a43-000000000002"
@@ -319,6 +319,27 @@ describe("NatsBroker publish", () => {
         expect(receipt.duplicate).toBe(false)
         expect(yield* copiesOf("ORDERS", eventId)).toHaveLength(1)
       }).pipe(Effect.provide(Env))
+  )
+
+  it.live("a publish waiting for its acknowledgement when the connection drops fails at once with Disconnected", () =>
+    Effect.gen(function* () {
+      const server = yield* NatsServer.NatsServerService
+      const broker = yield* Broker
+      const arrived = yield* Deferred.make<void>()
+      yield* silentResponder("silent.dropped", () => Deferred.doneUnsafe(arrived, Exit.void))
+      const publishing = yield* broker
+        .publish({ subject: "silent.dropped", payload: bytes("{}"), headers: [], timeout: Duration.seconds(60) })
+        .pipe(Effect.flip, Effect.forkChild({ startImmediately: true }))
+      yield* Deferred.await(arrived)
+      yield* server.stop
+      // Well before its 60 s timeout: the drop itself fails it.
+      const dropped = yield* Fiber.join(publishing).pipe(Effect.timeout("10 seconds"))
+      expect(dropped.reason._tag).toBe("Disconnected")
+      expect(dropped.isRetryable).toBe(true)
+      expect(dropped.message).toBe(
+        "publish: the connection dropped before JetStream acknowledged the publish to silent.dropped"
+      )
+    }).pipe(Effect.provide(Env))
   )
 
   it.live("publishes in flight across a server restart are each stored once", () =>

@@ -86,6 +86,7 @@ export const consume = (
         consumer,
         maxMessages: Math.max(1, Math.floor(options.maxMessages)),
         heartbeatMillis: Math.max(1, Math.round(Duration.toMillis(heartbeat))),
+        supportsTermReason: yield* client.supportsTermReason,
         deliveries,
         wakeups,
         logs
@@ -187,7 +188,12 @@ export const consume = (
       const reconnects = client.status.pipe(
         Stream.runForEach((event) =>
           event._tag === "Reconnected"
-            ? Effect.sync(() => flow.requestReset({ level: "Debug", reason: "reconnected", pauseMillis: 0 }))
+            ? Effect.flatMap(client.supportsTermReason, (supportsTermReason) =>
+                Effect.sync(() => {
+                  flow.supportsTermReason = supportsTermReason
+                  flow.requestReset({ level: "Debug", reason: "reconnected", pauseMillis: 0 })
+                })
+              )
             : Effect.void
         )
       )

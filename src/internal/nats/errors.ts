@@ -26,7 +26,9 @@ export interface Context {
 export const fromCause =
   (operation: string, context: Context = {}) =>
   (cause: unknown): NatsError.NatsError =>
-    NatsError.make(operation, withServers(reasonOf(cause, context), context))
+    NatsError.make(operation, reasonOf(cause, context), {
+      servers: context.servers ?? (NatsError.isNatsError(cause) ? cause.servers : undefined)
+    })
 
 /** Removes the user-info part of a server URL (`nats://user:password@host` → `nats://<redacted>@host`). */
 export const redactServer = (server: string): string => server.replace(/^([a-z]+:\/\/)?[^/@]*@/i, "$1<redacted>@")
@@ -115,7 +117,7 @@ const reasonOf = (cause: unknown, context: Context): NatsError.NatsErrorReason =
   if (cause instanceof coreErrors.RequestError) {
     if (cause.isNoResponders()) return new NatsError.NoResponders({ message, cause })
     // Requests and pings pending when the socket drops are rejected with "connection disconnected".
-    if (/disconnected/i.test(message)) return new NatsError.ConnectionRefused({ message, cause })
+    if (/disconnected/i.test(message)) return new NatsError.Disconnected({ message, cause })
     return new NatsError.Other({ message, cause })
   }
   if (
@@ -171,27 +173,6 @@ const noResponderSubjectOf = (cause: unknown): string | undefined => {
     current = current.cause
   }
   return undefined
-}
-
-const withServers = (reason: NatsError.NatsErrorReason, context: Context): NatsError.NatsErrorReason => {
-  if (context.servers === undefined || context.servers.length === 0) return reason
-  const message = `${reason.message} (servers tried: ${context.servers.join(", ")})`
-  switch (reason._tag) {
-    case "ConnectionRefused":
-      return new NatsError.ConnectionRefused({ message, cause: reason.cause })
-    case "AuthFailed":
-      return new NatsError.AuthFailed({ message, cause: reason.cause })
-    case "Timeout":
-      return new NatsError.Timeout({ message, cause: reason.cause })
-    case "Other":
-      return new NatsError.Other({
-        message,
-        cause: reason.cause,
-        ...(reason.code === undefined ? {} : { code: reason.code })
-      })
-    default:
-      return reason
-  }
 }
 
 const pick = <K extends "stream" | "consumer" | "subject">(

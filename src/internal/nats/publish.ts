@@ -9,9 +9,9 @@
  * not by a timer per message.
  *
  * Failures become the reasons `internal/nats/errors` gives them. What the connection does matters too:
- * a publish whose acknowledgement may have been lost with a disconnect fails at once as retryable
+ * a publish whose acknowledgement may have been lost with a disconnect fails at once as `Disconnected`
  * (the `Publisher` retries it under the same `Nats-Msg-Id`, so it is stored once); while disconnected,
- * a publish fails at once as retryable instead of being buffered (nats.js drops what it buffered when
+ * a publish fails at once as `Disconnected` instead of being buffered (nats.js drops what it buffered when
  * it reconnects); when the connection closes, everything pending fails with `Closed`.
  *
  * The inbox subscription and the status watcher are made on the first publish and live until `close`
@@ -58,12 +58,12 @@ const failure = (reason: NatsError.NatsErrorReason) => Exit.fail(NatsError.make(
 const closed = failure(new NatsError.Closed({ message: "the connection is closed" }))
 
 const disconnected = failure(
-  new NatsError.ConnectionRefused({ message: "disconnected from NATS, reconnecting; nothing was sent" })
+  new NatsError.Disconnected({ message: "disconnected from NATS, reconnecting; nothing was sent" })
 )
 
 const ackLost = (subject: string) =>
   failure(
-    new NatsError.ConnectionRefused({
+    new NatsError.Disconnected({
       message: `the connection dropped before JetStream acknowledged the publish to ${subject}`
     })
   )

@@ -24,7 +24,6 @@ import type { Msg, MsgHdrs, NatsConnection, PublishOptions } from "@nats-io/tran
 import { createInbox } from "@nats-io/transport-node"
 import { Cause, Queue } from "effect"
 import type { Headers, Message } from "../../Broker.js"
-import { supportsTermReason } from "../../NatsClient.js"
 import * as NatsError from "../../NatsError.js"
 import { fromCause } from "./errors.js"
 
@@ -61,6 +60,8 @@ export interface PullFlowOptions {
   readonly consumer: string
   readonly maxMessages: number
   readonly heartbeatMillis: number
+  /** Whether the server connected to honours `term(reason)`: the client's value for this connection. */
+  readonly supportsTermReason: boolean
   /** Where deliveries go: the Stream's queue. */
   readonly deliveries: Queue.Queue<Message, NatsError.NatsError | Cause.Done>
   /** Offered to when a reset is requested. */
@@ -92,6 +93,8 @@ export class PullFlow {
   private closing = false
   /** The pending reset, if any; further requests join it. */
   reset: Reset | undefined = undefined
+  /** Set again after a reconnect, which may reach a server of another version. */
+  supportsTermReason: boolean
 
   readonly connection: NatsConnection
   readonly stream: string
@@ -117,6 +120,7 @@ export class PullFlow {
     this.consumer = options.consumer
     this.inbox = createInbox(options.inboxPrefix)
     this.maxMessages = options.maxMessages
+    this.supportsTermReason = options.supportsTermReason
     // Ask in quarters, as nats.js does: a busy consumer sends one request per ~maxMessages/4 settles.
     this.refillAt = Math.max(1, Math.floor(options.maxMessages / 4))
     this.pullSubject = `${options.apiPrefix}.CONSUMER.MSG.NEXT.${options.stream}.${options.consumer}`
@@ -353,8 +357,7 @@ class NatsMessage implements Message {
 
   term(reason?: string): void {
     // Before 2.11 the server does not read "+TERM <reason>" as a term, and redelivers after ack-wait.
-    const withReason =
-      reason !== undefined && reason !== "" && supportsTermReason(this.flow.connection.info?.version ?? "")
+    const withReason = reason !== undefined && reason !== "" && this.flow.supportsTermReason
     this.settle(withReason ? encoder.encode(`+TERM ${reason}`) : this.flow.termBody)
   }
 
