@@ -11,7 +11,7 @@ import type { NatsError } from "../../NatsError.js"
 import type { FieldChange, Outcome, Report, StreamSpec, Topology } from "../../Topology.js"
 import { describeSubjects, overlapping } from "../brokerErrors.js"
 import { formatMillis } from "../durations.js"
-import { describe, invalid, resolveConsumer, resolveStream, TopologyError, type Where } from "./spec.js"
+import { describeWhere, invalid, resolveConsumer, resolveStream, TopologyError, type Where } from "./spec.js"
 
 // Whether the server can change the field in place, and how a value of it reads in reports and errors.
 type Rule<C> = readonly [updatable: boolean, render: (config: C) => string]
@@ -63,7 +63,7 @@ const plan = <C>(
     const [current, wanted] = [render(info.value.config), render(desired)]
     if (current === wanted) continue
     if (!updatable) {
-      const message = `${describe(where)}: ${field} cannot change from ${current} to ${wanted} in place; delete and recreate it, or keep ${current}`
+      const message = `${describeWhere(where)}: ${field} cannot change from ${current} to ${wanted} in place; delete and recreate it, or keep ${current}`
       return Effect.fail(new TopologyError({ ...where, field, current, desired: wanted, message }))
     }
     changes.push({ field, current, desired: wanted })
@@ -83,7 +83,7 @@ const withReplicas = (
   const current = info.value.config.replicas
   if (spec.replicas === undefined) return Effect.succeed({ ...desired, replicas: current })
   if (desired.replicas >= current || spec.allowFewerReplicas === true) return Effect.succeed(desired)
-  const message = `${describe({ stream: desired.name })}: replicas would go down from ${current} to ${desired.replicas}; set allowFewerReplicas to lower them, or leave replicas out to keep ${current}`
+  const message = `${describeWhere({ stream: desired.name })}: replicas would go down from ${current} to ${desired.replicas}; set allowFewerReplicas to lower them, or leave replicas out to keep ${current}`
   return Effect.fail(
     new TopologyError({
       stream: desired.name,
@@ -103,7 +103,7 @@ const apply = <C>(
   const action = !exists ? "created" : changes.length > 0 ? "updated" : "unchanged"
   const outcome: Outcome = { ...where, action, changes }
   if (action === "unchanged") return Effect.succeed(outcome)
-  const line = `Topology: ${action} ${describe(where)}${changes.map((c) => `; ${c.field}: ${c.current} -> ${c.desired}`).join("")}`
+  const line = `Topology: ${action} ${describeWhere(where)}${changes.map((c) => `; ${c.field}: ${c.current} -> ${c.desired}`).join("")}`
   // An update changes what others rely on (limits, subjects, replicas), so it is a warning; a creation is not.
   return (exists ? update : create)(desired).pipe(
     Effect.andThen(exists ? Effect.logWarning(line) : Effect.logInfo(line)),

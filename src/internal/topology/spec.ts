@@ -26,12 +26,12 @@ export interface Where {
 }
 
 /** `stream X` or `consumer X/Y`, for messages. */
-export const describe = (where: Where): string =>
+export const describeWhere = (where: Where): string =>
   where.consumer === undefined ? `stream ${where.stream}` : `consumer ${where.stream}/${where.consumer}`
 
 /** The error of a field that is not valid, with `problem` saying why. */
 export const invalid = (where: Where, field: string, problem: string) =>
-  new TopologyError({ ...where, field, message: `${describe(where)}: ${field} ${problem}` })
+  new TopologyError({ ...where, field, message: `${describeWhere(where)}: ${field} ${problem}` })
 
 const isName = (name: string): boolean => /^[^.*>\s/\\]+$/.test(name)
 const nameRequirement = "must be non-empty, without '.', '*', '>', '/', '\\' or whitespace"
