@@ -3,12 +3,12 @@
  * message for follow-up publishes, the Python package's log fields, and a consumer span when a tracer
  * records spans), retry in process while the policy says so, and settle the message by the outcome:
  * `ack`, `nak` with a delay, `term`, or a dead letter written (and acknowledged by the server) before
- * the original is terminated. When writing it fails, the original is nak'ed with a growing delay, never
- * dropped; at the server's last delivery (past which a nak would leave it to the max-deliveries
+ * the original is terminated. When writing it fails, the original is nak'ed with the policy's
+ * `redeliveryDelay`, never dropped; at the server's last delivery (past which a nak would leave it to the max-deliveries
  * advisory) it is kept in process and written again on a backoff until the write goes through. The log
  * tells such an outage once, with a summary every 30 s, not once per failed write.
  *
- * Not here: pulling, decoding, lanes, workers and shutdown (`Subscriber`).
+ * Not here: pulling (`consumer`), decoding (`decode`), lanes, workers and shutdown (`workers`).
  */
 import { Cause, Clock, Context, DateTime, Duration, Effect, Exit, Option, References, Schedule } from "effect"
 import { Broker, type Message } from "../../Broker.js"
@@ -68,7 +68,7 @@ export const make = Effect.fnUntraced(function* <A extends Envelope.Envelope<unk
   // Asked once: spans per message only when something records them.
   const tracing = yield* isTracing
 
-  // The server gives up after one delivery more than the policy allows (`Subscriber` sets the consumer's
+  // The server gives up after one delivery more than the policy allows (`consumer` sets the durable's
   // `maxDeliver` so): a message nak'ed at that delivery would be left to the max-deliveries advisory.
   const lastDelivery = compiled.maxDeliveries + 1
   const writes = new WriteOutages(`subscriber ${durable}`)
