@@ -31,7 +31,7 @@ import {
 import { Headers as HttpHeaders, HttpTraceContext } from "effect/http"
 import type { Headers } from "./Broker.js"
 import * as IsoDateTime from "./internal/isoDateTime.js"
-import { describe, firstIssue } from "./internal/schemaIssues.js"
+import { firstIssue, issueMessage } from "./internal/schemaIssues.js"
 
 /**
  * An event as the library hands it to handlers and takes it from publishers.
@@ -239,7 +239,7 @@ const decodeEnvelopeResult = (
     return Result.fail(
       new DecodeError({
         stage: "Envelope",
-        message: describe("Envelope", path, detail),
+        message: issueMessage("Envelope", path, detail),
         path,
         raw,
         subject,
@@ -302,7 +302,7 @@ export const decoder = <A>(
       return Exit.fail(
         new DecodeError({
           stage: "Payload",
-          message: describe(`Payload of ${envelope.eventType}`, path, detail),
+          message: issueMessage(`Payload of ${envelope.eventType}`, path, detail),
           path,
           raw,
           subject,
@@ -317,7 +317,7 @@ export const decoder = <A>(
 }
 
 const encodeFailure = (eventType: string, path: string | undefined, detail: string) =>
-  Exit.fail(new EncodeError({ eventType, path, message: describe(`Cannot encode ${eventType}`, path, detail) }))
+  Exit.fail(new EncodeError({ eventType, path, message: issueMessage(`Cannot encode ${eventType}`, path, detail) }))
 
 // The wire name of the first envelope field that is not a string (a value that bypassed the types).
 const nonStringField = (envelope: Envelope<unknown>): string | undefined =>

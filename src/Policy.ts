@@ -22,6 +22,7 @@
 import { Cause, Duration, Effect, Option, Pipeable, Pull, Schedule } from "effect"
 import { dual } from "effect/Function"
 import type { DecodeError } from "./Envelope.js"
+import { growingDelay } from "./internal/deadLetter/writeOutages.js"
 
 const RuleTypeId = "~@glam/messaging/Policy/Rule" as const
 
@@ -292,7 +293,8 @@ export type Settlement =
   | { readonly _tag: "DeadLetter"; readonly maxDeliveriesReached: boolean }
 
 /**
- * A policy ready to run: a schedule for in-process retries and the settlement of a final failure.
+ * A policy ready to run: the questions a subscriber asks it about a failed message, each answered from
+ * the rules compiled once.
  *
  * @category models
  * @since 0.1.0
@@ -301,10 +303,18 @@ export interface Compiled<E> {
   readonly maxDeliveries: number
   /** The rule for a failure. */
   readonly ruleFor: (failure: Failure<E>) => Rule
+  /** Whether the failure's rule starts with in-process retries: only then is the handler run again here. */
+  readonly retries: (failure: Failure<E>) => boolean
   /** For `Effect.retry`: goes on while the failure's rule starts with a `retry` step that is not used up. */
   readonly retrySchedule: Schedule.Schedule<unknown, Failure<E>>
   /** The settlement of a failure that in-process retries did not fix, at this delivery count. */
   readonly settle: (failure: Failure<E>, deliveryCount: number) => Effect.Effect<Settlement>
+  /**
+   * When a message whose dead letter could not be written at this delivery comes back: the delay of the
+   * `defect` rule at this delivery (at the last delivery it redelivers, for those past it), else one
+   * doubling from 1 second to at most 1 minute.
+   */
+  readonly redeliveryDelay: (deliveryCount: number) => Effect.Effect<Duration.Duration>
 }
 
 const tagOf = (error: unknown): string | undefined => {
@@ -372,9 +382,9 @@ export const compile = <E>(policy: Policy<E>): Compiled<E> => {
     })
   )
 
-  const settle = (failure: Failure<E>, deliveryCount: number): Effect.Effect<Settlement> =>
+  const settleBy = (rule: Rule, deliveryCount: number): Effect.Effect<Settlement> =>
     Effect.gen(function* () {
-      for (const step of ruleFor(failure).steps) {
+      for (const step of rule.steps) {
         switch (step._tag) {
           case "Retry":
             continue
@@ -395,5 +405,19 @@ export const compile = <E>(policy: Policy<E>): Compiled<E> => {
       return { _tag: "DeadLetter", maxDeliveriesReached: false }
     })
 
-  return { maxDeliveries: policy.maxDeliveries, ruleFor, retrySchedule, settle }
+  const retries = (failure: Failure<E>): boolean => ruleFor(failure).steps[0]?._tag === "Retry"
+
+  const settle = (failure: Failure<E>, deliveryCount: number): Effect.Effect<Settlement> =>
+    settleBy(ruleFor(failure), deliveryCount)
+
+  // The defect rule asked at a delivery it still redelivers at: past `maxDeliveries - 1` it would answer
+  // with a dead letter, which is what could not be written.
+  const redeliveryDelay = (deliveryCount: number): Effect.Effect<Duration.Duration> =>
+    Effect.map(settleBy(policy.defect, Math.max(1, Math.min(deliveryCount, policy.maxDeliveries - 1))), (settlement) =>
+      settlement._tag === "Nak"
+        ? settlement.delay
+        : Duration.millis(growingDelay(Duration.seconds(1), Duration.minutes(1), deliveryCount))
+    )
+
+  return { maxDeliveries: policy.maxDeliveries, ruleFor, retries, retrySchedule, settle, redeliveryDelay }
 }

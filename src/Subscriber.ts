@@ -31,38 +31,24 @@
  *
  * @since 0.1.0
  */
-import {
-  Cause,
-  Clock,
-  Duration,
-  Effect,
-  Exit,
-  Fiber,
-  Layer,
-  Option,
-  Result,
-  Schedule,
-  Schema,
-  type Scope,
-  Stream
-} from "effect"
+import { Clock, Duration, Effect, Fiber, Layer, Option, Schema, type Scope } from "effect"
 import { Broker, type Message } from "./Broker.js"
-import * as Envelope from "./Envelope.js"
+import type * as Envelope from "./Envelope.js"
 import * as Event from "./Event.js"
 import { watch as watchAdvisories } from "./internal/deadLetter/advisories.js"
-import { formatDuration } from "./internal/durations.js"
+import * as SubscriberConsumer from "./internal/subscriber/consumer.js"
+import { decoder } from "./internal/subscriber/decode.js"
 import * as SubscriberHandling from "./internal/subscriber/handling.js"
 import { Held } from "./internal/subscriber/held.js"
 import { InFlight } from "./internal/subscriber/inFlight.js"
-import { Lane, laneOf } from "./internal/subscriber/lanes.js"
-import { commonPrefixFilter, groupName } from "./internal/subscriber/names.js"
+import * as SubscriberSettings from "./internal/subscriber/settings.js"
 import { requireStreams } from "./internal/subscriber/streams.js"
+import * as SubscriberWorkers from "./internal/subscriber/workers.js"
 import { supervise } from "./internal/supervise.js"
-import { isTracing } from "./internal/tracing.js"
-import * as NatsError from "./NatsError.js"
+import type * as NatsError from "./NatsError.js"
 import * as Policy from "./Policy.js"
 import { ServiceIdentity } from "./ServiceIdentity.js"
-import * as Topology from "./Topology.js"
+import type * as Topology from "./Topology.js"
 
 /**
  * What a handler receives: the decoded envelope, whose `eventType` (checked equal to the NATS subject)
@@ -176,7 +162,25 @@ export interface Options<E extends Event.Any, Err, R> {
  */
 export type PolicyRequirement<Err> = [Err] extends [never] ? unknown : { readonly policy: Policy.Policy<NoInfer<Err>> }
 
-type Item<E extends Event.Any> = SubscriberHandling.Item<Received<E>>
+// The handler, bounded by `handlerTimeout` when one is set: past it, a `HandlerTimeout` defect.
+const withTimeout =
+  <A, Err, R>(handler: (envelope: A) => Effect.Effect<void, Err, R>, timeout: Option.Option<Duration.Duration>) =>
+  (message: Message, envelope: A): Effect.Effect<void, Err, R> =>
+    Option.isNone(timeout)
+      ? handler(envelope)
+      : handler(envelope).pipe(
+          Effect.timeoutOrElse({
+            duration: timeout.value,
+            orElse: () =>
+              Effect.die(
+                new HandlerTimeout({
+                  subject: message.subject,
+                  streamSeq: message.streamSeq,
+                  timeoutMillis: Duration.toMillis(timeout.value)
+                })
+              )
+          })
+        )
 
 /**
  * Runs a subscriber in the current scope; see the module documentation.
@@ -192,279 +196,68 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
     const broker = yield* Broker
     const identity = yield* ServiceIdentity
     const clock = yield* Clock.Clock
-    // Asked once: spans per message only when something records them.
-    const tracing = yield* isTracing
     const list: ReadonlyArray<E> = Event.isEvent(events) ? [events] : events
     const group = Event.group(...list)
-    const policy: Policy.Policy<Err> = options.policy ?? Policy.defaults
-    const compiled = Policy.compile(policy)
-    const filterSubject = options.filterSubject ?? commonPrefixFilter(group.subjects)
-    const durable = options.durable ?? `${identity.name}-${options.queueGroup ?? groupName(filterSubject)}`
-    const concurrency = Math.max(1, options.concurrency ?? 1)
-    const ackWait = Duration.fromInputUnsafe(options.ackWait ?? "30 seconds")
-    const ackWaitMillis = Duration.toMillis(ackWait)
-    const prefetchWanted = Math.max(concurrency, options.prefetch ?? concurrency)
-    const maxAckPending = options.maxAckPending ?? Math.max(1000, 2 * prefetchWanted)
-    const prefetch = Math.min(prefetchWanted, maxAckPending)
-    const handlerTimeout = Option.map(Option.fromUndefinedOr(options.handlerTimeout), Duration.fromInputUnsafe)
-    const shutdownTimeout = Duration.fromInputUnsafe(options.shutdownTimeout ?? "10 seconds")
-
-    const idleHeartbeat =
-      options.idleHeartbeat === undefined ? undefined : Duration.fromInputUnsafe(options.idleHeartbeat)
-    const checkConsumerEvery = Duration.fromInputUnsafe(options.checkConsumerEvery ?? "5 seconds")
-    const slowHandlerAfterMillis =
-      options.slowHandlerAfter === undefined
-        ? ackWaitMillis
-        : Duration.toMillis(Duration.fromInputUnsafe(options.slowHandlerAfter))
+    const policy = Policy.compile<Err>(options.policy ?? Policy.defaults)
+    const settings = SubscriberSettings.resolve(options, group.subjects, identity.name)
+    const { durable, concurrency } = settings
 
     // Its stream (the one that captures its subjects, unless named), and where its dead letters and
     // advisories go, must exist before it consumes.
     const { stream, advisoryStream } = yield* requireStreams(
       broker,
       { stream: options.stream, durable, subjects: group.subjects },
-      Duration.fromInputUnsafe(options.waitForStreams ?? "30 seconds")
+      settings.waitForStreams
     )
-
-    // The server gives up one delivery after the policy would, so the policy decides whenever it runs at all;
-    // the server's max-deliveries advisory covers messages whose handler never got to decide.
-    const provisionConsumer = Topology.provision(
-      Topology.make({
-        consumers: [
-          {
-            stream,
-            name: durable,
-            filterSubject,
-            deliverPolicy: options.deliverPolicy,
-            ackWait,
-            maxAckPending,
-            maxDeliver: compiled.maxDeliveries + 1
-          }
-        ]
-      })
-    )
-    yield* provisionConsumer
-
-    const bySubject = new Map<string, E>(list.map((event) => [event.subject, event]))
-    const decode = (message: Message): Exit.Exit<Received<E>, Envelope.DecodeError> => {
-      const event = bySubject.get(message.subject)
-      if (event === undefined) {
-        // No event of the subscription has the subject: the group's error says so and lists the known ones.
-        const unknown = group.decodeExit(message.subject, message.payload)
-        return Exit.isFailure(unknown) ? Exit.failCause(unknown.cause) : Exit.die(`no event for ${message.subject}`)
-      }
-      const decoded = event.decodeExit(message.payload, message.subject)
-      if (Exit.isFailure(decoded)) return Exit.failCause(decoded.cause)
-      const envelope = decoded.value
-      if (envelope.eventType !== message.subject) {
-        return Exit.fail(
-          new Envelope.DecodeError({
-            stage: "Envelope",
-            path: "event_type",
-            message: `Envelope: event_type "${envelope.eventType}" does not match the subject "${message.subject}"`,
-            raw: message.payload,
-            subject: message.subject,
-            eventId: envelope.eventId,
-            eventType: envelope.eventType,
-            correlationId: envelope.correlationId
-          })
-        )
-      }
-      // Decoded with the event of this subject, and eventType equals that subject: the pairing
-      // `Received<E>` describes, which the compiler cannot follow through the union.
-      return decoded as Exit.Exit<Received<E>, Envelope.DecodeError>
-    }
+    const consumer = SubscriberConsumer.make(broker, {
+      stream,
+      durable,
+      filterSubject: settings.filterSubject,
+      deliverPolicy: options.deliverPolicy,
+      ackWait: settings.ackWait,
+      maxAckPending: settings.maxAckPending,
+      maxDeliveries: policy.maxDeliveries
+    })
+    yield* consumer.provision
 
     const held = new Held()
-
-    const attempt = (message: Message, envelope: Received<E>): Effect.Effect<void, Err, R> =>
-      Option.isNone(handlerTimeout)
-        ? options.handler(envelope)
-        : options.handler(envelope).pipe(
-            Effect.timeoutOrElse({
-              duration: handlerTimeout.value,
-              orElse: () =>
-                Effect.die(
-                  new HandlerTimeout({
-                    subject: message.subject,
-                    streamSeq: message.streamSeq,
-                    timeoutMillis: Duration.toMillis(handlerTimeout.value)
-                  })
-                )
-            })
-          )
-
-    // What each worker is handling and since when (see `work` below).
-    const inFlight = new InFlight(concurrency, slowHandlerAfterMillis)
-    const handle = SubscriberHandling.make<Received<E>, Err, R>({
-      attempt,
-      policy: compiled,
+    const inFlight = new InFlight(concurrency, settings.slowHandlerAfterMillis)
+    const handle = yield* SubscriberHandling.make<Received<E>, Err, R>({
+      attempt: withTimeout(options.handler, settings.handlerTimeout),
+      policy,
       held,
-      broker,
-      identity,
-      clock,
-      tracing,
-      durable,
-      settling: (message) => inFlight.settling(message)
+      inFlight,
+      durable
     })
-
-    // Lanes: one shared lane when order does not matter, one lane per worker when it does.
-    const ordered = options.orderBy !== undefined || concurrency === 1
-    const lanes = Array.from({ length: ordered ? concurrency : 1 }, () => new Lane<Item<E>>())
-    const orderBy = options.orderBy
-    // Decodes a message and queues it in the lane of its key. An `orderBy` that throws makes the message
-    // a defect for the policy (in the first lane) rather than ending the consume loop.
-    const enqueue = (message: Message): void => {
-      const decoded = decode(message)
-      if (lanes.length === 1 || orderBy === undefined || Exit.isFailure(decoded)) {
-        lanes[0]?.push({ message, decoded })
-        return
-      }
-      const key = Result.try(() => orderBy(decoded.value))
-      if (Result.isFailure(key)) lanes[0]?.push({ message, decoded, defect: key.failure })
-      else lanes[laneOf(key.success, lanes.length)]?.push({ message, decoded })
-    }
-
-    // A worker takes the next message of its lane itself, and parks only when the lane is empty. What
-    // each one is handling is kept, so that a worker interrupted at shutdown gives its message back.
-    const giveBackInFlight = (index: number) =>
-      Effect.sync(() => {
-        const message = inFlight.take(index)
-        if (message === undefined) return
-        message.nak()
-        held.release(message)
-      })
-    const now = () => clock.currentTimeMillisUnsafe()
-    const work = (lane: Lane<Item<E>>, index: number): Effect.Effect<void, never, R> =>
-      Effect.gen(function* () {
-        while (true) {
-          const item = lane.poll() ?? (yield* lane.wait)
-          if (item === undefined) return
-          const eventId = Exit.isSuccess(item.decoded) ? item.decoded.value.eventId : undefined
-          inFlight.start(index, item.message, eventId, now())
-          yield* handle(item)
-          const finished = inFlight.finish(index, now)
-          if (finished !== undefined) yield* Effect.logInfo(finished)
-        }
-      }).pipe(
-        // `handle` settles every outcome; a defect here is a bug of ours, and must not cost a worker.
-        Effect.catchCause((cause) =>
-          Cause.hasInterruptsOnly(cause)
-            ? Effect.failCause(cause)
-            : Effect.logError("a subscriber worker failed; its message is given back", cause).pipe(
-                Effect.andThen(giveBackInFlight(index)),
-                Effect.andThen(Effect.suspend(() => work(lane, index)))
-              )
-        )
-      )
-    const workers = yield* Effect.forEach(Array.from({ length: concurrency }), (_, index) =>
-      Effect.forkDetach(work(lanes[ordered ? index : 0] as Lane<Item<E>>, index))
-    )
-
-    // Each chunk the consume loop emits is decoded and handed to the lanes in one synchronous step, so an
-    // interruption never finds part of a chunk handed over and the rest stranded. The loop is supervised:
-    // whatever ends it is logged and it starts again, with its consumer provisioned again first (the
-    // first run uses the one provisioned above). What the lanes hold meanwhile is handled and settled.
-    const consumeOptions = { maxMessages: prefetch, chunked: true, idleHeartbeat }
-    let consumeRuns = 0
-    const dispatch = (up: Effect.Effect<void>) =>
-      (consumeRuns++ === 0 ? up : Effect.andThen(provisionConsumer, up)).pipe(
-        Effect.andThen(
-          broker.consume(stream, durable, consumeOptions).pipe(
-            Stream.runForEachArray((chunk) =>
-              Effect.sync(() => {
-                const now = clock.currentTimeMillisUnsafe()
-                for (const message of chunk) {
-                  held.add(message, now)
-                  enqueue(message)
-                }
-                for (const lane of lanes) lane.wake()
-              })
-            )
-          )
-        )
-      )
-    const dispatcher = yield* supervise({ name: `subscriber ${durable}: consume ${stream}/${durable}` }, dispatch).pipe(
-      // Started here and now, so that the consume is set up (as far as that takes no waiting) before
-      // `make` returns, and a subscriber started first is first in line for messages.
-      Effect.forkDetach({ startImmediately: true })
-    )
-
-    // `working` for everything held longer than half the ack-wait, and a WARN for handlers running long.
-    const keepAliveEvery = Duration.millis(Math.max(10, Math.min(ackWaitMillis, slowHandlerAfterMillis) / 4))
+    const workers = yield* SubscriberWorkers.start<Received<E>, R>({
+      concurrency,
+      orderBy: options.orderBy,
+      decode: decoder(list, group),
+      handle,
+      held,
+      inFlight,
+      clock
+    })
+    const dispatcher = yield* consumer.consume(settings, workers.accept)
     const keepAlive = yield* supervise({ name: `subscriber ${durable}: keep-alive` }, () =>
-      Effect.suspend(() => {
-        const at = now()
-        held.keepAlive(at, ackWaitMillis / 2)
-        const slow = inFlight.slow(at)
-        return slow.length === 0 ? Effect.void : Effect.forEach(slow, (line) => Effect.logWarning(line))
-      }).pipe(Effect.repeat(Schedule.spaced(keepAliveEvery)))
+      SubscriberWorkers.keepAlive(held, inFlight, clock, settings.ackWaitMillis, settings.slowHandlerAfterMillis)
     ).pipe(Effect.forkDetach)
-
     const advisories = yield* supervise(
       { name: `subscriber ${durable}: max-deliveries advisory watcher for ${stream}/${durable}` },
       (up) => watchAdvisories({ stream, consumer: durable, advisoryStream }, up)
     ).pipe(Effect.forkDetach)
-
-    // The durable, looked up at intervals: created again when deleted; a missing stream fails the watch,
-    // which its supervisor reports at ERROR until the stream is back.
-    const checkConsumer = Effect.gen(function* () {
-      const info = yield* broker.consumerInfo(stream, durable)
-      if (Option.isSome(info)) return
-      if (Option.isNone(yield* broker.streamInfo(stream))) {
-        return yield* Effect.fail(
-          NatsError.make(
-            "checkConsumer",
-            new NatsError.StreamNotFound({
-              message: `stream ${stream} does not exist: ${durable} receives nothing until it is created again`,
-              stream
-            })
-          )
-        )
-      }
-      yield* provisionConsumer
-      yield* Effect.logWarning(
-        `consumer ${stream}/${durable} was deleted; created it again (deliver policy ${options.deliverPolicy ?? "all"})`
-      )
-    })
-    const watcher = yield* supervise({ name: `subscriber ${durable}: consumer check` }, (up) =>
-      checkConsumer.pipe(
-        // JetStream not answering for now is the consume loop's to report, not this check's.
-        Effect.catchIf(
-          (error) => NatsError.isNatsError(error) && error.isRetryable,
-          (error) => Effect.logDebug(`consumer check: ${error.message}`)
-        ),
-        Effect.andThen(up),
-        Effect.andThen(Effect.sleep(checkConsumerEvery)),
-        Effect.forever
-      )
-    ).pipe(Effect.forkDetach)
+    const watcher = yield* consumer.watch(settings.checkConsumerEvery)
 
     yield* Effect.addFinalizer(() =>
       Effect.gen(function* () {
         yield* Fiber.interrupt(dispatcher)
-        // What was received but not started goes back at once.
-        for (const lane of lanes) {
-          for (const item of lane.drain()) {
-            item.message.nak()
-            held.release(item.message)
-          }
-          lane.close()
-        }
-        const finished = yield* Fiber.joinAll(workers).pipe(Effect.timeout(shutdownTimeout), Effect.exit)
-        if (Exit.isFailure(finished)) {
-          yield* Effect.logWarning(
-            `handlers still running after ${formatDuration(shutdownTimeout)}: interrupting them; their messages are nak'ed`
-          )
-          yield* Fiber.interruptAll(workers)
-          // Interrupted handlers: their messages go back at once, never acked.
-          for (let index = 0; index < concurrency; index++) yield* giveBackInFlight(index)
-        }
+        yield* workers.stop(settings.shutdownTimeout)
         yield* Fiber.interruptAll([keepAlive, advisories, watcher])
         yield* Effect.logInfo(`subscriber ${durable} stopped`)
       })
     )
     yield* Effect.logInfo(
-      `subscriber ${durable} consuming ${filterSubject} from ${stream} (concurrency ${concurrency}, prefetch ${prefetch})`
+      `subscriber ${durable} consuming ${settings.filterSubject} from ${stream} (concurrency ${concurrency}, prefetch ${settings.prefetch})`
     )
   })
 

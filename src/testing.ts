@@ -67,7 +67,7 @@ export class Recorder extends Context.Service<
   }
 >()("@glam/messaging/testing/Recorder") {}
 
-type Settlement =
+type SettleCall =
   | { readonly _tag: "Ack" }
   | { readonly _tag: "Nak"; readonly delay: Duration.Duration }
   | { readonly _tag: "Term"; readonly reason: string | undefined }
@@ -76,7 +76,7 @@ type Settlement =
 class RecordedMessage implements Message {
   constructor(
     private readonly inner: Message,
-    private readonly record: (message: Message, settlement: Settlement) => void
+    private readonly record: (message: Message, settlement: SettleCall) => void
   ) {}
   get stream() {
     return this.inner.stream
@@ -152,7 +152,7 @@ export const layerRecordedBroker: Layer.Layer<Broker | Recorder> = Layer.effectC
       return deferred
     }
 
-    const record = (message: Message, settlement: Settlement) => {
+    const record = (message: Message, settlement: SettleCall) => {
       const deferred = slot(message.stream, message.streamSeq, message.deliveryCount)
       const deliveryCount = message.deliveryCount
       const outcome: Outcome =

@@ -217,4 +217,103 @@ describe("Policy", () => {
       yield* Fiber.join(fiber)
     })
   )
+
+  it("retries: only a failure whose rule starts with an in-process retry is run again here", () => {
+    const policy = Policy.compile(
+      Policy.make<EmailError>({
+        rules: {
+          Unavailable: Policy.retry(Schedule.recurs(2)).pipe(Policy.andThen(Policy.deadLetter)),
+          InvalidAddress: Policy.redeliver(Schedule.spaced("1 second")).pipe(
+            Policy.andThen(Policy.retry(Schedule.recurs(2)))
+          ),
+          Unsubscribed: Policy.ack
+        },
+        defect: Policy.retry(Schedule.recurs(1))
+      })
+    )
+    expect(policy.retries(error(new Unavailable()))).toBe(true)
+    // a retry later in the chain is not an in-process retry of this failure
+    expect(policy.retries(error(new InvalidAddress()))).toBe(false)
+    expect(policy.retries(error(new Unsubscribed()))).toBe(false)
+    expect(policy.retries(defect)).toBe(true)
+    expect(policy.retries(decodeFailure)).toBe(false)
+    expect(Policy.compile(Policy.defaults).retries(defect)).toBe(false)
+  })
+
+  it.effect("settle at delivery n: a retry step is skipped, the next step decides", () =>
+    Effect.gen(function* () {
+      const policy = Policy.compile(
+        Policy.make<Unavailable>({
+          rules: {
+            Unavailable: Policy.retry(Schedule.recurs(3)).pipe(
+              Policy.andThen(Policy.redeliver(Schedule.spaced("7 seconds")))
+            )
+          },
+          maxDeliveries: 4
+        })
+      )
+      const settlements = []
+      for (const deliveryCount of [1, 2, 3, 4]) {
+        settlements.push(millis(yield* policy.settle(error(new Unavailable()), deliveryCount)))
+      }
+      expect(settlements).toStrictEqual([7000, 7000, 7000, "DeadLetter"])
+    })
+  )
+
+  it.effect("redeliveryDelay: the defect rule's delay at that delivery, the last one it redelivers at past it", () =>
+    Effect.gen(function* () {
+      const policy = Policy.compile(
+        Policy.make<never>({ rules: {}, defect: Policy.redeliver(Schedule.exponential("2 seconds")), maxDeliveries: 4 })
+      )
+      const delays = []
+      for (const deliveryCount of [1, 2, 3, 4, 5, 9]) {
+        delays.push(Duration.toMillis(yield* policy.redeliveryDelay(deliveryCount)))
+      }
+      // delivery 3 is the last the defect rule redelivers at (4 = maxDeliveries dead-letters)
+      expect(delays).toStrictEqual([2000, 4000, 8000, 8000, 8000, 8000])
+    })
+  )
+
+  it.effect("redeliveryDelay: doubling from 1 s to 1 min when the defect rule does not redeliver", () =>
+    Effect.gen(function* () {
+      const delaysOf = (policy: Policy.Compiled<never>) =>
+        Effect.forEach([1, 2, 3, 6, 7, 20], (deliveryCount) =>
+          Effect.map(policy.redeliveryDelay(deliveryCount), Duration.toMillis)
+        )
+      const doubling = [1000, 2000, 4000, 32_000, 60_000, 60_000]
+      expect(
+        yield* delaysOf(Policy.compile(Policy.make<never>({ rules: {}, defect: Policy.deadLetter })))
+      ).toStrictEqual(doubling)
+      expect(yield* delaysOf(Policy.compile(Policy.make<never>({ rules: {}, defect: Policy.term })))).toStrictEqual(
+        doubling
+      )
+      // a used-up redelivery schedule, and a policy whose every delivery is its last
+      const usedUp = Policy.redeliver(Schedule.spaced("5 seconds").pipe(Schedule.upTo({ times: 2 })))
+      expect(
+        yield* delaysOf(Policy.compile(Policy.make<never>({ rules: {}, defect: usedUp, maxDeliveries: 10 })))
+      ).toStrictEqual([5000, 5000, 4000, 32_000, 60_000, 60_000])
+      expect(yield* delaysOf(Policy.compile(Policy.make<never>({ rules: {}, maxDeliveries: 1 })))).toStrictEqual(
+        doubling
+      )
+    })
+  )
+
+  it.effect(
+    "redeliveryDelay by default: the default backoff's jittered delay, whatever the clock says (TestClock)",
+    () =>
+      Effect.gen(function* () {
+        const policy = Policy.compile(Policy.defaults)
+        yield* TestClock.adjust("1 hour")
+        const first = Duration.toMillis(yield* policy.redeliveryDelay(1))
+        const fourth = Duration.toMillis(yield* policy.redeliveryDelay(4))
+        const late = Duration.toMillis(yield* policy.redeliveryDelay(50))
+        // 1 s and 8 s, jittered by ±20 %; past the 4th delivery (maxDeliveries 5) the 4th's delay
+        expect(first).toBeGreaterThanOrEqual(800)
+        expect(first).toBeLessThanOrEqual(1200)
+        expect(fourth).toBeGreaterThanOrEqual(6400)
+        expect(fourth).toBeLessThanOrEqual(9600)
+        expect(late).toBeGreaterThanOrEqual(6400)
+        expect(late).toBeLessThanOrEqual(9600)
+      })
+  )
 })

@@ -32,5 +32,5 @@ export const firstIssue = (
 }
 
 /** `<what>: <detail> at <path>`, the message of both codec errors. */
-export const describe = (what: string, path: string | undefined, detail: string): string =>
+export const issueMessage = (what: string, path: string | undefined, detail: string): string =>
   path === undefined ? `${what}: ${detail}` : `${what}: ${detail} at ${path}`

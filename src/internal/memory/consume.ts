@@ -20,7 +20,7 @@
 import { type Clock, Duration, Effect, Queue, Stream } from "effect"
 import type { ConsumeOptions, Headers, Message } from "../../Broker.js"
 import * as NatsError from "../../NatsError.js"
-import type { Delivery, MemoryConsumer } from "./consumer.js"
+import type { DeliveredRecord, MemoryConsumer } from "./consumer.js"
 
 /** The consumes of one broker, by consumer, and the signals that make them pull. */
 export class Pullers {
@@ -160,7 +160,7 @@ class MemoryMessage implements Message {
   constructor(
     private readonly puller: Puller,
     private readonly owner: MemoryConsumer,
-    delivery: Delivery
+    delivery: DeliveredRecord
   ) {
     const { record } = delivery
     this.stream = record.stream

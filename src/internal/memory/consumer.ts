@@ -22,7 +22,7 @@ import { type Matcher, matcher } from "../subjects.js"
 import type { MemoryStream, StoredRecord } from "./stream.js"
 
 /** One delivery the consumer makes. */
-export interface Delivery {
+export interface DeliveredRecord {
   readonly record: StoredRecord
   readonly deliveryCount: number
   readonly consumerSeq: number
@@ -149,7 +149,7 @@ export class MemoryConsumer {
   }
 
   /** The next delivery for a pull with a free slot: a due redelivery first, else the next new message. */
-  next(now: number): Delivery | undefined {
+  next(now: number): DeliveredRecord | undefined {
     this.stream.expire(now)
     this.collectDue(now)
     for (let seq = this.due.shift(); seq !== undefined; seq = this.due.shift()) {

@@ -22,7 +22,7 @@ const tagOf = (error: unknown): string | undefined =>
     : undefined
 
 /** The failure as the dead-letter record and the logs describe it. */
-export const describe = (
+export const describeFailure = (
   failure: Policy.Failure<unknown>
 ): { readonly code: string; readonly message: string; readonly operation: string } => {
   switch (failure._tag) {

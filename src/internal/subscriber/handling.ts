@@ -3,14 +3,14 @@
  * message for follow-up publishes, the Python package's log fields, and a consumer span when a tracer
  * records spans), retry in process while the policy says so, and settle the message by the outcome:
  * `ack`, `nak` with a delay, `term`, or a dead letter written (and acknowledged by the server) before
- * the original is terminated. When writing it fails, the original is nak'ed with a growing delay, never
- * dropped; at the server's last delivery (past which a nak would leave it to the max-deliveries
+ * the original is terminated. When writing it fails, the original is nak'ed with the policy's
+ * `redeliveryDelay`, never dropped; at the server's last delivery (past which a nak would leave it to the max-deliveries
  * advisory) it is kept in process and written again on a backoff until the write goes through. The log
  * tells such an outage once, with a summary every 30 s, not once per failed write.
  *
- * Not here: pulling, decoding, lanes, workers and shutdown (`Subscriber`).
+ * Not here: pulling (`consumer`), decoding (`decode`), lanes, workers and shutdown (`workers`).
  */
-import { Cause, type Clock, Context, DateTime, Duration, Effect, Exit, Option, References, Schedule } from "effect"
+import { Cause, Clock, Context, DateTime, Duration, Effect, Exit, Option, References, Schedule } from "effect"
 import { Broker, type Message } from "../../Broker.js"
 import type * as DeadLetter from "../../DeadLetter.js"
 import * as Envelope from "../../Envelope.js"
@@ -18,12 +18,13 @@ import * as MessageContext from "../../MessageContext.js"
 import type * as Policy from "../../Policy.js"
 import { ServiceIdentity } from "../../ServiceIdentity.js"
 import { publish } from "../deadLetter/publish.js"
-import { growingDelay, WriteOutages } from "../deadLetter/writeOutages.js"
+import { WriteOutages } from "../deadLetter/writeOutages.js"
 import { formatDuration } from "../durations.js"
 import * as PublishOutages from "../publisher/outages.js"
-import { hasTraceContext } from "../tracing.js"
-import { describe } from "./failures.js"
+import { hasTraceContext, isTracing } from "../tracing.js"
+import { describeFailure } from "./failures.js"
 import type { Held } from "./held.js"
+import type { InFlight } from "./inFlight.js"
 
 /** A delivery and what decoding it gave. */
 export interface Item<A> {
@@ -33,26 +34,21 @@ export interface Item<A> {
   readonly defect?: unknown
 }
 
-/** What the handling of a subscriber's messages needs, resolved once when the subscriber starts. */
+/** What the handling of a subscriber's messages is given; the services it needs it takes once, in `make`. */
 export interface Config<A extends Envelope.Envelope<unknown>, Err, R> {
   /** The handler, with its timeout when one is set. */
   readonly attempt: (message: Message, envelope: A) => Effect.Effect<void, Err, R>
   readonly policy: Policy.Compiled<Err>
   readonly held: Held
-  readonly broker: Broker["Service"]
-  readonly identity: ServiceIdentity["Service"]
-  readonly clock: Clock.Clock
-  /** Whether a tracer records spans: otherwise none is made per message. */
-  readonly tracing: boolean
+  /** Told when a message's handler is done and its dead letter is being written again (its slot held). */
+  readonly inFlight: InFlight
   readonly durable: string
-  /** The message's handler is done and its dead letter is being written again (a slot held meanwhile). */
-  readonly settling: (message: Message) => void
 }
 
 // A failure as its log line opens, the same for a typed error and a defect: `TypeError: x is undefined`,
 // `Declined: {"n":1}`. The cause goes with the line, so that its stack is there when debugging.
 const failed = (failure: Policy.Failure<unknown>): string => {
-  const { code, message } = describe(failure)
+  const { code, message } = describeFailure(failure)
   return message === "" || message === code ? code : `${code}: ${message}`
 }
 
@@ -60,53 +56,49 @@ const causeOf = (failure: Policy.Failure<unknown>): Cause.Cause<unknown> =>
   failure._tag === "Defect" ? Cause.die(failure.defect) : Cause.fail(failure.error)
 
 /** The handling of one message, which settles every outcome and never fails. */
-export const make = <A extends Envelope.Envelope<unknown>, Err, R>(config: Config<A, Err, R>) => {
-  const { attempt, policy: compiled, held, broker, identity, clock, tracing, durable, settling } = config
+export const make = Effect.fnUntraced(function* <A extends Envelope.Envelope<unknown>, Err, R>(
+  config: Config<A, Err, R>
+) {
+  const { attempt, policy: compiled, held, inFlight, durable } = config
+  const broker = yield* Broker
+  const identity = yield* ServiceIdentity
+  const { system } = broker
+  const service = identity.name
+  const clock = yield* Clock.Clock
+  // Asked once: spans per message only when something records them.
+  const tracing = yield* isTracing
 
-  // The server gives up after one delivery more than the policy allows (`Subscriber` sets the consumer's
+  // The server gives up after one delivery more than the policy allows (`consumer` sets the durable's
   // `maxDeliver` so): a message nak'ed at that delivery would be left to the max-deliveries advisory.
   const lastDelivery = compiled.maxDeliveries + 1
   const writes = new WriteOutages(`subscriber ${durable}`)
-  const transient = new PublishOutages.Outages()
-
-  // How long a message whose dead letter could not be written waits to come back: the policy's defect
-  // delay at this delivery (at the last one it redelivers, past that), else doubling from 1 s to 1 min.
-  const redeliveryDelay = (message: Message, cause: Cause.Cause<unknown>) =>
-    Effect.map(
-      compiled.settle(
-        { _tag: "Defect", defect: Cause.squash(cause) },
-        Math.max(1, Math.min(message.deliveryCount, compiled.maxDeliveries - 1))
-      ),
-      (settlement) =>
-        settlement._tag === "Nak"
-          ? Duration.toMillis(settlement.delay)
-          : growingDelay(Duration.seconds(1), Duration.minutes(1), message.deliveryCount)
-    )
+  // The dead-letter writer, with its services and its outage log, made once.
+  const services = Context.make(Broker, broker).pipe(Context.add(ServiceIdentity, identity))
+  const publishOptions = { outages: new PublishOutages.Outages() }
+  const writeDeadLetter = (input: DeadLetter.PublishInput) =>
+    Effect.provideContext(publish(input, publishOptions), services)
 
   const deadLetter = (
     message: Message,
     failure: Policy.Failure<Err>,
     decision: DeadLetter.Decision,
-    envelope: Option.Option<Envelope.Envelope<unknown>>
+    envelope: Envelope.Envelope<unknown> | undefined
   ) =>
     Effect.gen(function* () {
       const now = clock.currentTimeMillisUnsafe()
       const firstFailureAt = held.failed(message, now)
       const where = `${message.stream}#${message.streamSeq}`
-      const write = publish(
-        {
-          message,
-          consumer: durable,
-          failure: describe(failure),
-          decision,
-          retryCount: message.deliveryCount - 1,
-          maxRetries: compiled.maxDeliveries - 1,
-          firstFailureAt: DateTime.makeUnsafe(firstFailureAt),
-          lastFailureAt: DateTime.makeUnsafe(now),
-          envelope: Option.getOrUndefined(envelope)
-        },
-        { outages: transient }
-      ).pipe(Effect.provideService(Broker, broker), Effect.provideService(ServiceIdentity, identity))
+      const write = writeDeadLetter({
+        message,
+        consumer: durable,
+        failure: describeFailure(failure),
+        decision,
+        retryCount: message.deliveryCount - 1,
+        maxRetries: compiled.maxDeliveries - 1,
+        firstFailureAt: DateTime.makeUnsafe(firstFailureAt),
+        lastFailureAt: DateTime.makeUnsafe(now),
+        envelope
+      })
       const settle = Effect.andThen(
         writes.succeeded,
         Effect.logError(`dead-lettered (${decision}) after ${failed(failure)}`, causeOf(failure))
@@ -121,7 +113,7 @@ export const make = <A extends Envelope.Envelope<unknown>, Err, R>(config: Confi
       const written = yield* Effect.exit(write)
       if (Exit.isSuccess(written)) return yield* settle
       if (message.deliveryCount < lastDelivery) {
-        const delay = yield* redeliveryDelay(message, written.cause)
+        const delay = Duration.toMillis(yield* compiled.redeliveryDelay(message.deliveryCount))
         yield* writes.failed(where, written.cause, `delivery ${message.deliveryCount} redelivered in ${delay} ms`)
         message.nak(delay)
         held.release(message)
@@ -130,7 +122,7 @@ export const make = <A extends Envelope.Envelope<unknown>, Err, R>(config: Confi
       // The server's last delivery of it: kept here (the keep-alive sends `working`) and written again on a
       // backoff until its stream takes it; shutdown gives it back, to the advisory path.
       yield* writes.failed(where, written.cause, "its last delivery: kept here and written again every few seconds")
-      settling(message)
+      inFlight.settling(message)
       const again = write.pipe(
         Effect.tapCause((cause) => writes.failed(where, cause, "kept here and written again")),
         Effect.retry(Schedule.min([Schedule.exponential("1 second"), Schedule.spaced("30 seconds")]))
@@ -145,7 +137,7 @@ export const make = <A extends Envelope.Envelope<unknown>, Err, R>(config: Confi
   const settleFailure = (
     message: Message,
     failure: Policy.Failure<Err>,
-    envelope: Option.Option<Envelope.Envelope<unknown>>
+    envelope: Envelope.Envelope<unknown> | undefined
   ) =>
     Effect.gen(function* () {
       held.failed(message, clock.currentTimeMillisUnsafe())
@@ -168,7 +160,7 @@ export const make = <A extends Envelope.Envelope<unknown>, Err, R>(config: Confi
           return
         case "Term":
           yield* Effect.logWarning(`terminated by policy after ${failed(failure)}`, causeOf(failure))
-          message.term(describe(failure).message)
+          message.term(describeFailure(failure).message)
           return held.forget(message)
         case "DeadLetter": {
           const decision: DeadLetter.Decision =
@@ -200,9 +192,7 @@ export const make = <A extends Envelope.Envelope<unknown>, Err, R>(config: Confi
     envelope: A,
     first: Policy.Failure<Err>
   ): Effect.Effect<void, never, R> => {
-    if (compiled.ruleFor(first).steps[0]?._tag !== "Retry") {
-      return settleFailure(message, first, Option.some(envelope))
-    }
+    if (!compiled.retries(first)) return settleFailure(message, first, envelope)
     let replay: Policy.Failure<Err> | undefined = first
     const again = Effect.suspend((): Effect.Effect<void, Policy.Failure<Err>, R> => {
       if (replay === undefined) {
@@ -220,7 +210,7 @@ export const make = <A extends Envelope.Envelope<unknown>, Err, R>(config: Confi
         onSuccess: () => acknowledge(message),
         onFailure: (cause) => {
           const error = Cause.findErrorOption(cause)
-          return Option.isSome(error) ? settleFailure(message, error.value, Option.some(envelope)) : giveBack(message)
+          return Option.isSome(error) ? settleFailure(message, error.value, envelope) : giveBack(message)
         }
       })
     )
@@ -259,7 +249,7 @@ export const make = <A extends Envelope.Envelope<unknown>, Err, R>(config: Confi
           event_type: envelope.eventType,
           correlation_id: envelope.correlationId,
           source_service: envelope.sourceService,
-          service: identity.name,
+          service,
           entry_point: "event_listener"
         }
       )
@@ -270,7 +260,7 @@ export const make = <A extends Envelope.Envelope<unknown>, Err, R>(config: Confi
       kind: "consumer",
       parent: Option.getOrUndefined(parent),
       attributes: {
-        "messaging.system": broker.system,
+        "messaging.system": system,
         "messaging.operation": "process",
         "messaging.destination.name": message.subject,
         "messaging.message.id": envelope.eventId,
@@ -286,15 +276,11 @@ export const make = <A extends Envelope.Envelope<unknown>, Err, R>(config: Confi
     if (Exit.isFailure(decoded)) {
       const error = Cause.findErrorOption(decoded.cause)
       if (Option.isNone(error)) return giveBack(message)
-      const envelope = Envelope.decodeEnvelopeExit(message.payload, message.subject)
-      return settleFailure(
-        message,
-        { _tag: "Decode", error: error.value },
-        Exit.isSuccess(envelope) ? Option.some(envelope.value) : Option.none()
-      )
+      // No envelope for the record: the ids it would give are the ones the record reads from the bytes.
+      return settleFailure(message, { _tag: "Decode", error: error.value }, undefined)
     }
     const envelope = decoded.value
-    if ("defect" in item) return settleFailure(message, { _tag: "Defect", defect: item.defect }, Option.some(envelope))
+    if ("defect" in item) return settleFailure(message, { _tag: "Defect", defect: item.defect }, envelope)
     const settled = Effect.matchCauseEffect(attempt(message, envelope), {
       onSuccess: () => acknowledge(message),
       onFailure: (cause) => {
@@ -307,4 +293,4 @@ export const make = <A extends Envelope.Envelope<unknown>, Err, R>(config: Confi
   }
 
   return handle
-}
+})
