@@ -31,17 +31,16 @@
  *
  * @since 0.1.0
  */
-import { Clock, Duration, Effect, Fiber, Layer, Option, Schema, type Scope } from "effect"
+import { Clock, Duration, Effect, Exit, Fiber, Layer, Option, Schema, type Scope } from "effect"
 import { Broker, type Message } from "./Broker.js"
-import type * as Envelope from "./Envelope.js"
+import * as Envelope from "./Envelope.js"
 import * as Event from "./Event.js"
 import { watch as watchAdvisories } from "./internal/deadLetter/advisories.js"
 import * as SubscriberConsumer from "./internal/subscriber/consumer.js"
-import { decoder } from "./internal/subscriber/decode.js"
 import * as SubscriberHandling from "./internal/subscriber/handling.js"
 import { Held } from "./internal/subscriber/held.js"
 import { InFlight } from "./internal/subscriber/inFlight.js"
-import * as SubscriberSettings from "./internal/subscriber/settings.js"
+import { commonPrefixFilter, groupName } from "./internal/subscriber/names.js"
 import { requireStreams } from "./internal/subscriber/streams.js"
 import * as SubscriberWorkers from "./internal/subscriber/workers.js"
 import { supervise } from "./internal/supervise.js"
@@ -162,6 +161,74 @@ export interface Options<E extends Event.Any, Err, R> {
  */
 export type PolicyRequirement<Err> = [Err] extends [never] ? unknown : { readonly policy: Policy.Policy<NoInfer<Err>> }
 
+// The options with their defaults applied, once, when the subscriber starts: the names of its durable
+// consumer, its bounds (concurrency, prefetch, max ack pending) and its times.
+type Given = Omit<Options<Event.Any, never, never>, "handler" | "policy" | "orderBy">
+
+const resolve = (options: Given, subjects: ReadonlyArray<string>, service: string) => {
+  const filterSubject = options.filterSubject ?? commonPrefixFilter(subjects)
+  const concurrency = Math.max(1, options.concurrency ?? 1)
+  const ackWait = Duration.fromInputUnsafe(options.ackWait ?? "30 seconds")
+  const ackWaitMillis = Duration.toMillis(ackWait)
+  const prefetchWanted = Math.max(concurrency, options.prefetch ?? concurrency)
+  const maxAckPending = options.maxAckPending ?? Math.max(1000, 2 * prefetchWanted)
+  return {
+    filterSubject,
+    durable: options.durable ?? `${service}-${options.queueGroup ?? groupName(filterSubject)}`,
+    concurrency,
+    ackWait,
+    ackWaitMillis,
+    maxAckPending,
+    prefetch: Math.min(prefetchWanted, maxAckPending),
+    handlerTimeout: Option.map(Option.fromUndefinedOr(options.handlerTimeout), Duration.fromInputUnsafe),
+    shutdownTimeout: Duration.fromInputUnsafe(options.shutdownTimeout ?? "10 seconds"),
+    idleHeartbeat: options.idleHeartbeat === undefined ? undefined : Duration.fromInputUnsafe(options.idleHeartbeat),
+    checkConsumerEvery: Duration.fromInputUnsafe(options.checkConsumerEvery ?? "5 seconds"),
+    slowHandlerAfterMillis:
+      options.slowHandlerAfter === undefined
+        ? ackWaitMillis
+        : Duration.toMillis(Duration.fromInputUnsafe(options.slowHandlerAfter)),
+    waitForStreams: Duration.fromInputUnsafe(options.waitForStreams ?? "30 seconds")
+  }
+}
+
+// A message to the envelope of its subject's event, checked to carry that subject as its `event_type`.
+// Synchronous, once per message, before it is queued.
+const decoder = <E extends Event.Any>(
+  events: ReadonlyArray<E>,
+  group: Pick<Event.Group<ReadonlyArray<Event.Any>>, "decodeExit">
+): ((message: Message) => Exit.Exit<Received<E>, Envelope.DecodeError>) => {
+  const bySubject = new Map<string, E>(events.map((event) => [event.subject, event]))
+  return (message) => {
+    const event = bySubject.get(message.subject)
+    if (event === undefined) {
+      // No event of the subscription has the subject: the group's error says so and lists the known ones.
+      const unknown = group.decodeExit(message.subject, message.payload)
+      return Exit.isFailure(unknown) ? Exit.failCause(unknown.cause) : Exit.die(`no event for ${message.subject}`)
+    }
+    const decoded = event.decodeExit(message.payload, message.subject)
+    if (Exit.isFailure(decoded)) return Exit.failCause(decoded.cause)
+    const envelope = decoded.value
+    if (envelope.eventType !== message.subject) {
+      return Exit.fail(
+        new Envelope.DecodeError({
+          stage: "Envelope",
+          path: "event_type",
+          message: `Envelope: event_type "${envelope.eventType}" does not match the subject "${message.subject}"`,
+          raw: message.payload,
+          subject: message.subject,
+          eventId: envelope.eventId,
+          eventType: envelope.eventType,
+          correlationId: envelope.correlationId
+        })
+      )
+    }
+    // Decoded with the event of this subject, and eventType equals that subject: the pairing
+    // `Received<E>` describes, which the compiler cannot follow through the union.
+    return decoded as Exit.Exit<Received<E>, Envelope.DecodeError>
+  }
+}
+
 // The handler, bounded by `handlerTimeout` when one is set: past it, a `HandlerTimeout` defect.
 const withTimeout =
   <A, Err, R>(handler: (envelope: A) => Effect.Effect<void, Err, R>, timeout: Option.Option<Duration.Duration>) =>
@@ -199,7 +266,7 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
     const list: ReadonlyArray<E> = Event.isEvent(events) ? [events] : events
     const group = Event.group(...list)
     const policy = Policy.compile<Err>(options.policy ?? Policy.defaults)
-    const settings = SubscriberSettings.resolve(options, group.subjects, identity.name)
+    const settings = resolve(options, group.subjects, identity.name)
     const { durable, concurrency } = settings
 
     // Its stream (the one that captures its subjects, unless named), and where its dead letters and
