@@ -10,7 +10,7 @@
  * @since 0.1.0
  */
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream"
-import { connect, type NatsConnection } from "@nats-io/transport-node"
+import { connect, type NatsConnection, type Status } from "@nats-io/transport-node"
 import {
   Clock,
   Config,
@@ -21,7 +21,6 @@ import {
   Effect,
   Layer,
   PubSub,
-  type Redacted,
   Ref,
   Schedule,
   type Scope,
@@ -41,11 +40,7 @@ import * as NatsError from "./NatsError.js"
  * @category models
  * @since 0.1.0
  */
-export interface TlsOptions {
-  readonly caFile?: string | undefined
-  readonly certFile?: string | undefined
-  readonly keyFile?: string | undefined
-}
+export interface TlsOptions extends ConnectionOptions.TlsOptions {}
 
 /**
  * How to reach and authenticate to NATS. Every field is optional; times are `Duration.Input`.
@@ -53,31 +48,7 @@ export interface TlsOptions {
  * @category models
  * @since 0.1.0
  */
-export interface Options {
-  /** `nats://host:port` or `tls://host:port`, one or many (a cluster). Default `nats://127.0.0.1:4222`. */
-  readonly servers?: string | ReadonlyArray<string> | undefined
-  readonly user?: string | undefined
-  readonly password?: Redacted.Redacted<string> | undefined
-  readonly token?: Redacted.Redacted<string> | undefined
-  /** The text of a user NKey seed (`SU...`). */
-  readonly nkeySeed?: Redacted.Redacted<string> | undefined
-  /** Path of a `.creds` file (user JWT and NKey seed). */
-  readonly credsFile?: string | undefined
-  /** Set (even to `{}`) to require TLS. */
-  readonly tls?: TlsOptions | undefined
-  /** The client name the server shows in its monitoring. */
-  readonly name?: string | undefined
-  /** When to try the first connect again after a transient failure. Default `defaultConnectRetry`. */
-  readonly connectRetry?: Schedule.Schedule<unknown, NatsError.NatsError> | undefined
-  /** Pause between reconnect attempts once connected; they never stop. Default 2 seconds. */
-  readonly reconnectWait?: Duration.Input | undefined
-  /** Bound of one connect attempt (TCP, TLS and handshake). Default 5 seconds. */
-  readonly connectTimeout?: Duration.Input | undefined
-  /** Bound of the drain on release, after which the connection is closed anyway. Default 5 seconds. */
-  readonly drainTimeout?: Duration.Input | undefined
-  /** Bound of one `health` check. Default 2 seconds. */
-  readonly healthTimeout?: Duration.Input | undefined
-}
+export interface Options extends ConnectionOptions.Options {}
 
 /**
  * The first-connect retry policy: 200 ms doubling, jittered, at most 5 s apart, 6 retries
@@ -151,6 +122,34 @@ export class NatsClient extends Context.Service<
 export const supportsTermReason = (version: string): boolean => {
   const [major = 0, minor = 0] = version.split(".").map((part) => Number.parseInt(part, 10))
   return major > 2 || (major === 2 && minor >= 11)
+}
+
+/** Our connection event for a nats.js status; server names lose any credentials. */
+const toConnectionEvent = (status: Status): ConnectionEvent => {
+  switch (status.type) {
+    case "disconnect":
+      return ConnectionEvent.Disconnected({ server: redactServer(status.server) })
+    case "reconnecting":
+      return ConnectionEvent.Reconnecting()
+    case "reconnect":
+      return ConnectionEvent.Reconnected({ server: redactServer(status.server) })
+    case "error":
+      return ConnectionEvent.Error({ message: status.error.message })
+    case "update":
+      return ConnectionEvent.ServersChanged({ added: status.added ?? [], deleted: status.deleted ?? [] })
+    case "ldm":
+      return ConnectionEvent.LameDuckMode({ server: redactServer(status.server) })
+    case "staleConnection":
+      return ConnectionEvent.Stale()
+    case "slowConsumer":
+      return ConnectionEvent.SlowConsumer({ subject: status.sub.getSubject(), pending: status.pending })
+    case "forceReconnect":
+      return ConnectionEvent.ForceReconnect()
+    case "ping":
+      return ConnectionEvent.Ping({ pendingPings: status.pendingPings })
+    case "close":
+      return ConnectionEvent.Closed()
+  }
 }
 
 const logEvent = ConnectionEvent.$match({
@@ -234,7 +233,7 @@ const makeService = Effect.fnUntraced(function* (
     const iterable = connection.status()
     statusIterable = iterable
     return Stream.fromAsyncIterable(iterable, (cause) => cause).pipe(
-      Stream.map(ConnectionOptions.toConnectionEvent),
+      Stream.map(toConnectionEvent),
       Stream.runForEach((event) => Effect.all([track(event), log(event), PubSub.publish(events, event)]))
     )
   }).pipe(

@@ -65,8 +65,7 @@ const knownCycles = [
     "internal/deadLetter/publish.ts",
     "internal/deadLetter/record.ts",
     "internal/deadLetter/replay.ts"
-  ],
-  ["NatsClient.ts", "internal/nats/connectionOptions.ts"]
+  ]
 ]
 
 const categories = new Set([

@@ -14,14 +14,60 @@ import {
   type NodeConnectionOptions,
   nkeyAuthenticator,
   nkeys,
-  type Status,
   tokenAuthenticator,
   usernamePasswordAuthenticator
 } from "@nats-io/transport-node"
-import { ConfigProvider, Data, Duration, Effect, Predicate, Redacted, Schema, SchemaTransformation } from "effect"
-import type { ConnectionEvent, Options } from "../../NatsClient.js"
+import {
+  ConfigProvider,
+  Duration,
+  Effect,
+  Predicate,
+  Redacted,
+  type Schedule,
+  Schema,
+  SchemaTransformation
+} from "effect"
 import * as NatsError from "../../NatsError.js"
 import { redactServer } from "./errors.js"
+
+/**
+ * Files for a TLS connection: a CA to trust the server by, and a client certificate with its key
+ * when the server verifies clients.
+ */
+export interface TlsOptions {
+  readonly caFile?: string | undefined
+  readonly certFile?: string | undefined
+  readonly keyFile?: string | undefined
+}
+
+/**
+ * How to reach and authenticate to NATS. Every field is optional; times are `Duration.Input`.
+ */
+export interface Options {
+  /** `nats://host:port` or `tls://host:port`, one or many (a cluster). Default `nats://127.0.0.1:4222`. */
+  readonly servers?: string | ReadonlyArray<string> | undefined
+  readonly user?: string | undefined
+  readonly password?: Redacted.Redacted<string> | undefined
+  readonly token?: Redacted.Redacted<string> | undefined
+  /** The text of a user NKey seed (`SU...`). */
+  readonly nkeySeed?: Redacted.Redacted<string> | undefined
+  /** Path of a `.creds` file (user JWT and NKey seed). */
+  readonly credsFile?: string | undefined
+  /** Set (even to `{}`) to require TLS. */
+  readonly tls?: TlsOptions | undefined
+  /** The client name the server shows in its monitoring. */
+  readonly name?: string | undefined
+  /** When to try the first connect again after a transient failure. Default `defaultConnectRetry`. */
+  readonly connectRetry?: Schedule.Schedule<unknown, NatsError.NatsError> | undefined
+  /** Pause between reconnect attempts once connected; they never stop. Default 2 seconds. */
+  readonly reconnectWait?: Duration.Input | undefined
+  /** Bound of one connect attempt (TCP, TLS and handshake). Default 5 seconds. */
+  readonly connectTimeout?: Duration.Input | undefined
+  /** Bound of the drain on release, after which the connection is closed anyway. Default 5 seconds. */
+  readonly drainTimeout?: Duration.Input | undefined
+  /** Bound of one `health` check. Default 2 seconds. */
+  readonly healthTimeout?: Duration.Input | undefined
+}
 
 /** Where nats-server listens by default. */
 export const defaultServers: ReadonlyArray<string> = ["nats://127.0.0.1:4222"]
@@ -279,34 +325,4 @@ export const keepingEmpty = (provider: ConfigProvider.ConfigProvider, name: stri
         : Effect.map(isListed, (listed) => (listed ? ConfigProvider.makeValue("") : undefined))
     )
   )
-}
-
-const Event = Data.taggedEnum<ConnectionEvent>()
-
-/** Our connection event for a nats.js status; server names lose any credentials. */
-export const toConnectionEvent = (status: Status): ConnectionEvent => {
-  switch (status.type) {
-    case "disconnect":
-      return Event.Disconnected({ server: redactServer(status.server) })
-    case "reconnecting":
-      return Event.Reconnecting()
-    case "reconnect":
-      return Event.Reconnected({ server: redactServer(status.server) })
-    case "error":
-      return Event.Error({ message: status.error.message })
-    case "update":
-      return Event.ServersChanged({ added: status.added ?? [], deleted: status.deleted ?? [] })
-    case "ldm":
-      return Event.LameDuckMode({ server: redactServer(status.server) })
-    case "staleConnection":
-      return Event.Stale()
-    case "slowConsumer":
-      return Event.SlowConsumer({ subject: status.sub.getSubject(), pending: status.pending })
-    case "forceReconnect":
-      return Event.ForceReconnect()
-    case "ping":
-      return Event.Ping({ pendingPings: status.pendingPings })
-    case "close":
-      return Event.Closed()
-  }
 }
