@@ -30,7 +30,9 @@ import {
 } from "effect"
 import { Headers as HttpHeaders, HttpTraceContext } from "effect/http"
 import type { Headers } from "./Broker.js"
+import { messageOf } from "./internal/errorText.js"
 import * as IsoDateTime from "./internal/isoDateTime.js"
+import { parseJson } from "./internal/json.js"
 import { firstIssue, issueMessage } from "./internal/schemaIssues.js"
 
 /**
@@ -180,12 +182,6 @@ const stringField = (object: JsonObject, key: string): string | undefined => {
   return typeof value === "string" ? value : undefined
 }
 
-const parseJson = (text: string): Result.Result<unknown, string> =>
-  Result.try({
-    try: () => JSON.parse(text),
-    catch: (cause) => (cause instanceof Error ? cause.message : String(cause))
-  })
-
 const jsonFailure = (raw: Uint8Array, subject: string | undefined, detail: string) =>
   Result.fail(new DecodeError({ stage: "Json", message: `Json: ${detail}`, raw, subject }))
 
@@ -330,8 +326,6 @@ const nonStringField = (envelope: Envelope<unknown>): string | undefined =>
         : typeof envelope.sourceService !== "string"
           ? "source_service"
           : undefined
-
-const messageOf = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
 
 /**
  * Compiles an encoder for one payload schema: `Envelope<A>` to the bytes the Python services read.

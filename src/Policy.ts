@@ -23,6 +23,7 @@ import { Cause, Duration, Effect, Option, Pipeable, Pull, Schedule } from "effec
 import { dual } from "effect/Function"
 import type { DecodeError } from "./Envelope.js"
 import { growingDelay } from "./internal/deadLetter/writeOutages.js"
+import { tagOf } from "./internal/errorText.js"
 
 const RuleTypeId = "~@glam/messaging/Policy/Rule" as const
 
@@ -315,11 +316,6 @@ export interface Compiled<E> {
    * doubling from 1 second to at most 1 minute.
    */
   readonly redeliveryDelay: (deliveryCount: number) => Effect.Effect<Duration.Duration>
-}
-
-const tagOf = (error: unknown): string | undefined => {
-  if (typeof error !== "object" || error === null || !("_tag" in error)) return undefined
-  return typeof error._tag === "string" ? error._tag : undefined
 }
 
 /** The delay `schedule` gives at its `attempt`-th step (1-based), or none when it has stopped by then. */

@@ -43,6 +43,7 @@ import {
 } from "./Broker.js"
 import { describeSubjects, overlapping } from "./internal/brokerErrors.js"
 import { deadLetterSubjectsOf } from "./internal/deadLetter/subjects.js"
+import { isName, isValid } from "./internal/subjects.js"
 import * as drift from "./internal/topology/drift.js"
 import type { NatsError } from "./NatsError.js"
 import { invalid, TopologyError, type Where } from "./TopologyError.js"
@@ -129,17 +130,9 @@ export const make = (input: {
  */
 export { TopologyError }
 
-const isName = (name: string): boolean => /^[^.*>\s/\\]+$/.test(name)
 const nameRequirement = "must be non-empty, without '.', '*', '>', '/', '\\' or whitespace"
 
-const isSubject = (subject: string): boolean => {
-  if (subject.length === 0 || /\s/.test(subject)) return false
-  const tokens = subject.split(".")
-  return tokens.every(
-    (token, index) =>
-      token.length > 0 && (token === "*" || (token === ">" && index === tokens.length - 1) || !/[*>]/.test(token))
-  )
-}
+const isSubject = (subject: string): boolean => isValid(subject, { wildcards: true })
 
 const positiveInteger = (where: Where, field: string, value: number | undefined) =>
   value === undefined || (Number.isSafeInteger(value) && value > 0)
@@ -154,6 +147,7 @@ const positiveDuration = (where: Where, field: string, input: Duration.Input | u
     : Effect.fail(invalid(where, field, `must be a positive finite duration, got ${String(input)}`))
 }
 
+// The server's own default (nats-server gives a stream created without one 2 minutes).
 const defaultDuplicateWindow = Duration.minutes(2)
 
 /**

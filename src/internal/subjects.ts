@@ -2,7 +2,7 @@
  * NATS subject syntax as nats-server reads it: which subjects and patterns are valid, whether a subject
  * matches a pattern with `*` (one token) and `>` (one or more trailing tokens), and the two relations
  * between patterns that stream and consumer configurations need: overlap (some subject matches both)
- * and subset (every subject matching one matches the other).
+ * and subset (every subject matching one matches the other). Also the rule of stream and consumer names.
  *
  * Matching a published subject is on the hot path of the in-memory broker, so patterns are compiled
  * once into a `Matcher`. Not here: which stream or consumer a pattern belongs to.
@@ -23,6 +23,9 @@ export const isValid = (subject: string, options: { readonly wildcards: boolean 
     return !token.includes("*") && !token.includes(">")
   })
 }
+
+/** A stream or durable consumer name: non-empty, without `.`, `*`, `>`, `/`, `\\` or whitespace. */
+export const isName = (name: string): boolean => /^[^.*>\s/\\]+$/.test(name)
 
 /** Whether a pattern has a wildcard token. */
 export const hasWildcard = (pattern: string): boolean => pattern.split(".").some((t) => t === "*" || t === ">")

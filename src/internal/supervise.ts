@@ -14,6 +14,7 @@
  */
 import { Cause, Clock, Duration, Effect, Exit, Schedule, Scope } from "effect"
 import { formatMillis } from "./durations.js"
+import { causeMessageOf as messageOf } from "./errorText.js"
 
 /** Exponential from 200 ms, each wait at most 5 s, for ever. */
 export const defaultRestartSchedule: Schedule.Schedule<unknown> = Schedule.min([
@@ -35,11 +36,6 @@ interface Outage {
   readonly since: number
   attempts: number
   reportedAt: number
-}
-
-const messageOf = (cause: Cause.Cause<unknown>): string => {
-  const error = Cause.squash(cause)
-  return error instanceof Error ? error.message : String(error)
 }
 
 /**

@@ -14,6 +14,7 @@ import { type DateTime, Effect, Option, Predicate, Result, Schema } from "effect
 import { Broker, type Headers, type Message, type StoredMessage } from "../../Broker.js"
 import type { Entry, Missing, PublishInput } from "../../DeadLetter.js"
 import * as Envelope from "../../Envelope.js"
+import { parseJson } from "../json.js"
 
 /** Documented as `DeadLetter.Decision`. */
 export const Decision = Schema.Literals(["decode failure", "policy", "max deliveries"])
@@ -100,10 +101,8 @@ export const asText = (bytes: Uint8Array): string =>
 
 const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex")
 
-const parseJson = (bytes: Uint8Array): Option.Option<unknown> =>
-  bytes.byteLength === 0 || !isUtf8(bytes)
-    ? Option.none()
-    : Result.getSuccess(Result.try({ try: (): unknown => JSON.parse(asText(bytes)), catch: () => undefined }))
+const jsonOf = (bytes: Uint8Array): Option.Option<unknown> =>
+  bytes.byteLength === 0 || !isUtf8(bytes) ? Option.none() : Result.getSuccess(parseJson(asText(bytes)))
 
 const field = (value: unknown, key: string): unknown => (Predicate.hasProperty(value, key) ? value[key] : undefined)
 
@@ -156,7 +155,7 @@ export const originOf = (message: Message | StoredMessage | Missing): Origin => 
  */
 export const recordOf = (input: PublishInput, origin: Origin, lastFailureAt: DateTime.Utc): Record => {
   const { payload } = origin
-  const json = payload === undefined ? Option.none() : parseJson(payload)
+  const json = payload === undefined ? Option.none() : jsonOf(payload)
   const body = Option.getOrUndefined(json)
   const data = field(body, "data")
   const { code, message, operation } = input.failure

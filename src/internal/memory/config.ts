@@ -15,14 +15,12 @@ import { Duration } from "effect"
 import type { ConsumerConfig, StreamConfig } from "../../Broker.js"
 import * as NatsError from "../../NatsError.js"
 import { overlapping, subjectsOverlap } from "../brokerErrors.js"
-import { hasWildcard, isSubsetOf, isValid, overlaps } from "../subjects.js"
+import { hasWildcard, isName, isSubsetOf, isValid, overlaps } from "../subjects.js"
 
 /** nats-server's default max payload, which the client enforces on headers plus payload. */
 export const MAX_PAYLOAD = 1024 * 1024
 
 const DEFAULT_DUPLICATE_WINDOW = Duration.minutes(2)
-
-const isName = (name: string): boolean => name.length > 0 && !/[.*>\s/\\]/.test(name)
 
 const rejected = (message: string, code: number): NatsError.Rejected => new NatsError.Rejected({ message, code })
 

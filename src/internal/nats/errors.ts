@@ -12,6 +12,7 @@ import { errors as coreErrors } from "@nats-io/transport-node"
 import { Predicate } from "effect"
 import * as NatsError from "../../NatsError.js"
 import { consumerNotFound, streamNotFound } from "../brokerErrors.js"
+import { messageOf } from "../errorText.js"
 
 /** What the caller knows about the failed operation; it only enriches the reason, never changes it. */
 export interface Context {
@@ -32,8 +33,6 @@ export const fromCause =
 
 /** Removes the user-info part of a server URL (`nats://user:password@host` → `nats://<redacted>@host`). */
 export const redactServer = (server: string): string => server.replace(/^([a-z]+:\/\/)?[^/@]*@/i, "$1<redacted>@")
-
-const messageOf = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
 
 const codeOf = (cause: unknown): string | undefined =>
   Predicate.hasProperty(cause, "code") && typeof cause.code === "string" ? cause.code : undefined

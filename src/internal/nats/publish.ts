@@ -25,6 +25,7 @@ import { errors as coreErrors, createInbox, headers as natsHeaders } from "@nats
 import { Duration, Effect, Exit, Predicate, Result } from "effect"
 import type { PublishAck, PublishRequest } from "../../Broker.js"
 import * as NatsError from "../../NatsError.js"
+import { parseJson } from "../json.js"
 import { stopStatusIterator } from "./connectionOptions.js"
 import { fromCause } from "./errors.js"
 
@@ -115,8 +116,6 @@ const apiFailure = (subject: string, error: ApiError) => {
   return fromCause("publish", { subject })(cause)
 }
 
-const parseJson = (text: string): unknown => Result.getOrUndefined(Result.try(() => JSON.parse(text)))
-
 /** The outcome of a publish from the message that answered it. */
 const outcomeOf = (
   msg: Msg,
@@ -135,7 +134,7 @@ const outcomeOf = (
       })
     )
   }
-  const ack = parseJson(msg.string())
+  const ack = Result.getOrUndefined(parseJson(msg.string()))
   if (Predicate.isObject(ack)) {
     if (isApiError(ack.error)) {
       const error = apiFailure(subject, ack.error)

@@ -2,9 +2,10 @@
  * The outage log of publishes: what `Publisher` tells the operator while publishes fail and are retried.
  * The rules are `Publisher.OutageLog`'s; this is their bookkeeping, per publisher and in process.
  */
-import { Cause, Clock, Effect, Exit, Option, type Schedule } from "effect"
+import { Cause, Clock, Effect, Exit, type Schedule } from "effect"
 import type { NatsError } from "../../NatsError.js"
 import { formatMillis } from "../durations.js"
+import { causeMessageOf as messageOf } from "../errorText.js"
 
 /**
  * The outages of a publisher, as its log tells them: one WARN when publishes start failing, a summary
@@ -57,15 +58,6 @@ interface Retried {
 }
 
 const elapsed = (since: number, now: number): string => formatMillis(now - since)
-
-const messageOf = (cause: Cause.Cause<NatsError>): string =>
-  Option.match(Cause.findErrorOption(cause), {
-    onNone: () => {
-      const defect = Cause.squash(cause)
-      return defect instanceof Error ? defect.message : String(defect)
-    },
-    onSome: (error) => error.message
-  })
 
 export class Outages implements OutageLog {
   isOpen = false

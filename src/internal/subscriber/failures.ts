@@ -4,6 +4,7 @@
  * operation that failed.
  */
 import type * as Policy from "../../Policy.js"
+import { tagOf } from "../errorText.js"
 
 /** A tagged error's message, or its fields when it has none (`Data.TaggedError`s often have none). */
 const messageOf = (error: unknown): string => {
@@ -15,11 +16,6 @@ const messageOf = (error: unknown): string => {
   }
   return String(error)
 }
-
-const tagOf = (error: unknown): string | undefined =>
-  typeof error === "object" && error !== null && "_tag" in error && typeof error._tag === "string"
-    ? error._tag
-    : undefined
 
 /** The failure as the dead-letter record and the logs describe it. */
 export const describeFailure = (
