@@ -31,7 +31,7 @@ export const PAYLOAD_BYTES = 256
 export const Measured = Event.make(SUBJECT, Schema.Struct({ seq: Schema.Number, note: Schema.String }))
 
 const envelopeLength = (note: string, seq: number): number => {
-  const encoded = Measured.encodeExit({
+  const encoded = Measured.encode({
     eventId: crypto.randomUUID(),
     eventType: SUBJECT,
     correlationId: crypto.randomUUID(),
@@ -48,7 +48,7 @@ export const note = "x".repeat(PAYLOAD_BYTES - envelopeLength("", 10_000))
 
 /** The bytes the raw contenders send: one of our envelopes, so both sides move the same bytes. */
 export const sample: Uint8Array = (() => {
-  const encoded = Measured.encodeExit({
+  const encoded = Measured.encode({
     eventId: crypto.randomUUID(),
     eventType: SUBJECT,
     correlationId: crypto.randomUUID(),

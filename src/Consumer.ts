@@ -19,7 +19,7 @@ import type { NatsError } from "./NatsError.js"
 import * as Topology from "./Topology.js"
 
 /**
- * Bytes and subject to a decoded value, synchronously; `Event.decodeExit` and `Group.decodeExit`
+ * Bytes and subject to a decoded value, synchronously; `Event.decode` and `Group.decode`
  * are such functions.
  *
  * @category models
@@ -137,8 +137,8 @@ const decodeEnvelope: Decoder<Envelope.Envelope<unknown>> = Envelope.decodeEnvel
 
 const anyDecoder = (decodes: Decodes | undefined): Decoder<unknown> => {
   if (decodes === undefined) return decodeEnvelope
-  if (Event.isEvent(decodes)) return decodes.decodeExit
-  return (payload, subject) => decodes.decodeExit(subject, payload)
+  if (Event.isEvent(decodes)) return decodes.decode
+  return (payload, subject) => decodes.decode(subject, payload)
 }
 
 /**

@@ -54,11 +54,13 @@ export interface Event<Subject extends string, S extends PayloadSchema> {
   /** The segments between service and version: `created`, or `sync.started`. */
   readonly action: string
   readonly version: number
-  encode(envelope: Envelope.Envelope<S["Type"]>): Effect.Effect<Uint8Array, Envelope.EncodeError>
-  encodeExit(envelope: Envelope.Envelope<S["Type"]>): Exit.Exit<Uint8Array, Envelope.EncodeError>
-  /** `subject` is the NATS subject the bytes came from, kept in a `DecodeError` for the dead-letter record. */
-  decode(raw: Uint8Array, subject?: string): Effect.Effect<Envelope.Envelope<S["Type"]>, Envelope.DecodeError>
-  decodeExit(raw: Uint8Array, subject?: string): Exit.Exit<Envelope.Envelope<S["Type"]>, Envelope.DecodeError>
+  /** Synchronous: an `Exit`, which is also an `Effect` (`yield* event.encode(envelope)`). */
+  encode(envelope: Envelope.Envelope<S["Type"]>): Exit.Exit<Uint8Array, Envelope.EncodeError>
+  /**
+   * Synchronous, like `encode`. `subject` is the NATS subject the bytes came from, kept in a
+   * `DecodeError` for the dead-letter record.
+   */
+  decode(raw: Uint8Array, subject?: string): Exit.Exit<Envelope.Envelope<S["Type"]>, Envelope.DecodeError>
 }
 
 /**
@@ -154,17 +156,15 @@ export const make = <const Subject extends string, S extends PayloadSchema>(
 ): Event<Subject, S> => {
   const parts = parseSubject(subject)
   if (typeof parts === "string") throw invalidSubject(subject, parts)
-  const encodeExit = Envelope.encoder<S["Type"]>(payload)
-  const decodeExit = Envelope.decoder<S["Type"]>(payload)
+  const encode = Envelope.encoder<S["Type"]>(payload)
+  const decode = Envelope.decoder<S["Type"]>(payload)
   return {
     [TypeId]: TypeId,
     subject,
     payload,
     ...parts,
-    encode: encodeExit,
-    encodeExit,
-    decode: decodeExit,
-    decodeExit
+    encode,
+    decode
   }
 }
 
@@ -195,9 +195,8 @@ export interface Group<Events extends ReadonlyArray<Any>> {
   readonly events: Events
   readonly subjects: ReadonlyArray<Events[number]["subject"]>
   readonly bySubject: (subject: string) => Option.Option<Events[number]>
-  /** Fails at the `Envelope` stage when no event of the group has the subject. */
-  readonly decode: (subject: string, raw: Uint8Array) => Effect.Effect<Decoded<Events[number]>, Envelope.DecodeError>
-  readonly decodeExit: (subject: string, raw: Uint8Array) => Exit.Exit<Decoded<Events[number]>, Envelope.DecodeError>
+  /** Synchronous (an `Exit`); fails at the `Envelope` stage when no event of the group has the subject. */
+  readonly decode: (subject: string, raw: Uint8Array) => Exit.Exit<Decoded<Events[number]>, Envelope.DecodeError>
 }
 
 const unknownSubject = (subject: string, raw: Uint8Array, known: ReadonlyArray<string>): Envelope.DecodeError => {
@@ -231,12 +230,12 @@ export const group = <const Events extends ReadonlyArray<Any>>(...events: Events
     bySubject.set(event.subject, event)
   }
   const subjects = events.map((event) => event.subject)
-  const decodeExit = (subject: string, raw: Uint8Array): Exit.Exit<Decoded<Events[number]>, Envelope.DecodeError> => {
+  const decode = (subject: string, raw: Uint8Array): Exit.Exit<Decoded<Events[number]>, Envelope.DecodeError> => {
     const event = bySubject.get(subject)
     if (event === undefined) return Exit.fail(unknownSubject(subject, raw, subjects))
     // The envelope was decoded by `event`, so it carries that event's payload: the pairing the union describes.
     return Exit.map(
-      event.decodeExit(raw, subject),
+      event.decode(raw, subject),
       (envelope) => ({ subject: event.subject, event, envelope }) as Decoded<Events[number]>
     )
   }
@@ -244,7 +243,6 @@ export const group = <const Events extends ReadonlyArray<Any>>(...events: Events
     events,
     subjects,
     bySubject: (subject) => Option.fromUndefinedOr(bySubject.get(subject)),
-    decode: decodeExit,
-    decodeExit
+    decode
   }
 }

@@ -338,7 +338,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     eventId: string,
     timestamp: DateTime.Utc
   ): Exit.Exit<Uint8Array, Envelope.EncodeError> =>
-    event.encodeExit({
+    event.encode({
       eventId,
       eventType: event.subject,
       correlationId:

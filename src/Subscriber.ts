@@ -196,17 +196,17 @@ const resolve = (options: Given, subjects: ReadonlyArray<string>, service: strin
 // Synchronous, once per message, before it is queued.
 const decoder = <E extends Event.Any>(
   events: ReadonlyArray<E>,
-  group: Pick<Event.Group<ReadonlyArray<Event.Any>>, "decodeExit">
+  group: Pick<Event.Group<ReadonlyArray<Event.Any>>, "decode">
 ): ((message: Message) => Exit.Exit<Received<E>, Envelope.DecodeError>) => {
   const bySubject = new Map<string, E>(events.map((event) => [event.subject, event]))
   return (message) => {
     const event = bySubject.get(message.subject)
     if (event === undefined) {
       // No event of the subscription has the subject: the group's error says so and lists the known ones.
-      const unknown = group.decodeExit(message.subject, message.payload)
+      const unknown = group.decode(message.subject, message.payload)
       return Exit.isFailure(unknown) ? Exit.failCause(unknown.cause) : Exit.die(`no event for ${message.subject}`)
     }
-    const decoded = event.decodeExit(message.payload, message.subject)
+    const decoded = event.decode(message.payload, message.subject)
     if (Exit.isFailure(decoded)) return Exit.failCause(decoded.cause)
     const envelope = decoded.value
     if (envelope.eventType !== message.subject) {

@@ -79,7 +79,7 @@ describe("Consumer", () => {
         yield* streamFor("placed")
         const subject = "evt.placed.created.v1"
         const Placed = Event.make(subject, OrderPlaced.payload)
-        const good = encoded(Placed.encodeExit(envelopeOf(subject, { orderId: "o-1", total: 12.5 })))
+        const good = encoded(Placed.encode(envelopeOf(subject, { orderId: "o-1", total: 12.5 })))
         const before = yield* Clock.currentTimeMillis
         yield* publish(subject, good)
         yield* publish(subject, bytes("not json"))
@@ -126,7 +126,7 @@ describe("Consumer", () => {
         yield* streamFor("raw")
         const subject = "evt.raw.thing.v1"
         const Thing = Event.make(subject, Schema.Struct({ n: Schema.Number }))
-        yield* publish(subject, encoded(Thing.encodeExit(envelopeOf(subject, { n: 1 }))))
+        yield* publish(subject, encoded(Thing.encode(envelopeOf(subject, { n: 1 }))))
         yield* publish(subject, bytes('{"event_id": "only this"}'))
         const received = yield* collect(Consumer.stream({ stream: "RAW", name: "raw-reader" }))
         const good = yield* next(received)
@@ -145,10 +145,8 @@ describe("Consumer", () => {
     it.effect("with a group, decodes each message by the event of its subject", () =>
       Effect.gen(function* () {
         yield* streamFor("orders")
-        const placedBytes = encoded(
-          OrderPlaced.encodeExit(envelopeOf(OrderPlaced.subject, { orderId: "o-1", total: 3 }))
-        )
-        const shippedBytes = encoded(OrderShipped.encodeExit(envelopeOf(OrderShipped.subject, { orderId: "o-1" })))
+        const placedBytes = encoded(OrderPlaced.encode(envelopeOf(OrderPlaced.subject, { orderId: "o-1", total: 3 })))
+        const shippedBytes = encoded(OrderShipped.encode(envelopeOf(OrderShipped.subject, { orderId: "o-1" })))
         const wrongPayload = bytes(
           JSON.stringify({ ...JSON.parse(new TextDecoder().decode(placedBytes)), data: { orderId: 7, total: 1 } })
         )
@@ -156,7 +154,7 @@ describe("Consumer", () => {
         yield* publish(OrderPlaced.subject, placedBytes)
         yield* publish(OrderShipped.subject, shippedBytes)
         yield* publish(OrderPlaced.subject, wrongPayload)
-        yield* publish(cancelled, encoded(OrderShipped.encodeExit(envelopeOf(cancelled, { orderId: "o-1" }))))
+        yield* publish(cancelled, encoded(OrderShipped.encode(envelopeOf(cancelled, { orderId: "o-1" }))))
         const received = yield* collect(
           Consumer.stream({ stream: "ORDERS", name: "orders-reader" }, { decode: Orders })
         )
@@ -250,7 +248,7 @@ describe("Consumer", () => {
         yield* streamFor("wrapped")
         const subject = "evt.wrapped.made.v1"
         const Made = Event.make(subject, Schema.Struct({ id: Schema.Number }))
-        yield* publish(subject, encoded(Made.encodeExit(envelopeOf(subject, { id: 5 }))))
+        yield* publish(subject, encoded(Made.encode(envelopeOf(subject, { id: 5 }))))
         const broker = yield* Broker
         yield* Topology.provision(Topology.make({ consumers: [{ stream: "WRAPPED", name: "wrapper" }] }))
         const [message] = yield* broker

@@ -95,7 +95,7 @@ describe("Event.make", () => {
       const envelope = envelopeOf(JobStarted.subject, { job: "reindex", attempts: 1 })
       const raw = yield* JobStarted.encode(envelope)
       expect(yield* JobStarted.decode(raw)).toEqual(envelope)
-      expect(Exit.isSuccess(JobStarted.decodeExit(succeeded(JobStarted.encodeExit(envelope))))).toBe(true)
+      expect(Exit.isSuccess(JobStarted.decode(succeeded(JobStarted.encode(envelope))))).toBe(true)
 
       const error = yield* Effect.flip(JobStarted.encode({ ...envelope, data: { job: "reindex", attempts: 0.5 } }))
       expect(error._tag).toBe("EncodeError")
@@ -118,7 +118,7 @@ describe("Event.make", () => {
     const subject: Exact<(typeof JobStopped)["subject"], "evt.jobs.job.stopped.v2"> = true
     expect([payload, encoded, subject]).toEqual([true, true, true])
     // @ts-expect-error a payload of another event is refused
-    JobStopped.encodeExit(envelopeOf(JobStopped.subject, { job: "x", attempts: 1 }))
+    JobStopped.encode(envelopeOf(JobStopped.subject, { job: "x", attempts: 1 }))
   })
 
   it("refuses payload schemas that need services to decode", () => {
@@ -163,21 +163,21 @@ describe("Event.group", () => {
   )
 
   it("fails at the Envelope stage for a subject no event of the group has", () => {
-    const raw = succeeded(JobStarted.encodeExit(envelopeOf(JobStarted.subject, { job: "x", attempts: 1 })))
-    const error = failure(group.decodeExit("evt.jobs.job.paused.v1", raw))
+    const raw = succeeded(JobStarted.encode(envelopeOf(JobStarted.subject, { job: "x", attempts: 1 })))
+    const error = failure(group.decode("evt.jobs.job.paused.v1", raw))
     expect(error.stage).toBe("Envelope")
     expect(error.message).toContain('no event of the group has the subject "evt.jobs.job.paused.v1"')
     expect(error.message).toContain("evt.jobs.job.started.v1")
     expect(error.raw).toEqual(raw)
     expect([error.subject, error.eventId, error.correlationId]).toEqual(["evt.jobs.job.paused.v1", "e-1", "c-1"])
 
-    const garbage = failure(group.decodeExit("evt.jobs.job.paused.v1", bytes("not json")))
+    const garbage = failure(group.decode("evt.jobs.job.paused.v1", bytes("not json")))
     expect(garbage.stage).toBe("Envelope")
     expect(garbage.eventId).toBe(undefined)
   })
 
   it("keeps the decoding stage of the event it found", () => {
-    expect(failure(group.decodeExit(JobStarted.subject, bytes("[]"))).stage).toBe("Json")
+    expect(failure(group.decode(JobStarted.subject, bytes("[]"))).stage).toBe("Json")
   })
 
   it("refuses a subject twice", () => {

@@ -75,9 +75,9 @@ describe("GLAM catalogue", () => {
   })
 
   it("narrows a group decode by subject", () => {
-    const raw = Events.MerchantCreated.encodeExit(envelopeOf(Events.MerchantCreated.subject, profile))
+    const raw = Events.MerchantCreated.encode(envelopeOf(Events.MerchantCreated.subject, profile))
     assert(Exit.isSuccess(raw))
-    const decoded = Events.all.decodeExit(Subjects.MERCHANT_CREATED, raw.value)
+    const decoded = Events.all.decode(Subjects.MERCHANT_CREATED, raw.value)
     assert(Exit.isSuccess(decoded))
     const message = decoded.value
     assert(message.subject === Subjects.MERCHANT_CREATED)

@@ -24,7 +24,7 @@ const subjectOf = (raw: Uint8Array): string => {
 // Decodes a line by its event_type through the catalogue, as a consumer of every GLAM subject would.
 const decodeAll = (file: string) =>
   fixture(file).map((raw) => {
-    const decoded = Events.all.decodeExit(subjectOf(raw), raw)
+    const decoded = Events.all.decode(subjectOf(raw), raw)
     assert(Exit.isSuccess(decoded), `${file}: ${String(decoded)}`)
     return decoded.value.envelope
   })
@@ -135,7 +135,7 @@ describe("pydantic fixtures", () => {
     const [line] = fixture("webhook.jsonl")
     const wire: { readonly data: Record<string, unknown> } = JSON.parse(new TextDecoder().decode(line))
     const { occurred_at: _, ...data } = wire.data
-    const decoded = Events.WebhookAppUninstalled.decodeExit(new TextEncoder().encode(JSON.stringify({ ...wire, data })))
+    const decoded = Events.WebhookAppUninstalled.decode(new TextEncoder().encode(JSON.stringify({ ...wire, data })))
     assert(Exit.isSuccess(decoded), String(decoded))
     expect(DateTime.isDateTime(decoded.value.data.occurred_at)).toBe(true)
     expect(DateTime.toEpochMillis(decoded.value.data.occurred_at)).toBeGreaterThan(Date.parse("2026-01-01T00:00:00Z"))

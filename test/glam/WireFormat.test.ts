@@ -21,7 +21,7 @@ const envelopeOf = <A>(eventType: string, data: A): Envelope.Envelope<A> => ({
 
 // The `data` object of the bytes an event writes for a payload.
 const written = <E extends Event.Any>(event: E, payload: Event.Payload<E>): Record<string, unknown> => {
-  const raw = event.encodeExit(envelopeOf(event.subject, payload))
+  const raw = event.encode(envelopeOf(event.subject, payload))
   assert(Exit.isSuccess(raw), String(raw))
   const parsed: { readonly data: Record<string, unknown> } = JSON.parse(new TextDecoder().decode(raw.value))
   return parsed.data
@@ -32,7 +32,7 @@ const identifierKeys = ["merchant_id", "platform_name", "platform_shop_id", "dom
 
 describe("wire format of the GLAM payloads", () => {
   it("writes the envelope keys in pydantic's order around the payload", () => {
-    const raw = Events.CreditBalanceLow.encodeExit(
+    const raw = Events.CreditBalanceLow.encode(
       envelopeOf(Events.CreditBalanceLow.subject, { identifiers, balance: 4.5, email: "a@b.example" })
     )
     assert(Exit.isSuccess(raw))
