@@ -22,14 +22,15 @@ import {
   type Headers,
   type Message,
   type StreamConfig
-} from "../src/Broker.js"
-import { type LogEntry, PullFlow } from "../src/internal/nats/pull.js"
-import * as NatsBroker from "../src/NatsBroker.js"
-import * as NatsClientModule from "../src/NatsClient.js"
-import { NatsClient } from "../src/NatsClient.js"
-import type { NatsError } from "../src/NatsError.js"
-import { bytes, consumerConfig, streamConfig, text } from "./support/configs.js"
-import * as NatsServer from "./support/NatsServer.js"
+} from "../../src/Broker.js"
+import { type LogEntry, PullFlow } from "../../src/internal/nats/pull.js"
+import * as NatsBroker from "../../src/NatsBroker.js"
+import * as NatsClientModule from "../../src/NatsClient.js"
+import { NatsClient } from "../../src/NatsClient.js"
+import type { NatsError } from "../../src/NatsError.js"
+import { bytes, consumerConfig, streamConfig, text } from "../support/configs.js"
+import { eventually } from "../support/Eventually.js"
+import * as NatsServer from "../support/NatsServer.js"
 
 const Env = NatsBroker.layerFromClient.pipe(
   Layer.provideMerge(
@@ -375,7 +376,7 @@ describe("NatsBroker consume", () => {
         expect(messages[total - 1]?.headers).toStrictEqual(headers)
         const stored = yield* broker.getMessage("ORDER", 1).pipe(Effect.flatMap(Effect.fromOption))
         expect(messages[0]?.timestampMillis).toBe(stored.timestampMillis)
-        const after = yield* NatsServer.eventually(Effect.filterOrFail(state("ORDER"), (s) => s.numAckPending === 0))
+        const after = yield* eventually(Effect.filterOrFail(state("ORDER"), (s) => s.numAckPending === 0))
         expect(after.numPending).toBe(0)
         expect(after.ackFloor.streamSeq).toBe(total)
       })
@@ -392,7 +393,7 @@ describe("NatsBroker consume", () => {
         expect((yield* state("ACKS")).numAckPending).toBe(3)
         first.ack()
         first.ack()
-        const after = yield* NatsServer.eventually(Effect.filterOrFail(state("ACKS"), (s) => s.numAckPending === 2))
+        const after = yield* eventually(Effect.filterOrFail(state("ACKS"), (s) => s.numAckPending === 2))
         expect(after.ackFloor.streamSeq).toBe(1)
       })
     )
@@ -501,7 +502,7 @@ describe("NatsBroker consume", () => {
           Stream.runCollect
         )
         expect(taken.map((m) => m.streamSeq)).toStrictEqual([1, 2, 3])
-        yield* NatsServer.eventually(Effect.filterOrFail(state("STOP"), (s) => s.numAckPending === 0))
+        yield* eventually(Effect.filterOrFail(state("STOP"), (s) => s.numAckPending === 0))
         yield* publishMany(subject, 5)
         yield* Effect.sleep("500 millis")
         const after = yield* state("STOP")
@@ -522,7 +523,7 @@ describe("NatsBroker consume", () => {
         const first = yield* Deferred.await(handling)
         yield* publishMany(subject, 5)
         // The five arrive while the handler holds the first: they wait in the stream's buffer.
-        yield* NatsServer.eventually(Effect.filterOrFail(state("HANDBACK"), (s) => s.numAckPending === 6))
+        yield* eventually(Effect.filterOrFail(state("HANDBACK"), (s) => s.numAckPending === 6))
         yield* Fiber.interrupt(fiber)
         first.ack()
         // Without the nak they would come back only after the one-minute ack-wait.
@@ -714,12 +715,12 @@ describe("NatsBroker consume", () => {
         const { received } = yield* consumeInto("RESTART", { maxMessages: 10, idleHeartbeat: Duration.seconds(1) })
         const before = yield* Effect.forEach(Array.from({ length: 3 }), () => next(received))
         for (const message of before) message.ack()
-        yield* NatsServer.eventually(Effect.filterOrFail(state("RESTART"), (s) => s.numAckPending === 0))
+        yield* eventually(Effect.filterOrFail(state("RESTART"), (s) => s.numAckPending === 0))
 
         yield* server.stop
         yield* Effect.sleep("1 second")
         yield* server.start
-        yield* NatsServer.eventually(publishMany(subject, 1), { timeout: "20 seconds", interval: "200 millis" })
+        yield* eventually(publishMany(subject, 1), { timeout: "20 seconds", interval: "200 millis" })
         yield* publishMany(subject, 2)
         const after = yield* Effect.forEach(Array.from({ length: 3 }), () =>
           Queue.take(received).pipe(Effect.timeout("20 seconds"))

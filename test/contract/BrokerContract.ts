@@ -35,12 +35,12 @@
  */
 import { describe, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
-import type { Broker } from "../src/Broker.js"
-import * as Streams from "../src/glam/Streams.js"
-import * as Publisher from "../src/Publisher.js"
-import * as ServiceIdentity from "../src/ServiceIdentity.js"
-import * as Topology from "../src/Topology.js"
-import { maxDeliveries, poisonDeadLettered } from "./support/contract/DeadLetters.js"
+import type { Broker } from "../../src/Broker.js"
+import * as Streams from "../../src/glam/Streams.js"
+import * as Publisher from "../../src/Publisher.js"
+import * as ServiceIdentity from "../../src/ServiceIdentity.js"
+import * as Topology from "../../src/Topology.js"
+import { maxDeliveries, poisonDeadLettered } from "./DeadLetters.js"
 import {
   ackWaitExpiry,
   dedupeWindow,
@@ -52,7 +52,7 @@ import {
   subjectsIsolated,
   termNeverRedelivered,
   workingExtendsAckWait
-} from "./support/contract/Delivery.js"
+} from "./Delivery.js"
 import {
   closeAndReopen,
   gracefulShutdown,
@@ -60,9 +60,9 @@ import {
   newDurableReadsHistory,
   orderAtConcurrencyOne,
   twoDurables
-} from "./support/contract/Handling.js"
-import type { Scenario } from "./support/contract/Harness.js"
-import { serverRestart } from "./support/contract/Restart.js"
+} from "./Handling.js"
+import type { Scenario } from "./Harness.js"
+import { serverRestart } from "./Restart.js"
 
 /**
  * What a broker can do that another cannot. `R` is what the broker's layer provides besides `Broker`

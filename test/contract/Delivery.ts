@@ -6,16 +6,16 @@
  */
 import { expect } from "@effect/vitest"
 import { Clock, Deferred, Effect, Fiber, Option, Queue, Schedule, Stream } from "effect"
-import { Broker, type Headers } from "../../../src/Broker.js"
-import * as Publisher from "../../../src/Publisher.js"
-import * as Topology from "../../../src/Topology.js"
+import { Broker, type Headers } from "../../src/Broker.js"
+import * as Publisher from "../../src/Publisher.js"
+import * as Topology from "../../src/Topology.js"
+import { eventually } from "../support/Eventually.js"
 import {
   bytes,
   check,
   consumeRaw,
   consumerState,
   consumers,
-  eventually,
   Item,
   messageCount,
   publishRaw,
@@ -428,7 +428,7 @@ export const interruptedConsume = (atOnce: boolean): Scenario => ({
           `${total - early.size - rest.length} of ${total} neither settled before nor delivered again`
         )
       }),
-      atOnce ? "5 seconds" : "8 seconds"
+      { timeout: atOnce ? "5 seconds" : "8 seconds" }
     )
     expect([...new Set([...early, ...rest])].sort((a, b) => a - b)).toStrictEqual(
       Array.from({ length: total }, (_, i) => i + 1)

@@ -8,18 +8,19 @@ import {
   type Headers,
   type Message,
   type StreamConfig
-} from "../src/Broker.js"
-import * as DeadLetter from "../src/DeadLetter.js"
-import * as Event from "../src/Event.js"
-import * as Streams from "../src/glam/Streams.js"
-import * as MemoryBroker from "../src/MemoryBroker.js"
-import type { NatsError } from "../src/NatsError.js"
-import * as Policy from "../src/Policy.js"
-import * as Publisher from "../src/Publisher.js"
-import * as ServiceIdentity from "../src/ServiceIdentity.js"
-import * as Subscriber from "../src/Subscriber.js"
-import * as Topology from "../src/Topology.js"
-import { bytes, consumerConfig, streamConfig, text } from "./support/configs.js"
+} from "../../src/Broker.js"
+import * as DeadLetter from "../../src/DeadLetter.js"
+import * as Event from "../../src/Event.js"
+import * as Streams from "../../src/glam/Streams.js"
+import * as MemoryBroker from "../../src/MemoryBroker.js"
+import type { NatsError } from "../../src/NatsError.js"
+import * as Policy from "../../src/Policy.js"
+import * as Publisher from "../../src/Publisher.js"
+import * as ServiceIdentity from "../../src/ServiceIdentity.js"
+import * as Subscriber from "../../src/Subscriber.js"
+import * as Topology from "../../src/Topology.js"
+import { bytes, consumerConfig, streamConfig, text } from "../support/configs.js"
+import { eventually } from "../support/Eventually.js"
 
 const timeout = Duration.seconds(5)
 
@@ -832,13 +833,6 @@ const library = Publisher.layer().pipe(
   Layer.provideMerge(MemoryBroker.layer)
 )
 
-/** Lets the other fibers run (no time passes) until the check succeeds. */
-const settled = <A, E, R>(check: Effect.Effect<A, E, R>) =>
-  check.pipe(
-    Effect.tapError(() => Effect.yieldNow),
-    Effect.retry({ times: 1000 })
-  )
-
 const deadLetterCount = DeadLetter.list().pipe(
   Effect.flatMap((entries) => (entries.length > 0 ? Effect.succeed(entries) : Effect.fail("no dead letter yet")))
 )
@@ -866,17 +860,17 @@ describe("MemoryBroker under the library", () => {
           Effect.flatMap(Ref.get(runs), (list) =>
             list.length >= count ? Effect.succeed(list) : Effect.fail("waiting")
           )
-        yield* settled(ranTimes(1))
+        yield* eventually(ranTimes(1), { withoutTime: true })
         for (let minute = 1; minute < 10; minute++) yield* TestClock.adjust("1 minute")
         expect(yield* Ref.get(runs)).toHaveLength(1)
         yield* TestClock.adjust("1 minute")
-        yield* settled(ranTimes(2))
+        yield* eventually(ranTimes(2), { withoutTime: true })
         yield* TestClock.adjust("10 minutes")
-        const times = yield* settled(ranTimes(3))
+        const times = yield* eventually(ranTimes(3), { withoutTime: true })
         expect((times[1] ?? 0) - (times[0] ?? 0)).toBeGreaterThanOrEqual(Duration.toMillis(Duration.minutes(10)))
         expect((times[2] ?? 0) - (times[1] ?? 0)).toBeGreaterThanOrEqual(Duration.toMillis(Duration.minutes(10)))
 
-        const [entry] = yield* settled(deadLetterCount)
+        const [entry] = yield* eventually(deadLetterCount, { withoutTime: true })
         assert(entry !== undefined)
         expect(entry.subject).toBe("dlq.test.happened.v1")
         expect(entry.record).toMatchObject({
@@ -897,7 +891,10 @@ describe("MemoryBroker under the library", () => {
           Effect.flatMap(Effect.fromOption)
         )
         expect(stored.headers).toStrictEqual([["Nats-Msg-Id", `dlq:GLAM_EVENTS:${receipt.seq}`]])
-        const after = yield* settled(Effect.filterOrFail(state("GLAM_EVENTS", "flaky"), (s) => s.numAckPending === 0))
+        const after = yield* eventually(
+          Effect.filterOrFail(state("GLAM_EVENTS", "flaky"), (s) => s.numAckPending === 0),
+          { withoutTime: true }
+        )
         expect(after.ackFloor.streamSeq).toBe(receipt.seq)
         yield* TestClock.adjust("1 hour")
         expect(yield* Ref.get(runs)).toHaveLength(3)
@@ -925,7 +922,7 @@ describe("MemoryBroker under the library", () => {
       expect(yield* DeadLetter.list()).toHaveLength(0)
 
       yield* DeadLetter.watchAdvisories({ stream: "GLAM_EVENTS", consumer: "crashy" }).pipe(Effect.forkScoped)
-      const [entry] = yield* settled(deadLetterCount)
+      const [entry] = yield* eventually(deadLetterCount, { withoutTime: true })
       assert(entry !== undefined)
       expect(entry.record).toMatchObject({
         decision: "max deliveries",
@@ -937,8 +934,9 @@ describe("MemoryBroker under the library", () => {
         eventId: "crash-1",
         originalPayload: body
       })
-      const advisories = yield* settled(
-        Effect.filterOrFail(state("GLAM_ADVISORIES", "dlq-GLAM_EVENTS-crashy"), (s) => s.ackFloor.streamSeq === 1)
+      const advisories = yield* eventually(
+        Effect.filterOrFail(state("GLAM_ADVISORIES", "dlq-GLAM_EVENTS-crashy"), (s) => s.ackFloor.streamSeq === 1),
+        { withoutTime: true }
       )
       expect([advisories.numPending, advisories.numAckPending]).toStrictEqual([0, 0])
     }).pipe(Effect.provide(library))
