@@ -40,6 +40,8 @@ import * as Streams from "../../src/glam/Streams.js"
 import * as Publisher from "../../src/Publisher.js"
 import * as ServiceIdentity from "../../src/ServiceIdentity.js"
 import * as Topology from "../../src/Topology.js"
+import { consumerConfiguration, streamConfiguration, streamUpdates } from "./Administration.js"
+import { ackFloor, boundedBuffer, consumerAndStreamRecreated, interruptedBuffer, streamOrder } from "./Consume.js"
 import { maxDeliveries, poisonDeadLettered } from "./DeadLetters.js"
 import {
   ackWaitExpiry,
@@ -92,6 +94,14 @@ const common: ReadonlyArray<Scenario> = [
   lookupsAndFailures,
   manyPublishersAndSubscribers,
   subjectsIsolated,
+  streamConfiguration,
+  streamUpdates,
+  consumerConfiguration,
+  streamOrder,
+  ackFloor,
+  boundedBuffer,
+  interruptedBuffer,
+  consumerAndStreamRecreated,
   nakRedelivery,
   maxAckPending,
   termNeverRedelivered,

@@ -14,7 +14,7 @@ import type { NatsError } from "../../src/NatsError.js"
 import type * as Publisher from "../../src/Publisher.js"
 import type { ServiceIdentity } from "../../src/ServiceIdentity.js"
 import * as Topology from "../../src/Topology.js"
-import { NotYet } from "../support/Eventually.js"
+import { eventually, NotYet } from "../support/Eventually.js"
 
 /** The services every scenario may use. */
 export type ContractEnv = Broker | Publisher.Publisher | ServiceIdentity
@@ -78,16 +78,23 @@ export interface RawConsumer {
   readonly nothingWithin: (period: Duration.Input) => Effect.Effect<void, unknown>
 }
 
-/** Consumes a durable with `broker.consume`, settling nothing by itself. */
+/** Consumes a durable with `broker.consume` (on `GLAM_EVENTS` unless given), settling nothing by itself. */
 export const consumeRaw = (
   consumer: string,
-  options: { readonly stream?: string; readonly maxMessages?: number } = {}
+  options: {
+    readonly stream?: string
+    readonly maxMessages?: number
+    readonly idleHeartbeat?: Duration.Duration
+  } = {}
 ) =>
   Effect.gen(function* () {
     const broker = yield* Broker
     const arrivals = yield* Queue.unbounded<Arrival, NatsError>()
     yield* broker
-      .consume(options.stream ?? Streams.eventsName, consumer, { maxMessages: options.maxMessages ?? 100 })
+      .consume(options.stream ?? Streams.eventsName, consumer, {
+        maxMessages: options.maxMessages ?? 100,
+        idleHeartbeat: options.idleHeartbeat
+      })
       .pipe(
         Stream.runForEach((message) =>
           Effect.flatMap(Clock.currentTimeMillis, (at) => Queue.offer(arrivals, { message, at }))
@@ -155,6 +162,17 @@ export const consumerState = (consumer: string, stream: string = Streams.eventsN
         onNone: () => Effect.fail(new NotYet({ message: `no consumer ${stream}/${consumer}` })),
         onSome: (found) => Effect.succeed(found.state)
       })
+    )
+  )
+
+/** Every message up to `lastSeq` is acknowledged on `consumer` and nothing is left unacknowledged. */
+export const acked = (consumer: string, lastSeq: number) =>
+  eventually(
+    Effect.flatMap(consumerState(consumer), (state) =>
+      check(
+        state.ackFloor.streamSeq === lastSeq && state.numAckPending === 0,
+        `${consumer}: ack floor ${state.ackFloor.streamSeq} (want ${lastSeq}), ${state.numAckPending} unacknowledged`
+      )
     )
   )
 
