@@ -36,7 +36,7 @@ export const streamConfiguration: Scenario = {
     expect(configOf(yield* broker.streamInfo("ROUND"))).toStrictEqual(Option.some(limited))
     expect((yield* broker.addStream(limited)).config).toStrictEqual(limited)
     const clash = yield* broker.addStream({ ...limited, maxMessages: 5 }).pipe(Effect.flip)
-    expect(clash.reason._tag).toBe("Rejected")
+    expect(clash.reason).toMatchObject({ _tag: "Rejected", code: 10058 })
 
     const unlimited = streamConfig("ROUND_UNLIMITED", ["unlimited.>"])
     const created = yield* broker.addStream(unlimited)
@@ -64,7 +64,10 @@ export const streamUpdates: Scenario = {
     expect((yield* broker.updateStream(changed)).config).toStrictEqual(changed)
     expect((yield* publishRaw("upd.b", bytes("x"))).stream).toBe("UPD")
     const storage = yield* broker.updateStream({ ...changed, storage: "memory" }).pipe(Effect.flip)
-    expect(storage.reason._tag).toBe("Rejected")
+    expect(storage.reason).toMatchObject({
+      _tag: "Rejected",
+      message: "stream configuration update can not change storage type"
+    })
     const retention = yield* broker.updateStream({ ...changed, retention: "interest" }).pipe(Effect.flip)
     expect(retention.reason._tag).toBe("Rejected")
     expect(configOf(yield* broker.streamInfo("UPD"))).toStrictEqual(Option.some(changed))
@@ -112,11 +115,16 @@ export const consumerConfiguration: Scenario = {
     expect(Option.map(pending, (info) => info.state.numPending)).toStrictEqual(Option.some(1))
 
     const policy = yield* broker.updateConsumer({ ...changed, deliverPolicy: "all" }).pipe(Effect.flip)
-    expect(policy.reason._tag).toBe("Rejected")
+    expect(policy.reason).toMatchObject({ _tag: "Rejected", message: "deliver policy can not be updated" })
+    const policyViaAdd = yield* broker.addConsumer({ ...changed, deliverPolicy: "all" }).pipe(Effect.flip)
+    expect(policyViaAdd.reason._tag).toBe("Rejected")
     const outside = yield* broker
       .addConsumer({ ...consumerConfig("CONS", "stray"), filterSubject: "elsewhere.>" })
       .pipe(Effect.flip)
-    expect(outside.reason._tag).toBe("Rejected")
+    expect(outside.reason).toMatchObject({
+      _tag: "Rejected",
+      message: "consumer filter subject is not a valid subset of the interest subjects"
+    })
     const missing = yield* broker.updateConsumer(consumerConfig("CONS", "nobody")).pipe(Effect.flip)
     expect(missing.reason._tag).toBe("ConsumerNotFound")
     expect(configOf(yield* broker.consumerInfo("CONS", "worker"))).toStrictEqual(Option.some(changed))

@@ -141,7 +141,7 @@ export const lookupsAndFailures: Scenario = {
 
     const noStream = yield* Effect.flip(publishRaw("nowhere.at.all", bytes("x")))
     expect(noStream.reason).toMatchObject({ _tag: "StreamNotFound", subject: "nowhere.at.all" })
-    expect(noStream.message).toContain("no stream for subject nowhere.at.all")
+    expect(noStream.message).toBe("publish: no stream for subject nowhere.at.all")
     const noConsumer = yield* Effect.flip(Stream.runDrain(broker.consume("GLAM_EVENTS", "nobody", { maxMessages: 1 })))
     expect(noConsumer.reason._tag).toBe("ConsumerNotFound")
     const noStreamToConsume = yield* Effect.flip(Stream.runDrain(broker.consume("NOPE", "nobody", { maxMessages: 1 })))
@@ -155,6 +155,7 @@ export const lookupsAndFailures: Scenario = {
     const wrong = yield* Effect.flip(publishAfter(first.seq + 5))
     expect(wrong.reason).toMatchObject({ _tag: "WrongLastSequence", lastSequence: first.seq })
     expect(wrong.isRetryable).toBe(false)
+    expect(wrong.message).toBe(`publish: wrong last sequence: ${first.seq}`)
     expect(yield* publishAfter(first.seq)).toStrictEqual({
       stream: "GLAM_EVENTS",
       seq: first.seq + 1,

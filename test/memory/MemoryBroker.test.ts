@@ -1,3 +1,12 @@
+/**
+ * What only `MemoryBroker` has, beside the broker contract (test/contract/, which both brokers run and
+ * which holds publish/consume, the settle verbs, ack-wait, maxAckPending, interruption, re-creation and
+ * administration): timing driven by `TestClock` to the exact boundary (duplicate window, nak delay,
+ * ack-wait and working, max age, max deliveries and its advisory, Policy redeliveries), its imitation of
+ * nats-server's details (header order, byte counts, stream limits, subjects overlapping, deliver policies
+ * down to lastPerSubject, the order of due redeliveries, a pending message leaving the stream), and each
+ * build of the layer being a broker of its own.
+ */
 import { assert, describe, expect, it } from "@effect/vitest"
 import { Clock, Duration, Effect, Layer, Option, Queue, Ref, Schedule, Schema, Stream } from "effect"
 import { TestClock } from "effect/testing"
@@ -89,7 +98,7 @@ const streamState = (stream: string) =>
   )
 
 describe("MemoryBroker publishing and streams", () => {
-  it.live("says it is memory, and every build of the layer is a new broker", () =>
+  it.live("says it is memory and supports term reasons, and every build of the layer is a new broker", () =>
     Effect.gen(function* () {
       const first = yield* fresh(
         Effect.gen(function* () {
@@ -99,6 +108,7 @@ describe("MemoryBroker publishing and streams", () => {
         })
       )
       expect(first.system).toBe("memory")
+      expect(yield* first.supportsTermReason).toBe(true)
       const other = yield* fresh(Broker.use((broker) => broker.streamInfo("ONE")))
       expect(other).toStrictEqual(Option.none())
       expect(Option.map(yield* first.streamInfo("ONE"), (info) => info.state.messages)).toStrictEqual(Option.some(1))
@@ -184,80 +194,6 @@ describe("MemoryBroker publishing and streams", () => {
     )
   )
 
-  it.live("an expected last sequence that does not match fails with WrongLastSequence", () =>
-    fresh(
-      Effect.gen(function* () {
-        const broker = yield* Broker
-        yield* broker.addStream(streamConfig("SEQ", ["seq.>"]))
-        const base = { subject: "seq.x", payload: bytes("x"), headers: [], timeout }
-        yield* broker.publish({ ...base, expectedLastSequence: 0 })
-        const error = yield* broker.publish({ ...base, expectedLastSequence: 5 }).pipe(Effect.flip)
-        assert(error.reason._tag === "WrongLastSequence")
-        expect(error.reason.lastSequence).toBe(1)
-        expect(error.message).toBe("publish: wrong last sequence: 1")
-        expect(error.isRetryable).toBe(false)
-        expect((yield* broker.publish({ ...base, expectedLastSequence: 1 })).seq).toBe(2)
-      })
-    )
-  )
-
-  it.live("a subject no stream covers fails with StreamNotFound naming it; past 1 MiB fails with Rejected", () =>
-    fresh(
-      Effect.gen(function* () {
-        const broker = yield* Broker
-        const nowhere = yield* publishTo("nowhere.x", "x").pipe(Effect.flip)
-        assert(nowhere.reason._tag === "StreamNotFound")
-        expect(nowhere.reason.subject).toBe("nowhere.x")
-        expect(nowhere.message).toBe("publish: no stream for subject nowhere.x")
-
-        yield* broker.addStream(streamConfig("BIG", ["big.>"]))
-        const max = 1024 * 1024
-        const fits = yield* broker.publish({ subject: "big.x", payload: new Uint8Array(max), headers: [], timeout })
-        expect(fits.seq).toBe(1)
-        const tooBig = yield* broker
-          .publish({ subject: "big.x", payload: new Uint8Array(max - 10), headers: [], messageId: "id-1", timeout })
-          .pipe(Effect.flip)
-        expect(tooBig.reason._tag).toBe("Rejected")
-        expect(tooBig.message).toContain("max_payload")
-        expect((yield* streamState("BIG")).messages).toBe(1)
-      })
-    )
-  )
-
-  it.live("a stream's configuration round-trips, unlimited as undefined, durations as Durations", () =>
-    fresh(
-      Effect.gen(function* () {
-        const broker = yield* Broker
-        const limited: StreamConfig = {
-          name: "ROUND",
-          subjects: ["round.a", "round.b.>"],
-          description: "round trip",
-          retention: "limits",
-          storage: "memory",
-          discard: "new",
-          maxAge: Duration.hours(1),
-          maxMessages: 100,
-          maxBytes: 1_048_576,
-          maxMessageSize: 4096,
-          maxMessagesPerSubject: 10,
-          duplicateWindow: Duration.seconds(30),
-          replicas: 1
-        }
-        expect((yield* broker.addStream(limited)).config).toStrictEqual(limited)
-        expect(yield* broker.streamInfo("ROUND").pipe(Effect.map(Option.map((i) => i.config)))).toStrictEqual(
-          Option.some(limited)
-        )
-        // the same configuration again is accepted, a different one under the same name is not
-        expect((yield* broker.addStream(limited)).config).toStrictEqual(limited)
-        const clash = yield* broker.addStream({ ...limited, maxMessages: 5 }).pipe(Effect.flip)
-        assert(clash.reason._tag === "Rejected")
-        expect(clash.reason.code).toBe(10058)
-        const unlimited = streamConfig("ROUND_UNLIMITED", ["unlimited.>"])
-        expect((yield* broker.addStream(unlimited)).config).toStrictEqual(unlimited)
-      })
-    )
-  )
-
   it.live("subjects shared with another stream are refused, on create and on update", () =>
     fresh(
       Effect.gen(function* () {
@@ -274,48 +210,6 @@ describe("MemoryBroker publishing and streams", () => {
         expect(moved.reason.code).toBe(10065)
         expect((yield* publishTo("orders.eu.deleted", "x")).stream).toBe("OTHER")
         expect((yield* publishTo("orders.eu.created", "x")).stream).toBe("ORDERS")
-      })
-    )
-  )
-
-  it.live("updateStream applies changes and clears limits; storage and retention cannot change", () =>
-    fresh(
-      Effect.gen(function* () {
-        const broker = yield* Broker
-        const original = { ...streamConfig("UPD", ["upd.a"]), maxMessages: 10, description: "before" }
-        yield* broker.addStream(original)
-        const changed = { ...original, subjects: ["upd.a", "upd.b"], maxMessages: undefined, description: undefined }
-        expect((yield* broker.updateStream(changed)).config).toStrictEqual(changed)
-        const storage = yield* broker.updateStream({ ...changed, storage: "memory" }).pipe(Effect.flip)
-        expect(storage.reason.message).toBe("stream configuration update can not change storage type")
-        const retention = yield* broker.updateStream({ ...changed, retention: "interest" }).pipe(Effect.flip)
-        expect(retention.reason._tag).toBe("Rejected")
-        expect(yield* broker.streamInfo("UPD").pipe(Effect.map(Option.map((i) => i.config)))).toStrictEqual(
-          Option.some(changed)
-        )
-        const missing = yield* broker.updateStream(streamConfig("NOPE", ["nope"])).pipe(Effect.flip)
-        expect(missing.reason._tag).toBe("StreamNotFound")
-      })
-    )
-  )
-
-  it.live("lookups of what does not exist answer none or false; listStreams lists by name", () =>
-    fresh(
-      Effect.gen(function* () {
-        const broker = yield* Broker
-        expect(yield* broker.streamInfo("MISSING")).toStrictEqual(Option.none())
-        expect(yield* broker.deleteStream("MISSING")).toBe(false)
-        expect(yield* broker.consumerInfo("MISSING", "nobody")).toStrictEqual(Option.none())
-        expect(yield* broker.deleteConsumer("MISSING", "nobody")).toBe(false)
-        yield* broker.addStream(streamConfig("LIST_B", ["list.b"]))
-        yield* broker.addStream(streamConfig("LIST_A", ["list.a"]))
-        expect(yield* broker.consumerInfo("LIST_A", "nobody")).toStrictEqual(Option.none())
-        expect((yield* broker.listStreams).map((info) => info.config)).toStrictEqual([
-          streamConfig("LIST_A", ["list.a"]),
-          streamConfig("LIST_B", ["list.b"])
-        ])
-        expect(yield* broker.deleteStream("LIST_A")).toBe(true)
-        expect(yield* broker.streamInfo("LIST_A")).toStrictEqual(Option.none())
       })
     )
   )
@@ -384,49 +278,6 @@ describe("MemoryBroker publishing and streams", () => {
 })
 
 describe("MemoryBroker consumers", () => {
-  it.live("a consumer's configuration round-trips; a deliver policy change is refused; a filter must fit", () =>
-    fresh(
-      Effect.gen(function* () {
-        const broker = yield* Broker
-        yield* broker.addStream(streamConfig("CONS", ["cons.>"]))
-        const config: ConsumerConfig = {
-          stream: "CONS",
-          name: "worker",
-          description: "does the work",
-          filterSubject: "cons.orders.>",
-          deliverPolicy: "new",
-          ackWait: Duration.seconds(10),
-          maxDeliver: 5,
-          maxAckPending: 50
-        }
-        expect((yield* broker.addConsumer(config)).config).toStrictEqual(config)
-        expect(
-          yield* broker.consumerInfo("CONS", "worker").pipe(Effect.map(Option.map((i) => i.config)))
-        ).toStrictEqual(Option.some(config))
-        expect((yield* streamState("CONS")).consumerCount).toBe(1)
-
-        yield* publishTo("cons.other", "x")
-        yield* publishTo("cons.orders.1", "x")
-        const changed = { ...config, filterSubject: undefined, maxAckPending: 7, maxDeliver: undefined }
-        const updated = yield* broker.updateConsumer(changed)
-        expect(updated.config).toStrictEqual(changed)
-        expect(updated.state.numPending).toBe(2)
-        const refused = yield* broker.updateConsumer({ ...changed, deliverPolicy: "all" }).pipe(Effect.flip)
-        expect(refused.reason.message).toBe("deliver policy can not be updated")
-        const viaAdd = yield* broker.addConsumer({ ...changed, deliverPolicy: "all" }).pipe(Effect.flip)
-        expect(viaAdd.reason._tag).toBe("Rejected")
-        const outside = yield* broker
-          .addConsumer({ ...consumerConfig("CONS", "stray"), filterSubject: "elsewhere.>" })
-          .pipe(Effect.flip)
-        expect(outside.reason.message).toBe("consumer filter subject is not a valid subset of the interest subjects")
-        const missing = yield* broker.updateConsumer(consumerConfig("CONS", "nobody")).pipe(Effect.flip)
-        expect(missing.reason._tag).toBe("ConsumerNotFound")
-        expect(yield* broker.deleteConsumer("CONS", "worker")).toBe(true)
-        expect(yield* broker.consumerInfo("CONS", "worker")).toStrictEqual(Option.none())
-      })
-    )
-  )
-
   it.live("deliver policies: all reads history, new only what comes next, last and lastPerSubject the newest", () =>
     fresh(
       Effect.gen(function* () {
@@ -454,92 +305,6 @@ describe("MemoryBroker consumers", () => {
         const { received } = yield* consumeInto("POL", { maxMessages: 10 }, "new")
         yield* publishTo("pol.d", "d")
         expect((yield* Queue.take(received)).streamSeq).toBe(6)
-      })
-    )
-  )
-
-  it.live(
-    "consume delivers in stream order with sequences, counts, pending, headers and bytes; acks move the floor",
-    () =>
-      fresh(
-        Effect.gen(function* () {
-          const { broker, subject } = yield* setup("ORDER")
-          const headers: Headers = [
-            ["traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"],
-            ["X-Tag", "a"],
-            ["X-Tag", "b"]
-          ]
-          const total = 20_000
-          yield* publishMany(subject, total, headers)
-          const messages = yield* broker.consume("ORDER", "worker", { maxMessages: 256 }).pipe(
-            Stream.tap((message) => Effect.sync(() => message.ack())),
-            Stream.take(total),
-            Stream.runCollect
-          )
-          expect(messages.map((m) => m.streamSeq)).toStrictEqual(Array.from({ length: total }, (_, i) => i + 1))
-          expect(messages.map((m) => m.consumerSeq)).toStrictEqual(Array.from({ length: total }, (_, i) => i + 1))
-          expect(messages.map((m) => m.pending)).toStrictEqual(Array.from({ length: total }, (_, i) => total - i - 1))
-          expect(messages.every((m) => m.deliveryCount === 1)).toBe(true)
-          expect(messages.every((m, i) => text(m.payload) === `message ${i + 1}`)).toBe(true)
-          expect(messages.every((m) => m.subject === subject && m.stream === "ORDER" && m.consumer === "worker")).toBe(
-            true
-          )
-          expect(messages[0]?.headers).toStrictEqual(headers)
-          const stored = yield* broker.getMessage("ORDER", 1).pipe(Effect.flatMap(Effect.fromOption))
-          expect(messages[0]?.timestampMillis).toBe(stored.timestampMillis)
-          expect(yield* state("ORDER")).toStrictEqual({
-            numPending: 0,
-            numAckPending: 0,
-            numRedelivered: 0,
-            delivered: { streamSeq: total, consumerSeq: total },
-            ackFloor: { streamSeq: total, consumerSeq: total }
-          })
-        })
-      )
-  )
-
-  it.live("ack removes a message from the pending acknowledgements; the floor waits for the oldest", () =>
-    fresh(
-      Effect.gen(function* () {
-        const { subject } = yield* setup("ACKS")
-        yield* publishMany(subject, 3)
-        const { received } = yield* consumeInto("ACKS")
-        const [first, second, third] = yield* takeN(received, 3)
-        assert(first !== undefined && second !== undefined && third !== undefined)
-        expect((yield* state("ACKS")).numAckPending).toBe(3)
-        second.ack()
-        second.ack()
-        expect(yield* state("ACKS")).toMatchObject({ numAckPending: 2, ackFloor: { streamSeq: 0, consumerSeq: 0 } })
-        first.ack()
-        expect(yield* state("ACKS")).toMatchObject({ numAckPending: 1, ackFloor: { streamSeq: 2, consumerSeq: 2 } })
-        third.ack()
-        expect(yield* state("ACKS")).toMatchObject({ numAckPending: 0, ackFloor: { streamSeq: 3, consumerSeq: 3 } })
-      })
-    )
-  )
-
-  it.live("nak() redelivers at once, before newer messages, with the count incremented", () =>
-    fresh(
-      Effect.gen(function* () {
-        const { subject } = yield* setup("NAKS")
-        yield* publishMany(subject, 3)
-        const { received } = yield* consumeInto("NAKS", { maxMessages: 1 })
-        const first = yield* Queue.take(received)
-        first.nak()
-        first.ack() // a second settle verb is a no-op
-        const again = yield* Queue.take(received)
-        expect([again.streamSeq, again.deliveryCount, again.consumerSeq, text(again.payload)]).toStrictEqual([
-          1,
-          2,
-          2,
-          "message 1"
-        ])
-        expect((yield* state("NAKS")).numRedelivered).toBe(1)
-        again.ack()
-        const next = yield* Queue.take(received)
-        expect([next.streamSeq, next.deliveryCount]).toStrictEqual([2, 1])
-        next.ack()
-        expect((yield* state("NAKS")).numRedelivered).toBe(0)
       })
     )
   )
@@ -624,23 +389,6 @@ describe("MemoryBroker consumers", () => {
     )
   )
 
-  it.effect("term, with or without a reason, is never redelivered, even past ack-wait", () =>
-    fresh(
-      Effect.gen(function* () {
-        const { broker, subject } = yield* setup("TERMS", { ackWait: Duration.seconds(1) })
-        yield* publishMany(subject, 2)
-        const { received } = yield* consumeInto("TERMS")
-        const [first, second] = yield* takeN(received, 2)
-        first?.term()
-        second?.term("some reason")
-        yield* TestClock.adjust("1 hour")
-        yield* nothingMore(received)
-        expect(yield* state("TERMS")).toMatchObject({ numAckPending: 0, numRedelivered: 0, ackFloor: { streamSeq: 2 } })
-        expect(yield* broker.supportsTermReason).toBe(true)
-      })
-    )
-  )
-
   it.effect(
     "maxDeliver: the advisory goes to GLAM_ADVISORIES, the message is not delivered again, the floor stays",
     () =>
@@ -681,144 +429,6 @@ describe("MemoryBroker consumers", () => {
           })
         })
       )
-  )
-
-  it.live("maxAckPending: no new delivery past it until acks come", () =>
-    fresh(
-      Effect.gen(function* () {
-        const { subject } = yield* setup("MAP", { maxAckPending: 3 })
-        yield* publishMany(subject, 10)
-        const { received } = yield* consumeInto("MAP", { maxMessages: 100 })
-        const held = yield* takeN(received, 3)
-        yield* nothingMore(received)
-        expect(yield* state("MAP")).toMatchObject({ numAckPending: 3, numPending: 7 })
-        // a redelivery goes out past maxAckPending; a new message needs an ack first
-        held[1]?.nak()
-        held[0]?.ack()
-        const more = yield* takeN(received, 2)
-        expect(more.map((m) => [m.streamSeq, m.deliveryCount])).toStrictEqual([
-          [2, 2],
-          [4, 1]
-        ])
-        yield* nothingMore(received)
-      })
-    )
-  )
-
-  it.live("a consume holds at most maxMessages unsettled deliveries and pulls as they are settled", () =>
-    fresh(
-      Effect.gen(function* () {
-        const { subject } = yield* setup("BOUND")
-        yield* publishMany(subject, 1000)
-        const { received } = yield* consumeInto("BOUND", { maxMessages: 10 })
-        const held = yield* takeN(received, 10)
-        yield* nothingMore(received)
-        expect(yield* state("BOUND")).toMatchObject({ numAckPending: 10, numPending: 990 })
-        for (const message of held.slice(0, 4)) message.ack()
-        held[4]?.working()
-        const more = yield* takeN(received, 4)
-        expect(more.map((m) => m.streamSeq)).toStrictEqual([11, 12, 13, 14])
-        yield* nothingMore(received)
-        expect((yield* state("BOUND")).numAckPending).toBe(10)
-      })
-    )
-  )
-
-  it.live("interrupting the stream stops pulling and naks what was taken but not emitted", () =>
-    fresh(
-      Effect.gen(function* () {
-        const { broker, subject } = yield* setup("STOP", { ackWait: Duration.minutes(1) })
-        yield* publishMany(subject, 6)
-        const taken = yield* broker.consume("STOP", "worker", { maxMessages: 10 }).pipe(
-          Stream.take(2),
-          Stream.tap((message) => Effect.sync(() => message.ack())),
-          Stream.runCollect
-        )
-        expect(taken.map((m) => m.streamSeq)).toStrictEqual([1, 2])
-        // the other four were taken into the buffer and given back
-        expect(yield* state("STOP")).toMatchObject({ numAckPending: 4, numPending: 0 })
-        yield* publishMany(subject, 2)
-        expect(yield* state("STOP")).toMatchObject({ numAckPending: 4, numPending: 2 })
-        const { received } = yield* consumeInto("STOP")
-        const again = yield* takeN(received, 6)
-        expect(again.map((m) => [m.streamSeq, m.deliveryCount])).toStrictEqual([
-          [3, 2],
-          [4, 2],
-          [5, 2],
-          [6, 2],
-          [7, 1],
-          [8, 1]
-        ])
-      })
-    )
-  )
-
-  it.live("fails at once when the consumer or its stream does not exist", () =>
-    fresh(
-      Effect.gen(function* () {
-        const { broker } = yield* setup("NOCONSUMER")
-        const noConsumer = yield* broker
-          .consume("NOCONSUMER", "nobody", { maxMessages: 10 })
-          .pipe(Stream.runDrain, Effect.flip)
-        expect(noConsumer.reason._tag).toBe("ConsumerNotFound")
-        const noStream = yield* broker
-          .consume("NOSTREAM", "nobody", { maxMessages: 10 })
-          .pipe(Stream.runDrain, Effect.flip)
-        expect(noStream.reason._tag).toBe("StreamNotFound")
-      })
-    )
-  )
-
-  it.live("keeps consuming when the consumer, or its stream, is deleted and created again", () =>
-    fresh(
-      Effect.gen(function* () {
-        const { broker, subject } = yield* setup("RECREATE")
-        yield* publishMany(subject, 1)
-        const { received, fiber } = yield* consumeInto("RECREATE", { maxMessages: 10 })
-        ;(yield* Queue.take(received)).ack()
-        expect(yield* broker.deleteConsumer("RECREATE", "worker")).toBe(true)
-        yield* publishMany(subject, 1)
-        yield* nothingMore(received)
-        yield* broker.addConsumer({ ...consumerConfig("RECREATE", "worker"), deliverPolicy: "new" })
-        yield* publishTo(subject, "after")
-        const after = yield* Queue.take(received)
-        expect([after.streamSeq, text(after.payload)]).toStrictEqual([3, "after"])
-        after.ack()
-
-        expect(yield* broker.deleteStream("RECREATE")).toBe(true)
-        yield* setup("RECREATE")
-        yield* publishTo(subject, "rebuilt")
-        const rebuilt = yield* Queue.take(received)
-        expect([rebuilt.streamSeq, text(rebuilt.payload)]).toStrictEqual([1, "rebuilt"])
-        expect(fiber.pollUnsafe()).toBeUndefined()
-      })
-    )
-  )
-
-  it.live("two durables each receive every message; a filtered one only its subjects", () =>
-    fresh(
-      Effect.gen(function* () {
-        const broker = yield* Broker
-        yield* broker.addStream(streamConfig("FAN", ["fan.>"]))
-        yield* broker.addConsumer(consumerConfig("FAN", "a"))
-        yield* broker.addConsumer(consumerConfig("FAN", "b"))
-        yield* broker.addConsumer({ ...consumerConfig("FAN", "stars"), filterSubject: "fan.*.created" })
-        for (const subject of ["fan.order.created", "fan.order.paid", "fan.user.created", "fan.user.x.created"]) {
-          yield* publishTo(subject, subject)
-        }
-        const a = yield* consumeInto("FAN", { maxMessages: 10 }, "a")
-        const b = yield* consumeInto("FAN", { maxMessages: 10 }, "b")
-        const stars = yield* consumeInto("FAN", { maxMessages: 10 }, "stars")
-        expect((yield* takeN(a.received, 4)).map((m) => m.streamSeq)).toStrictEqual([1, 2, 3, 4])
-        expect((yield* takeN(b.received, 4)).map((m) => m.streamSeq)).toStrictEqual([1, 2, 3, 4])
-        expect((yield* takeN(stars.received, 2)).map((m) => m.subject)).toStrictEqual([
-          "fan.order.created",
-          "fan.user.created"
-        ])
-        yield* nothingMore(stars.received)
-        expect(yield* state("FAN", "stars")).toMatchObject({ numPending: 0, delivered: { streamSeq: 4 } })
-      })
-    )
   )
 })
 
