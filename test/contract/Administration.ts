@@ -14,7 +14,7 @@ const configOf = <A extends { readonly config: unknown }>(info: Option.Option<A>
   Option.map(info, (found) => found.config)
 
 export const streamConfiguration: Scenario = {
-  name: "streams: the configuration round-trips (durations, limits, unlimited as undefined), a new stream reports zeros, the same configuration again is accepted and another refused; listStreams lists them, deleteStream removes",
+  name: "streams: the configuration round-trips (durations, limits, unlimited as undefined), a new stream reports zeros and then counts messages and bytes, the same configuration again is accepted and another refused; listStreams lists them, deleteStream removes",
   run: Effect.gen(function* () {
     const broker = yield* Broker
     const limited: StreamConfig = {
@@ -42,6 +42,17 @@ export const streamConfiguration: Scenario = {
     const created = yield* broker.addStream(unlimited)
     expect(created.config).toStrictEqual(unlimited)
     expect(created.state).toStrictEqual({ messages: 0, bytes: 0, firstSeq: 0, lastSeq: 0, consumerCount: 0 })
+    expect(yield* publishRaw("unlimited.a", bytes("one"))).toStrictEqual({
+      stream: "ROUND_UNLIMITED",
+      seq: 1,
+      duplicate: false
+    })
+    yield* publishRaw("unlimited.b.c", bytes("two"))
+    const counted = yield* broker.streamInfo("ROUND_UNLIMITED")
+    // A file-store record is 30 bytes besides its subject and payload.
+    expect(Option.map(counted, (info) => info.state)).toStrictEqual(
+      Option.some({ messages: 2, bytes: 30 + 11 + 3 + (30 + 13 + 3), firstSeq: 1, lastSeq: 2, consumerCount: 0 })
+    )
 
     const listed = (yield* broker.listStreams).filter((info) => info.config.name.startsWith("ROUND"))
     expect(listed.map((info) => info.config).sort((a, b) => a.name.localeCompare(b.name))).toStrictEqual([

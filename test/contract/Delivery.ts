@@ -123,6 +123,25 @@ export const publishConsume: Scenario = {
     )
     yield* acked("intact", 5)
     expect((yield* consumerState("intact")).numPending).toBe(0)
+
+    // Stored as nats.js sends them: repeated names together (values trimmed), the message id last.
+    const ordered = yield* publishRaw("evt.intact.headers.v1", bytes("{}"), {
+      messageId: "m-1",
+      headers: [
+        ["X-Tag", "a"],
+        ["traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"],
+        ["X-Tag", " b "]
+      ]
+    })
+    const orderedCopy = yield* broker.getMessage("GLAM_EVENTS", ordered.seq)
+    expect(Option.map(orderedCopy, (stored) => stored.headers)).toStrictEqual(
+      Option.some([
+        ["X-Tag", "a"],
+        ["X-Tag", "b"],
+        ["traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"],
+        ["Nats-Msg-Id", "m-1"]
+      ])
+    )
   })
 }
 

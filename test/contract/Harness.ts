@@ -35,8 +35,7 @@ export interface Scenario<R = never> {
 export const check = (condition: boolean, message: string): Effect.Effect<void, NotYet> =>
   condition ? Effect.void : Effect.fail(new NotYet({ message }))
 
-export const bytes = (text: string): Uint8Array => new TextEncoder().encode(text)
-export const text = (payload: Uint8Array): string => new TextDecoder().decode(payload)
+export { bytes, text } from "../support/configs.js"
 export const sameBytes = (a: Uint8Array, b: Uint8Array): boolean =>
   a.byteLength === b.byteLength && a.every((byte, i) => byte === b[i])
 
