@@ -22,10 +22,10 @@ import * as ServiceIdentity from "../src/ServiceIdentity.js"
 import * as Subscriber from "../src/Subscriber.js"
 import * as Topology from "../src/Topology.js"
 import { ClusterJob, parseHandled, durable as sharedDurable } from "./support/ClusterJob.js"
+import { eventually } from "./support/Eventually.js"
 import * as Logs from "./support/Logs.js"
 import { storedMessages } from "./support/Messaging.js"
 import * as NatsCluster from "./support/NatsCluster.js"
-import * as NatsServer from "./support/NatsServer.js"
 
 const Tick = Event.make("evt.cluster.tick.v1", Schema.Struct({ n: Schema.Number }))
 
@@ -41,9 +41,6 @@ const onCluster = (cluster: NatsCluster.NatsCluster) =>
     Layer.provideMerge(NatsBroker.layerFromClient),
     Layer.provideMerge(NatsClient.layer({ servers: cluster.urls, name: "cluster-test", reconnectWait: "250 millis" }))
   )
-
-const waitFor = <A, E, R>(check: Effect.Effect<A, E, R>, timeout: Duration.Input) =>
-  NatsServer.eventually(check, { timeout, interval: "100 millis" })
 
 const now = Clock.currentTimeMillis
 
@@ -150,9 +147,9 @@ const underTraffic = <A, E, R>(
       const publisher = yield* load
         .publishing(publishing.perRound, publishing.everyMillis)
         .pipe(Effect.provide(logs.layer), Effect.forkChild)
-      yield* waitFor(
+      yield* eventually(
         Effect.suspend(() => (load.handled.size >= 20 ? Effect.void : Effect.fail("warming up"))),
-        "20 seconds"
+        { timeout: "20 seconds" }
       )
       const result = yield* body({ cluster, logs, load, publishing: publisher })
       yield* Scope.close(subscriber, Exit.void)
@@ -176,16 +173,16 @@ describe("on a 3-node cluster", () => {
           const restartedAt = yield* now
           yield* cluster.ready
           // Publishing goes on for a while after the recovery, then stops; everything must be handled.
-          yield* waitFor(
+          yield* eventually(
             Effect.flatMap(load.firstHandledAfter(restartedAt), (first) =>
               first === undefined ? Effect.fail("nothing published after the restart handled yet") : Effect.void
             ),
-            "60 seconds"
+            { timeout: "60 seconds" }
           )
           const resumedAt = (yield* load.firstHandledAfter(restartedAt)) ?? 0
           yield* Effect.sleep("2 seconds")
           yield* Fiber.interrupt(publishing)
-          yield* waitFor(load.allHandled, "45 seconds")
+          yield* eventually(load.allHandled, { timeout: "45 seconds" })
           yield* storedOnce(load.published)
 
           // The advisory watcher consumes again: an advisory for a stored tick is dead-lettered.
@@ -218,12 +215,12 @@ describe("on a 3-node cluster", () => {
                 schedule: Schedule.spaced("250 millis").pipe(Schedule.upTo({ duration: "30 seconds" }))
               })
             )
-          const entry = yield* waitFor(
+          const entry = yield* eventually(
             DeadLetter.list({ subject: Tick.subject }).pipe(
               Effect.map((entries) => entries[0]),
               Effect.flatMap(Effect.fromNullishOr)
             ),
-            "20 seconds"
+            { timeout: "20 seconds" }
           )
           expect(entry.record.streamSeq).toBe(stored.seq)
 
@@ -272,17 +269,17 @@ describe("on a 3-node cluster", () => {
         const killedAt = yield* now
         yield* victim.kill
         const electedAt = yield* leaderOf.pipe(Effect.andThen(now), Effect.forkChild)
-        yield* waitFor(
+        yield* eventually(
           Effect.flatMap(load.firstHandledAfter(killedAt + 1), (first) =>
             first === undefined ? Effect.fail("nothing published after the kill handled yet") : Effect.void
           ),
-          "30 seconds"
+          { timeout: "30 seconds" }
         )
         const resumedAt = (yield* load.firstHandledAfter(killedAt + 1)) ?? 0
         const elected = yield* Fiber.join(electedAt)
         yield* Effect.sleep("1 second")
         yield* Fiber.interrupt(publishing)
-        yield* waitFor(load.allHandled, "45 seconds")
+        yield* eventually(load.allHandled, { timeout: "45 seconds" })
         yield* storedOnce(load.published)
         yield* figure(`${what} leader kill -9`, {
           stallMillis: resumedAt - killedAt,
@@ -318,15 +315,15 @@ describe("on a 3-node cluster", () => {
           const steppedAt = yield* now
           yield* cluster.stepDownConsumerLeader("GLAM_EVENTS", "stepped")
           const elected = yield* now
-          yield* waitFor(
+          yield* eventually(
             Effect.flatMap(load.firstHandledAfter(elected), (first) =>
               first === undefined ? Effect.fail("nothing published after the stepdown handled yet") : Effect.void
             ),
-            "15 seconds"
+            { timeout: "15 seconds" }
           )
           const resumedAt = (yield* load.firstHandledAfter(elected)) ?? 0
           yield* Fiber.interrupt(publishing)
-          yield* waitFor(load.allHandled, "30 seconds")
+          yield* eventually(load.allHandled, { timeout: "30 seconds" })
           yield* figure("consumer leader stepdown", {
             electedAfterMillis: elected - steppedAt,
             stallAfterElectionMillis: resumedAt - elected,
@@ -359,12 +356,12 @@ describe("on a 3-node cluster", () => {
             return by
           }
           // Every process says it consumes before the jobs go out.
-          yield* waitFor(
+          yield* eventually(
             Effect.suspend(() => {
               const consuming = lines.filter((line) => line.includes(`subscriber ${sharedDurable} consuming`)).length
               return consuming >= 3 ? Effect.void : Effect.fail(`${consuming} of 3 processes consuming`)
             }),
-            "45 seconds"
+            { timeout: "45 seconds" }
           ).pipe(Effect.tapError(() => Effect.logError(lines.join("\n"))))
           // Jobs go out over about 6 s, so that each process pulls some; one is killed once all three did.
           const publishing = yield* Effect.forEach(
@@ -378,21 +375,21 @@ describe("on a 3-node cluster", () => {
             { discard: true }
           ).pipe(Effect.forkChild)
           const workersSeen = () => new Set([...handledBy().values()].flatMap((workers) => [...workers]))
-          yield* waitFor(
+          yield* eventually(
             Effect.suspend(() =>
               workersSeen().size === 3 ? Effect.void : Effect.fail(`${workersSeen().size} of 3 processes handled jobs`)
             ),
-            "30 seconds"
+            { timeout: "30 seconds" }
           )
           const [victim] = children
           if (victim?.pid !== undefined) process.kill(-victim.pid, "SIGKILL")
           yield* Fiber.join(publishing)
-          yield* waitFor(
+          yield* eventually(
             Effect.suspend(() => {
               const missing = jobs - handledBy().size
               return missing === 0 ? Effect.void : Effect.fail(`${missing} jobs not handled yet`)
             }),
-            "45 seconds"
+            { timeout: "45 seconds" }
           )
           const by = handledBy()
           const perWorker = new Map<string, number>()

@@ -15,6 +15,7 @@ import * as Publisher from "../src/Publisher.js"
 import * as ServiceIdentity from "../src/ServiceIdentity.js"
 import * as Subscriber from "../src/Subscriber.js"
 import * as Topology from "../src/Topology.js"
+import { eventually } from "./support/Eventually.js"
 import * as Logs from "./support/Logs.js"
 import * as NatsServer from "./support/NatsServer.js"
 
@@ -70,7 +71,7 @@ const publishAndHandle = (app: Layer.Layer<Publisher.Publisher, unknown>, handle
     const placed = yield* publisher.publish(Placed, { order: "o-1" })
     yield* publisher.publish(Shipped, { order: "o-1" })
     expect(placed.stream).toBe("SHOP")
-    yield* NatsServer.eventually(
+    yield* eventually(
       Effect.flatMap(Ref.get(handled), (list) => (list.length === 2 ? Effect.void : Effect.fail("not yet"))),
       { timeout: "15 seconds", interval: "50 millis" }
     )
@@ -156,7 +157,7 @@ describe("Glam preset", () => {
         publisher.publish(Events.CreditBalanceLow, lowBalance)
       )
       expect(receipt.stream).toBe(Streams.eventsName)
-      yield* NatsServer.eventually(
+      yield* eventually(
         Effect.flatMap(Ref.get(handled), (list) => (list.length === 1 ? Effect.void : Effect.fail("not yet"))),
         { timeout: "15 seconds", interval: "50 millis" }
       )

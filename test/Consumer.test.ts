@@ -8,6 +8,7 @@ import * as NatsBroker from "../src/NatsBroker.js"
 import * as NatsClient from "../src/NatsClient.js"
 import type { NatsError } from "../src/NatsError.js"
 import * as Topology from "../src/Topology.js"
+import { eventually } from "./support/Eventually.js"
 import * as NatsServer from "./support/NatsServer.js"
 
 const Env = NatsBroker.layerFromClient.pipe(
@@ -117,7 +118,7 @@ describe("Consumer", () => {
 
         yield* first.ack
         yield* garbage.ack
-        yield* NatsServer.eventually(Effect.filterOrFail(ackPending("PLACED", "placed-reader"), (n) => n === 0))
+        yield* eventually(Effect.filterOrFail(ackPending("PLACED", "placed-reader"), (n) => n === 0))
       })
     )
 
@@ -264,7 +265,7 @@ describe("Consumer", () => {
         expect(plain.decoded.value.data).toStrictEqual({ id: 5 })
         expect(plain.message).toBe(message)
         yield* plain.ack
-        yield* NatsServer.eventually(Effect.filterOrFail(ackPending("WRAPPED", "wrapper"), (n) => n === 0))
+        yield* eventually(Effect.filterOrFail(ackPending("WRAPPED", "wrapper"), (n) => n === 0))
       })
     )
   })

@@ -13,6 +13,7 @@ import * as DeadLetter from "../src/DeadLetter.js"
 import * as Streams from "../src/glam/Streams.js"
 import * as Publisher from "../src/Publisher.js"
 import { CrashJob, durable, maxDeliveries, parseHandled } from "./support/CrashJob.js"
+import { eventually } from "./support/Eventually.js"
 import { consumerState, messaging, storedMessages } from "./support/Messaging.js"
 import * as NatsServer from "./support/NatsServer.js"
 
@@ -122,7 +123,7 @@ const crashLoop = (options: CrashLoopOptions) =>
           const child = yield* startChild(server.url, output, start)
           const outcome = yield* Effect.raceFirst(
             Effect.map(exited(child), (code) => ({ _tag: "Exited" as const, code })),
-            Effect.as(NatsServer.eventually(finished, { timeout: "20 seconds", interval: "100 millis" }), {
+            Effect.as(eventually(finished, { timeout: "20 seconds", interval: "100 millis" }), {
               _tag: "Finished" as const
             })
           )

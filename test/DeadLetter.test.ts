@@ -12,6 +12,7 @@ import * as NatsClient from "../src/NatsClient.js"
 import * as Publisher from "../src/Publisher.js"
 import * as ServiceIdentity from "../src/ServiceIdentity.js"
 import * as Topology from "../src/Topology.js"
+import { eventually } from "./support/Eventually.js"
 import * as NatsServer from "./support/NatsServer.js"
 
 const identifiers = {
@@ -416,7 +417,7 @@ describe("DeadLetter", () => {
         Stream.runForEach((message) => Ref.update(deliveries, (counts) => [...counts, message.deliveryCount])),
         Effect.forkChild
       )
-      yield* NatsServer.eventually(
+      yield* eventually(
         Effect.flatMap(messageCount("GLAM_ADVISORIES"), (count) =>
           count > advisoriesBefore ? Effect.void : Effect.fail("none yet")
         )
@@ -450,7 +451,7 @@ describe("DeadLetter", () => {
       const watcher = yield* DeadLetter.watchAdvisories({ stream: "GLAM_EVENTS", consumer: "crashy" }).pipe(
         Effect.forkChild
       )
-      const entry = yield* NatsServer.eventually(
+      const entry = yield* eventually(
         DeadLetter.list({ subject: "evt.crash.loop.v1" }).pipe(
           Effect.map((entries) => entries[0]),
           Effect.flatMap(Effect.fromNullishOr)
@@ -477,7 +478,7 @@ describe("DeadLetter", () => {
       expect(stored.headers).toStrictEqual([["Nats-Msg-Id", `dlq:GLAM_EVENTS:${original.seq}`]])
 
       // Acked: nothing pending or waiting for an ack, and a restarted watcher writes nothing more.
-      const state = yield* NatsServer.eventually(
+      const state = yield* eventually(
         Effect.flatMap(advisoryState("crashy"), (s) =>
           s.ackFloor.streamSeq === 1 ? Effect.succeed(s) : Effect.fail(s)
         )
@@ -488,7 +489,7 @@ describe("DeadLetter", () => {
         Effect.forkChild
       )
       const next = yield* exhaustDeliveries("evt.crash.loop.v1", "crashy", bytes("second"))
-      const entries = yield* NatsServer.eventually(
+      const entries = yield* eventually(
         DeadLetter.list({ subject: "evt.crash.loop.v1" }).pipe(
           Effect.flatMap((all) => (all.length >= 2 ? Effect.succeed(all) : Effect.fail("waiting")))
         )
@@ -506,7 +507,7 @@ describe("DeadLetter", () => {
       const watcher = yield* DeadLetter.watchAdvisories({ stream: "GLAM_EVENTS", consumer: "doomed" }).pipe(
         Effect.forkChild
       )
-      const entry = yield* NatsServer.eventually(
+      const entry = yield* eventually(
         DeadLetter.list().pipe(
           Effect.map((entries) => entries[0]),
           Effect.flatMap(Effect.fromNullishOr)
@@ -543,12 +544,12 @@ describe("DeadLetter", () => {
           consumer: "patient",
           retryDelay: "200 millis"
         }).pipe(Effect.forkChild)
-        const refused = yield* NatsServer.eventually(
+        const refused = yield* eventually(
           Effect.flatMap(advisoryState("patient"), (s) => (s.numRedelivered > 0 ? Effect.succeed(s) : Effect.fail(s)))
         )
         expect(refused.ackFloor.streamSeq).toBe(0)
         yield* Topology.provision(Topology.make({ streams: [Streams.deadLetters] }))
-        const entry = yield* NatsServer.eventually(
+        const entry = yield* eventually(
           DeadLetter.list().pipe(
             Effect.map((entries) => entries[0]),
             Effect.flatMap(Effect.fromNullishOr)
@@ -556,7 +557,7 @@ describe("DeadLetter", () => {
         )
         expect(entry.record.streamSeq).toBe(original.seq)
         expect(entry.record.originalPayload).toBe('{"later":true}')
-        yield* NatsServer.eventually(
+        yield* eventually(
           Effect.flatMap(advisoryState("patient"), (s) => (s.ackFloor.streamSeq === 1 ? Effect.void : Effect.fail(s)))
         )
         yield* Fiber.interrupt(watcher)

@@ -13,17 +13,14 @@ import * as Policy from "../src/Policy.js"
 import * as Publisher from "../src/Publisher.js"
 import * as Subscriber from "../src/Subscriber.js"
 import * as Topology from "../src/Topology.js"
+import { eventually } from "./support/Eventually.js"
 import * as Logs from "./support/Logs.js"
 import { consumerState, deadLetters, messaging, storedMessages } from "./support/Messaging.js"
-import * as NatsServer from "./support/NatsServer.js"
 
 const Crashed = Event.make("evt.test.crashed.v1", Schema.Struct({ n: Schema.Number }))
 const durable = "test-service-crashy"
 const advisoryDurable = `dlq-${Streams.eventsName}-${durable}`
 const maxDeliveries = 2
-
-const waitFor = <A, E, R>(check: Effect.Effect<A, E, R>) =>
-  NatsServer.eventually(check, { timeout: "20 seconds", interval: "100 millis" })
 
 const subscriber = Subscriber.make(Crashed, {
   durable,
@@ -55,10 +52,11 @@ const exhaustDeliveries = Effect.gen(function* () {
     Stream.runForEach(() => Ref.update(deliveries, (n) => n + 1)),
     Effect.forkChild
   )
-  yield* waitFor(
+  yield* eventually(
     Effect.flatMap(storedMessages(Streams.advisoriesName), (advisories) =>
       advisories.length > 0 ? Effect.void : Effect.fail("no advisory yet")
-    )
+    ),
+    { timeout: "20 seconds" }
   )
   yield* Fiber.interrupt(crashing)
   expect(yield* Ref.get(deliveries)).toBe(maxDeliveries + 1)
@@ -80,14 +78,18 @@ const runFor = <R>(logs: Logs.Captured, during: Effect.Effect<void, unknown, R>)
 const warnings = (logs: Logs.Captured) => logs.matching("Warn", "reached max deliveries")
 
 const warned = (logs: Logs.Captured) =>
-  waitFor(Effect.suspend(() => (warnings(logs).length > 0 ? Effect.void : Effect.fail("not logged yet"))))
+  eventually(
+    Effect.suspend(() => (warnings(logs).length > 0 ? Effect.void : Effect.fail("not logged yet"))),
+    { timeout: "20 seconds" }
+  )
 
-const advisoryAcked = waitFor(
+const advisoryAcked = eventually(
   Effect.flatMap(consumerState(Streams.advisoriesName, advisoryDurable), (state) =>
     state !== undefined && state.ackFloor.streamSeq === 1 && state.numAckPending === 0
       ? Effect.void
       : Effect.fail(state)
-  )
+  ),
+  { timeout: "20 seconds" }
 )
 
 // The advisory watcher's acks as if the process died before they reached the server: the server
@@ -143,7 +145,10 @@ describe("max-deliveries advisories across restarts", () => {
         logs,
         Effect.andThen(
           warned(logs),
-          waitFor(Effect.suspend(() => (redelivered().length > 0 ? Effect.void : Effect.fail("not yet"))))
+          eventually(
+            Effect.suspend(() => (redelivered().length > 0 ? Effect.void : Effect.fail("not yet"))),
+            { timeout: "20 seconds" }
+          )
         )
       ).pipe(Effect.provideService(Broker, broker))
       // Restarted with acks that reach the server: the advisory is settled for good.

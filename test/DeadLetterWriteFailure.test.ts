@@ -13,9 +13,9 @@ import * as Policy from "../src/Policy.js"
 import * as Publisher from "../src/Publisher.js"
 import * as Subscriber from "../src/Subscriber.js"
 import * as Topology from "../src/Topology.js"
+import { eventually } from "./support/Eventually.js"
 import * as Logs from "./support/Logs.js"
 import { consumerState, messaging, storedMessages } from "./support/Messaging.js"
-import * as NatsServer from "./support/NatsServer.js"
 
 const orders: Topology.StreamSpec = { name: "ORDERS", subjects: ["evt.orders.>"] }
 const OrderPlaced = Event.make("evt.orders.placed.v1", Schema.Struct({ n: Schema.Number }))
@@ -77,7 +77,7 @@ describe("a dead letter that cannot be written", () => {
         expect((yield* storedMessages("ORDERS_ADVISORIES")).length).toBe(0)
 
         yield* Topology.provision(Topology.make({ streams: Topology.withDeadLetters(orders) }))
-        const entries = yield* NatsServer.eventually(
+        const entries = yield* eventually(
           Effect.flatMap(DeadLetter.list({ stream: "ORDERS_DLQ" }), (list) =>
             list.length >= count ? Effect.succeed(list) : Effect.fail(`${list.length} of ${count} dead letters`)
           ),
@@ -92,7 +92,7 @@ describe("a dead letter that cannot be written", () => {
           assert(Option.isSome(original))
           expect(Buffer.from(original.value).equals(Buffer.from(payload))).toBe(true)
         }
-        const settled = yield* NatsServer.eventually(
+        const settled = yield* eventually(
           Effect.flatMap(consumerState("ORDERS", "orders-worker"), (s) =>
             s !== undefined && s.ackFloor.streamSeq === count ? Effect.succeed(s) : Effect.fail("not settled")
           ),

@@ -9,9 +9,9 @@ import * as Event from "../src/Event.js"
 import * as Policy from "../src/Policy.js"
 import * as Publisher from "../src/Publisher.js"
 import * as Subscriber from "../src/Subscriber.js"
+import { eventually } from "./support/Eventually.js"
 import * as Logs from "./support/Logs.js"
 import { messaging } from "./support/Messaging.js"
-import * as NatsServer from "./support/NatsServer.js"
 
 const Failing = Event.make("evt.test.failing.v1", Schema.Struct({ n: Schema.Number }))
 
@@ -30,7 +30,7 @@ const firstFailure = <R>(level: LogLevel.LogLevel, subscriber: Effect.Effect<voi
       Effect.provideService(References.MinimumLogLevel, level),
       Scope.provide(scope)
     )
-    const line = yield* NatsServer.eventually(
+    const line = yield* eventually(
       Effect.suspend(() => Effect.fromNullishOr(logs.lines.find((l) => l.includes("delivery 1 failed")))),
       { timeout: "15 seconds", interval: "50 millis" }
     )

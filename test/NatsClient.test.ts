@@ -22,6 +22,7 @@ import {
 import { stopStatusIterator } from "../src/internal/nats/connectionOptions.js"
 import * as NatsClient from "../src/NatsClient.js"
 import type { NatsError } from "../src/NatsError.js"
+import { eventually } from "./support/Eventually.js"
 import * as Logs from "./support/Logs.js"
 import * as NatsServer from "./support/NatsServer.js"
 import { makeCertificates, serverTlsConfig } from "./support/tls.js"
@@ -277,7 +278,7 @@ describe("NatsClient", () => {
         )
 
         yield* server.stop
-        const down = yield* NatsServer.eventually(Effect.flip(client.health))
+        const down = yield* eventually(Effect.flip(client.health))
         expect(down.reason._tag).toBe("Disconnected")
         yield* Fiber.join(manyAttempts)
         expect(client.connection.isClosed()).toBe(false)
@@ -289,16 +290,14 @@ describe("NatsClient", () => {
           expect(tags.at(-1)).toBe("Reconnected")
           expect(tags.indexOf("Disconnected")).toBeLessThan(tags.indexOf("Reconnected"))
         }
-        yield* NatsServer.eventually(client.health)
+        yield* eventually(client.health)
         // One line when the connection drops, one when it is back, saying how long it was gone.
         expect(logs.matching("Warn", "NATS disconnected from")).toHaveLength(1)
         const [reconnected] = logs.matching("Info", "NATS reconnected to")
         expect(reconnected?.message).toMatch(/^NATS reconnected to 127\.0\.0\.1:\d+ after \d+(\.\d)? (ms|s)$/)
         // nats.js reports a server-list update with nothing added or removed on each reconnect: no line for it.
         expect(logs.lines.filter((line) => line.message.startsWith("NATS servers changed"))).toEqual([])
-        const ack = yield* NatsServer.eventually(
-          Effect.tryPromise(() => client.jetstream.publish("restart.a", "after"))
-        )
+        const ack = yield* eventually(Effect.tryPromise(() => client.jetstream.publish("restart.a", "after")))
         expect(ack.stream).toBe("RESTART")
         client.connection.subscribe("echo", {
           callback: (_error, message) => {
@@ -367,7 +366,7 @@ describe("NatsClient", () => {
           )
           client.connection.subscribe("anything", { callback: () => {} })
           yield* server.kill
-          yield* NatsServer.eventually(Effect.flip(client.health))
+          yield* eventually(Effect.flip(client.health))
           yield* Scope.close(scope, Exit.void)
           return client
         })
@@ -421,7 +420,7 @@ describe("NatsClient", () => {
         })
         const logs = Logs.capture()
         const client = yield* NatsClient.fromConnection(faulty).pipe(Effect.provide(logs.layer))
-        yield* NatsServer.eventually(
+        yield* eventually(
           Effect.suspend(() =>
             logs.matching("Info", "NATS status watcher: working again").length === 1
               ? Effect.void
@@ -433,10 +432,10 @@ describe("NatsClient", () => {
 
         // The second iterator sees the server go and come back.
         yield* server.stop
-        const down = yield* NatsServer.eventually(Effect.flip(client.health))
+        const down = yield* eventually(Effect.flip(client.health))
         expect(down.reason._tag).toBe("Disconnected")
         yield* server.start
-        yield* NatsServer.eventually(client.health)
+        yield* eventually(client.health)
         expect(logs.matching("Info", "NATS reconnected")).toHaveLength(1)
       })
   )

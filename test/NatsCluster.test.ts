@@ -2,9 +2,9 @@ import { describe, expect, layer } from "@effect/vitest"
 import { AckPolicy, jetstreamManager } from "@nats-io/jetstream"
 import { connect } from "@nats-io/transport-node"
 import { Effect } from "effect"
+import { eventually } from "./support/Eventually.js"
 import * as NatsCluster from "./support/NatsCluster.js"
 import { NatsClusterService } from "./support/NatsCluster.js"
-import * as NatsServer from "./support/NatsServer.js"
 
 /** A JetStream manager on a connection to the whole cluster, closed with the test's scope. */
 const manager = Effect.gen(function* () {
@@ -74,7 +74,7 @@ describe("NatsCluster", () => {
           expect(yield* cluster.ready).toBeTruthy()
           // A node that has just come back may answer STREAM.INFO itself before it knows the leader, with no
           // `leader` in the reply: wait for a reply that names one and lists the returned node as current.
-          const caughtUp = yield* NatsServer.eventually(
+          const caughtUp = yield* eventually(
             Effect.tryPromise(() => jsm.streams.info("FAILOVER")).pipe(
               Effect.filterOrFail(
                 (info) =>

@@ -5,6 +5,7 @@ import { connect, errors, type NatsConnection, usernamePasswordAuthenticator } f
 import { Effect, Schema } from "effect"
 import { fromCause, redactServer, UNAVAILABLE_API_CODES } from "../src/internal/nats/errors.js"
 import * as NatsError from "../src/NatsError.js"
+import { eventually } from "./support/Eventually.js"
 import * as NatsServer from "./support/NatsServer.js"
 
 /** What nats.js rejects `run` with, translated the way every module translates it. */
@@ -130,7 +131,7 @@ describe("NatsError mapping (internal/nats/errors)", () => {
         yield* Effect.promise(() => nc.flush())
         yield* server.stop
         // Until nats.js notices the socket is gone a round trip may still succeed: ask until one fails.
-        const dropped = yield* NatsServer.eventually(translated("health", () => nc.rtt()))
+        const dropped = yield* eventually(translated("health", () => nc.rtt()))
         expect(dropped.reason._tag).toBe("Disconnected")
         expect(dropped.reason.cause).toBeInstanceOf(errors.RequestError)
         expect(dropped.isRetryable).toBe(true)

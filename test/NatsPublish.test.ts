@@ -9,6 +9,7 @@ import { NatsClient } from "../src/NatsClient.js"
 import * as Publisher from "../src/Publisher.js"
 import * as ServiceIdentity from "../src/ServiceIdentity.js"
 import { bytes, streamConfig, text } from "./support/configs.js"
+import { eventually } from "./support/Eventually.js"
 import * as NatsServer from "./support/NatsServer.js"
 
 const Env = NatsBroker.layerFromClient.pipe(
@@ -352,7 +353,7 @@ describe("NatsBroker publish", () => {
           { concurrency: 256 }
         )
         .pipe(Effect.forkChild({ startImmediately: true }))
-      yield* NatsServer.eventually(
+      yield* eventually(
         Effect.flatMap(broker.streamInfo("ORDERS"), (info) =>
           (Option.getOrUndefined(info)?.state.messages ?? 0) >= total / 5 ? Effect.void : Effect.fail("not yet")
         )

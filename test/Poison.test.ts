@@ -13,8 +13,8 @@ import * as Policy from "../src/Policy.js"
 import * as Publisher from "../src/Publisher.js"
 import * as Subscriber from "../src/Subscriber.js"
 import * as Topology from "../src/Topology.js"
+import { eventually } from "./support/Eventually.js"
 import { consumerState, messaging, storedMessages } from "./support/Messaging.js"
-import * as NatsServer from "./support/NatsServer.js"
 
 const OrderPlaced = Event.make(
   "evt.poison.placed.v1",
@@ -34,9 +34,6 @@ const run = <E, R>(subscriber: Effect.Effect<void, E, R>) =>
     yield* subscriber.pipe(Scope.provide(scope))
     return scope
   })
-
-const waitFor = <A, E, R>(check: Effect.Effect<A, E, R>, timeout: Duration.Input = "20 seconds") =>
-  NatsServer.eventually(check, { timeout, interval: "100 millis" })
 
 const atLeast = <A>(ref: Ref.Ref<ReadonlyArray<A>>, count: number) =>
   Effect.flatMap(Ref.get(ref), (items) => (items.length >= count ? Effect.void : Effect.fail("not yet")))
@@ -215,12 +212,13 @@ describe("Poison messages", () => {
             })
           )
 
-          const entries = yield* waitFor(deadLetterCount(cases.length))
-          yield* waitFor(atLeast(handled, expectedHandled.length))
-          const state = yield* waitFor(
+          const entries = yield* eventually(deadLetterCount(cases.length), { timeout: "20 seconds" })
+          yield* eventually(atLeast(handled, expectedHandled.length), { timeout: "20 seconds" })
+          const state = yield* eventually(
             Effect.flatMap(consumerState("GLAM_EVENTS", "poison"), (s) =>
               s !== undefined && s.ackFloor.streamSeq === lastSeq ? Effect.succeed(s) : Effect.fail("not settled")
-            )
+            ),
+            { timeout: "20 seconds" }
           )
 
           expect(yield* Ref.get(handled)).toStrictEqual(expectedHandled)
@@ -301,12 +299,13 @@ describe("Poison messages", () => {
               })
           })
         )
-        const entries = yield* waitFor(deadLetterCount(2))
-        yield* waitFor(atLeast(handled, 1))
-        const state = yield* waitFor(
+        const entries = yield* eventually(deadLetterCount(2), { timeout: "20 seconds" })
+        yield* eventually(atLeast(handled, 1), { timeout: "20 seconds" })
+        const state = yield* eventually(
           Effect.flatMap(consumerState("GLAM_EVENTS", "failing"), (s) =>
             s !== undefined && s.ackFloor.streamSeq === fine.seq ? Effect.succeed(s) : Effect.fail("not settled")
-          )
+          ),
+          { timeout: "20 seconds" }
         )
         expect(yield* Ref.get(runs)).toStrictEqual([1, 2, 3])
         expect(yield* Ref.get(handled)).toStrictEqual([3])
@@ -368,11 +367,12 @@ describe("Poison messages", () => {
           const poison = yield* publishRaw(placed, poisonBytes)
           const good = yield* publisher.publish(OrderPlaced, placedPayload(1))
           // The good message behind it is handled; the poison one keeps coming back, unsettled.
-          yield* waitFor(atLeast(handled, 1))
-          const waiting = yield* waitFor(
+          yield* eventually(atLeast(handled, 1), { timeout: "20 seconds" })
+          const waiting = yield* eventually(
             Effect.flatMap(consumerState("GLAM_EVENTS", "no-dlq"), (s) =>
               s !== undefined && s.delivered.consumerSeq >= 4 ? Effect.succeed(s) : Effect.fail("not redelivered yet")
-            )
+            ),
+            { timeout: "20 seconds" }
           )
           expect(waiting.numRedelivered).toBe(1)
           expect(waiting.ackFloor.streamSeq).toBe(0)
@@ -380,7 +380,7 @@ describe("Poison messages", () => {
           expect(Option.isSome(yield* broker.getMessage("GLAM_EVENTS", poison.seq))).toBe(true)
 
           yield* Topology.provision(Streams.topology)
-          const [entry] = yield* waitFor(deadLetterCount(1))
+          const [entry] = yield* eventually(deadLetterCount(1), { timeout: "20 seconds" })
           assert(entry !== undefined)
           expect(entry.record).toMatchObject({
             decision: "decode failure",
@@ -394,10 +394,11 @@ describe("Poison messages", () => {
           const bytes = yield* DeadLetter.originalBytes(entry)
           assert(Option.isSome(bytes))
           expect(Buffer.compare(Buffer.from(bytes.value), Buffer.from(poisonBytes))).toBe(0)
-          const settled = yield* waitFor(
+          const settled = yield* eventually(
             Effect.flatMap(consumerState("GLAM_EVENTS", "no-dlq"), (s) =>
               s !== undefined && s.ackFloor.streamSeq === good.seq ? Effect.succeed(s) : Effect.fail("not settled")
-            )
+            ),
+            { timeout: "20 seconds" }
           )
           expect(settled.numAckPending).toBe(0)
           expect(yield* Ref.get(handled)).toStrictEqual([1])

@@ -12,6 +12,7 @@ import * as Publisher from "../src/Publisher.js"
 import * as ServiceIdentity from "../src/ServiceIdentity.js"
 import * as Topology from "../src/Topology.js"
 import { identifiers } from "./glam/samples.js"
+import { eventually } from "./support/Eventually.js"
 import { messaging, natsBroker, storedMessages } from "./support/Messaging.js"
 import * as NatsServer from "./support/NatsServer.js"
 
@@ -204,7 +205,7 @@ describe("Publisher.publishAll", () => {
         expect(error.remaining.length).toBeGreaterThanOrEqual(50)
 
         yield* server.start
-        yield* NatsServer.eventually(broker.streamInfo("GLAM_EVENTS"))
+        yield* eventually(broker.streamInfo("GLAM_EVENTS"))
         const rest = yield* publisher.publishAll(Publisher.remainingItems(items, error))
         expect(rest.map((r) => r.eventId)).toStrictEqual(error.remaining.map((r) => r.eventId))
 

@@ -19,6 +19,7 @@ import * as Publisher from "../src/Publisher.js"
 import * as ServiceIdentity from "../src/ServiceIdentity.js"
 import * as Topology from "../src/Topology.js"
 import { identifiers } from "./glam/samples.js"
+import { eventually } from "./support/Eventually.js"
 import * as NatsServer from "./support/NatsServer.js"
 
 const lowBalance = { identifiers, balance: 4.5, email: "owner@demo-shop.example" }
@@ -292,7 +293,7 @@ describe("Publisher outages", () => {
         yield* server.stop
         yield* Effect.sleep("3 seconds")
         yield* server.start
-        yield* NatsServer.eventually(
+        yield* eventually(
           Effect.suspend(() =>
             lines.some((l) => l.level === "Info" && l.message.startsWith("publishing works again"))
               ? Effect.void

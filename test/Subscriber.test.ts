@@ -19,8 +19,8 @@ import * as Event from "../src/Event.js"
 import * as Policy from "../src/Policy.js"
 import * as Publisher from "../src/Publisher.js"
 import * as Subscriber from "../src/Subscriber.js"
+import { eventually } from "./support/Eventually.js"
 import { consumerState, deadLetters, messaging, storedMessages } from "./support/Messaging.js"
-import * as NatsServer from "./support/NatsServer.js"
 
 const Happened = Event.make("evt.test.happened.v1", Schema.Struct({ n: Schema.Number, key: Schema.String }))
 const FollowUp = Event.make("evt.test.followed.v1", Schema.Struct({ n: Schema.Number }))
@@ -47,9 +47,6 @@ const run = <E, R>(subscriber: Effect.Effect<void, E, R>) =>
     return scope
   })
 
-const waitFor = <A, E, R>(check: Effect.Effect<A, E, R>, timeout: Duration.Input = "15 seconds") =>
-  NatsServer.eventually(check, { timeout, interval: "50 millis" })
-
 const atLeast = <A>(ref: Ref.Ref<ReadonlyArray<A>>, count: number) =>
   Effect.flatMap(Ref.get(ref), (items) => (items.length >= count ? Effect.void : Effect.fail("not yet")))
 
@@ -73,7 +70,7 @@ const seenByHandler = <A, E>(durable: string, read: Effect.Effect<A, E>) =>
           )
       })
     )
-    yield* waitFor(atLeast(seen, 1))
+    yield* eventually(atLeast(seen, 1))
     const [first] = yield* Ref.get(seen)
     if (first === undefined) return yield* Effect.die("nothing seen")
     return first
@@ -96,9 +93,9 @@ describe("Subscriber", () => {
             handler: (envelope) => Ref.update(seen, (list) => [...list, envelope.data.n])
           })
         )
-        yield* waitFor(atLeast(seen, 30))
+        yield* eventually(atLeast(seen, 30))
         expect(yield* Ref.get(seen)).toStrictEqual(Array.from({ length: 30 }, (_, i) => i + 1))
-        const state = yield* waitFor(
+        const state = yield* eventually(
           Effect.flatMap(consumerState("GLAM_EVENTS", "in-order"), (s) =>
             s !== undefined && s.ackFloor.streamSeq === 30 ? Effect.succeed(s) : Effect.fail("acks pending")
           )
@@ -156,7 +153,7 @@ describe("Subscriber", () => {
             }
           })
         )
-        yield* waitFor(atLeast(runs, 3))
+        yield* eventually(atLeast(runs, 3))
         // past two ack-waits: nothing came back
         yield* Effect.sleep("2500 millis")
         expect(yield* Ref.get(runs)).toHaveLength(3)
@@ -195,7 +192,7 @@ describe("Subscriber", () => {
             handler: () => Ref.update(deliveries, (list) => [...list, 1]).pipe(Effect.andThen(Effect.fail(new Flaky())))
           })
         )
-        const letters = yield* waitFor(
+        const letters = yield* eventually(
           Effect.flatMap(deadLetters, (list) => (list.length === 1 ? Effect.succeed(list) : Effect.fail("no record")))
         )
         expect(yield* Ref.get(deliveries)).toHaveLength(3)
@@ -224,7 +221,7 @@ describe("Subscriber", () => {
               )
           })
         )
-        const letters = yield* waitFor(
+        const letters = yield* eventually(
           Effect.flatMap(deadLetters, (list) => (list.length === 1 ? Effect.succeed(list) : Effect.fail("no record")))
         )
         const times = yield* Ref.get(deliveries)
@@ -269,10 +266,10 @@ describe("Subscriber", () => {
             messageId: "garbage-1",
             timeout: Duration.seconds(5)
           })
-          yield* waitFor(atLeast(deliveries, 2))
+          yield* eventually(atLeast(deliveries, 2))
           const times = yield* Ref.get(deliveries)
           expect((times[1] ?? 0) - (times[0] ?? 0)).toBeGreaterThanOrEqual(750)
-          const letters = yield* waitFor(
+          const letters = yield* eventually(
             Effect.flatMap(deadLetters, (list) => (list.length === 1 ? Effect.succeed(list) : Effect.fail("no record")))
           )
           expect(letters[0]?.envelope.data.decision).toBe("decode failure")
@@ -304,7 +301,7 @@ describe("Subscriber", () => {
               )
           })
         )
-        yield* waitFor(atLeast(done, 24))
+        yield* eventually(atLeast(done, 24))
         expect(yield* Ref.get(peak)).toBe(4)
         expect([...(yield* Ref.get(done))].sort((a, b) => a - b)).toStrictEqual(
           Array.from({ length: 24 }, (_, i) => i + 1)
@@ -330,7 +327,7 @@ describe("Subscriber", () => {
               )
           })
         )
-        yield* waitFor(atLeast(seen, 60))
+        yield* eventually(atLeast(seen, 60))
         const all = yield* Ref.get(seen)
         for (const key of keys) {
           const ns = all.filter((s) => s.key === key).map((s) => s.n)
@@ -386,7 +383,7 @@ describe("Subscriber", () => {
                 Effect.asVoid
               )
           }).pipe(Effect.provide(Logger.layer([capture], { mergeWithExisting: true })), Scope.provide(scope))
-          const followUp = yield* waitFor(
+          const followUp = yield* eventually(
             Effect.flatMap(storedMessages("GLAM_EVENTS"), (messages) => {
               const found = messages.find((m) => m.subject === "evt.test.followed.v1")
               return found === undefined ? Effect.fail("no follow-up yet") : Effect.succeed(found)
@@ -460,11 +457,11 @@ describe("Subscriber", () => {
             handler: (envelope) => Ref.update(handled, (list) => [...list, envelope.data.n])
           })
         )
-        const letters = yield* waitFor(
+        const letters = yield* eventually(
           Effect.flatMap(deadLetters, (list) => (list.length === 1 ? Effect.succeed(list) : Effect.fail("no record")))
         )
         expect(letters[0]?.envelope.data.error_message).toBe("no ordering key")
-        yield* waitFor(atLeast(handled, 5))
+        yield* eventually(atLeast(handled, 5))
         expect([...(yield* Ref.get(handled))].sort()).toStrictEqual([1, 2, 4, 5, 6])
       })
     )
@@ -483,7 +480,7 @@ describe("Subscriber", () => {
             handler: () => Effect.sleep("5 seconds").pipe(Effect.andThen(Ref.update(finished, (n) => n + 1)))
           })
         )
-        const letters = yield* waitFor(
+        const letters = yield* eventually(
           Effect.flatMap(deadLetters, (list) => (list.length === 1 ? Effect.succeed(list) : Effect.fail("no record")))
         )
         expect(letters[0]?.envelope.data.error_code).toBe("HandlerTimeout")
@@ -509,12 +506,12 @@ describe("Subscriber", () => {
           })
         )
         // message 1 is interrupted on its first delivery, nak'ed, and delivered again at once
-        yield* waitFor(atLeast(deliveries, 4))
+        yield* eventually(atLeast(deliveries, 4))
         const seen = yield* Ref.get(deliveries)
         expect(seen.filter((n) => n === "1")).toHaveLength(2)
         expect([...new Set(seen)].sort()).toStrictEqual(["1", "2", "3"])
         // all three acked in the end
-        yield* waitFor(
+        yield* eventually(
           Effect.flatMap(consumerState("GLAM_EVENTS", "self-interrupting"), (s) =>
             s !== undefined && s.ackFloor.streamSeq === 3 && s.numAckPending === 0
               ? Effect.void
@@ -543,13 +540,13 @@ describe("Subscriber", () => {
               )
           })
         )
-        yield* waitFor(atLeast(started, 50))
+        yield* eventually(atLeast(started, 50))
         yield* Scope.close(scope, Exit.void)
         const finishedAtClose = yield* Ref.get(finished)
         expect(finishedAtClose.length).toBeGreaterThanOrEqual(50)
         expect(new Set(finishedAtClose).size).toBe(finishedAtClose.length)
         // every message that finished is acked; the others come back to the next subscriber
-        const state = yield* waitFor(
+        const state = yield* eventually(
           Effect.flatMap(consumerState("GLAM_EVENTS", "graceful"), (s) =>
             s !== undefined && s.numAckPending === 0 ? Effect.succeed(s) : Effect.fail("unsettled")
           )
@@ -562,7 +559,7 @@ describe("Subscriber", () => {
             handler: (envelope) => Ref.update(again, (list) => [...list, envelope.data.n])
           })
         )
-        yield* waitFor(atLeast(again, 80 - finishedAtClose.length))
+        yield* eventually(atLeast(again, 80 - finishedAtClose.length))
         const all = new Set([...finishedAtClose, ...(yield* Ref.get(again))])
         expect(all.size).toBe(80)
         expect(yield* Ref.get(again)).not.toContain(finishedAtClose[0])
@@ -588,7 +585,7 @@ describe("Subscriber", () => {
               )
           })
         )
-        yield* waitFor(atLeast(started, 5))
+        yield* eventually(atLeast(started, 5))
         yield* Scope.close(scope, Exit.void)
         expect(yield* Ref.get(finished)).toHaveLength(0)
         const redelivered = yield* Ref.make<ReadonlyArray<number>>([])
@@ -600,7 +597,7 @@ describe("Subscriber", () => {
           })
         )
         // nak'ed without delay: back well before the 30 s ack-wait
-        yield* waitFor(atLeast(redelivered, 5), "5 seconds")
+        yield* eventually(atLeast(redelivered, 5), { timeout: "5 seconds" })
         expect([...(yield* Ref.get(redelivered))].sort()).toStrictEqual([1, 2, 3, 4, 5])
       })
     )

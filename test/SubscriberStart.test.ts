@@ -12,6 +12,7 @@ import * as Publisher from "../src/Publisher.js"
 import * as ServiceIdentity from "../src/ServiceIdentity.js"
 import * as Subscriber from "../src/Subscriber.js"
 import * as Topology from "../src/Topology.js"
+import { eventually } from "./support/Eventually.js"
 import { natsBroker } from "./support/Messaging.js"
 import * as NatsServer from "./support/NatsServer.js"
 
@@ -113,7 +114,7 @@ describe("Subscriber start", () => {
       const publisher = yield* Publisher.make()
       const receipt = yield* publisher.publish(Placed, { n: 7 })
       expect(receipt.stream).toBe("SHOP")
-      yield* NatsServer.eventually(
+      yield* eventually(
         Effect.flatMap(Ref.get(handled), (list) => (list.length === 1 ? Effect.void : Effect.fail("not yet"))),
         { timeout: "10 seconds", interval: "50 millis" }
       )
@@ -180,7 +181,7 @@ describe("Subscriber start", () => {
         yield* Effect.gen(function* () {
           const publisher = yield* Publisher.Publisher
           yield* publisher.publishAll([1, 2, 3].map((n) => ({ event: Placed, payload: { n } })))
-          yield* NatsServer.eventually(
+          yield* eventually(
             Effect.flatMap(Ref.get(handled), (list) => (list.length === 3 ? Effect.void : Effect.fail("not yet"))),
             { timeout: "15 seconds", interval: "50 millis" }
           )

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { AckPolicy } from "@nats-io/jetstream"
-import { type Duration, Effect, Exit, Ref, Schema, Scope } from "effect"
+import { Effect, Exit, Ref, Schema, Scope } from "effect"
 import { Broker } from "../src/Broker.js"
 import * as Event from "../src/Event.js"
 import * as Streams from "../src/glam/Streams.js"
@@ -13,9 +13,9 @@ import { NatsClient } from "../src/NatsClient.js"
 import * as Publisher from "../src/Publisher.js"
 import * as Subscriber from "../src/Subscriber.js"
 import * as Topology from "../src/Topology.js"
+import { eventually } from "./support/Eventually.js"
 import * as Logs from "./support/Logs.js"
 import { messaging } from "./support/Messaging.js"
-import * as NatsServer from "./support/NatsServer.js"
 
 const Ticked = Event.make("evt.supervision.ticked.v1", Schema.Struct({ n: Schema.Number }))
 
@@ -26,9 +26,6 @@ const publishRange = (from: number, to: number) =>
       { concurrency: 16 }
     )
   )
-
-const waitFor = <A, E, R>(check: Effect.Effect<A, E, R>, timeout: Duration.Input = "20 seconds") =>
-  NatsServer.eventually(check, { timeout, interval: "50 millis" })
 
 /** A subscriber on `Ticked` in a scope of its own; `seen` lists every `n` handled, repeats included. */
 const subscribe = (durable: string, options: Partial<Subscriber.Options<typeof Ticked, never, never>> = {}) =>
@@ -60,11 +57,13 @@ describe("Subscriber supervision", () => {
       const broker = yield* Broker
       const subscriber = yield* subscribe("recreated", { checkConsumerEvery: "300 millis" })
       yield* publishRange(1, 5)
-      yield* waitFor(subscriber.handledAll(1, 5))
+      yield* eventually(subscriber.handledAll(1, 5), { timeout: "20 seconds" })
       expect(yield* broker.deleteConsumer("GLAM_EVENTS", "recreated")).toBe(true)
-      yield* waitFor(subscriber.logged("Warn", "consumer GLAM_EVENTS/recreated was deleted; created it again"))
+      yield* eventually(subscriber.logged("Warn", "consumer GLAM_EVENTS/recreated was deleted; created it again"), {
+        timeout: "20 seconds"
+      })
       yield* publishRange(6, 10)
-      yield* waitFor(subscriber.handledAll(6, 10))
+      yield* eventually(subscriber.handledAll(6, 10), { timeout: "20 seconds" })
       // Created again with deliver policy all: what the stream still held came again (at-least-once).
       const seen = yield* Ref.get(subscriber.seen)
       expect(seen.filter((n) => n <= 5).length).toBeGreaterThanOrEqual(5)
@@ -80,18 +79,21 @@ describe("Subscriber supervision", () => {
         const broker = yield* Broker
         const subscriber = yield* subscribe("orphaned", { checkConsumerEvery: "300 millis" })
         yield* publishRange(1, 3)
-        yield* waitFor(subscriber.handledAll(1, 3))
+        yield* eventually(subscriber.handledAll(1, 3), { timeout: "20 seconds" })
         expect(yield* broker.deleteStream("GLAM_EVENTS")).toBe(true)
-        yield* waitFor(
+        yield* eventually(
           subscriber.logged(
             "Error",
             "stream GLAM_EVENTS does not exist: orphaned receives nothing until it is created again"
-          )
+          ),
+          { timeout: "20 seconds" }
         )
         yield* Topology.provision(Streams.topology)
-        yield* waitFor(subscriber.logged("Info", "subscriber orphaned: consumer check: working again after"))
+        yield* eventually(subscriber.logged("Info", "subscriber orphaned: consumer check: working again after"), {
+          timeout: "20 seconds"
+        })
         yield* publishRange(4, 6)
-        yield* waitFor(subscriber.handledAll(4, 6))
+        yield* eventually(subscriber.handledAll(4, 6), { timeout: "20 seconds" })
         // Reported once when it started, not once per check.
         expect(subscriber.logs.matching("Error", "consumer check stopped").length).toBe(1)
         yield* Scope.close(subscriber.scope, Exit.void)
@@ -106,7 +108,7 @@ describe("Subscriber supervision", () => {
         const { manager } = yield* NatsClient
         const subscriber = yield* subscribe("swapped", { checkConsumerEvery: "1 minute" })
         yield* publishRange(1, 3)
-        yield* waitFor(subscriber.handledAll(1, 3))
+        yield* eventually(subscriber.handledAll(1, 3), { timeout: "20 seconds" })
         // Someone replaces the durable by a push consumer of the same name: every pull is refused.
         expect(yield* broker.deleteConsumer("GLAM_EVENTS", "swapped")).toBe(true)
         yield* Effect.promise(() =>
@@ -116,16 +118,19 @@ describe("Subscriber supervision", () => {
             ack_policy: AckPolicy.Explicit
           })
         )
-        yield* waitFor(subscriber.logged("Error", "subscriber swapped: consume GLAM_EVENTS/swapped stopped:"))
+        yield* eventually(subscriber.logged("Error", "subscriber swapped: consume GLAM_EVENTS/swapped stopped:"), {
+          timeout: "20 seconds"
+        })
         yield* Effect.sleep("2 seconds")
         expect(subscriber.logs.matching("Error", "consume GLAM_EVENTS/swapped stopped").length).toBe(1)
         // Once the push consumer is gone, the restart provisions the durable again and consumes.
         yield* Effect.promise(() => manager.consumers.delete("GLAM_EVENTS", "swapped"))
-        yield* waitFor(
-          subscriber.logged("Info", "subscriber swapped: consume GLAM_EVENTS/swapped: working again after")
+        yield* eventually(
+          subscriber.logged("Info", "subscriber swapped: consume GLAM_EVENTS/swapped: working again after"),
+          { timeout: "20 seconds" }
         )
         yield* publishRange(4, 6)
-        yield* waitFor(subscriber.handledAll(4, 6))
+        yield* eventually(subscriber.handledAll(4, 6), { timeout: "20 seconds" })
         yield* Scope.close(subscriber.scope, Exit.void)
       }).pipe(Effect.provide(messaging()))
   )
@@ -142,11 +147,15 @@ describe("Subscriber supervision", () => {
         slowHandlerAfter: "400 millis",
         handler: () => Effect.sleep("2500 millis").pipe(Effect.andThen(Ref.set(done, true)))
       }).pipe(Effect.provide(logs.layer), Scope.provide(scope))
-      yield* waitFor(Effect.flatMap(Ref.get(done), (finished) => (finished ? Effect.void : Effect.fail("running"))))
-      yield* waitFor(
+      yield* eventually(
+        Effect.flatMap(Ref.get(done), (finished) => (finished ? Effect.void : Effect.fail("running"))),
+        { timeout: "20 seconds" }
+      )
+      yield* eventually(
         Effect.suspend(() =>
           logs.matching("Info", "finished after").length > 0 ? Effect.void : Effect.fail("no line")
-        )
+        ),
+        { timeout: "20 seconds" }
       )
       const running = logs.matching(
         "Warn",

@@ -13,8 +13,8 @@ import * as Policy from "../src/Policy.js"
 import * as Publisher from "../src/Publisher.js"
 import * as Subscriber from "../src/Subscriber.js"
 import * as Topology from "../src/Topology.js"
+import { eventually } from "./support/Eventually.js"
 import { messaging, storedMessages } from "./support/Messaging.js"
-import * as NatsServer from "./support/NatsServer.js"
 
 const orders: Topology.StreamSpec = { name: "ORDERS", subjects: ["evt.orders.>"], maxAge: "1 day" }
 const OrderPlaced = Event.make("evt.orders.placed.v1", Schema.Struct({ n: Schema.Number }))
@@ -29,7 +29,7 @@ const run = <E, R>(subscriber: Effect.Effect<void, E, R>) =>
   })
 
 const deadLetters = (stream: string, count: number) =>
-  NatsServer.eventually(
+  eventually(
     Effect.flatMap(DeadLetter.list({ stream }), (entries) =>
       entries.length >= count ? Effect.succeed(entries) : Effect.fail(`${entries.length} of ${count} dead letters`)
     ),

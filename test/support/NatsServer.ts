@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { type Cause, Context, Data, Duration, Effect, Exit, Layer, Schedule } from "effect"
+import { Context, Data, Duration, Effect, Exit, Layer } from "effect"
 
 export class NatsServerError extends Data.TaggedError("NatsServerError")<{
   readonly message: string
@@ -187,16 +187,6 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
 /** A scoped layer with one server for a whole `layer(...)` block. */
 export const layer = (options: Options = {}): Layer.Layer<NatsServerService, NatsServerError> =>
   Layer.effect(NatsServerService, make(options))
-
-/** Retries `check` every `interval` until it succeeds, failing with its last error after `timeout`. */
-export const eventually = <A, E, R>(
-  check: Effect.Effect<A, E, R>,
-  options: { readonly timeout?: Duration.Input; readonly interval?: Duration.Input } = {}
-): Effect.Effect<A, E | Cause.TimeoutError, R> =>
-  check.pipe(
-    Effect.retry(Schedule.spaced(options.interval ?? "50 millis")),
-    Effect.timeout(options.timeout ?? "10 seconds")
-  )
 
 /** `authorization` block with user/password pairs (nats-server 2.9 syntax). */
 export const usersConfig = (users: ReadonlyArray<{ readonly user: string; readonly password: string }>): string =>

@@ -6,16 +6,18 @@
  */
 import { expect } from "@effect/vitest"
 import { Clock, Deferred, Effect, Fiber, Option, Queue, Schedule, Stream } from "effect"
-import { Broker, type Headers } from "../../../src/Broker.js"
-import * as Publisher from "../../../src/Publisher.js"
-import * as Topology from "../../../src/Topology.js"
+import { Broker, type Headers } from "../../src/Broker.js"
+import * as Publisher from "../../src/Publisher.js"
+import * as Topology from "../../src/Topology.js"
+import { streamConfig } from "../support/configs.js"
+import { eventually } from "../support/Eventually.js"
 import {
+  acked,
   bytes,
   check,
   consumeRaw,
   consumerState,
   consumers,
-  eventually,
   Item,
   messageCount,
   publishRaw,
@@ -27,21 +29,12 @@ import {
 
 const withoutMessageId = (headers: Headers): Headers => headers.filter(([name]) => name !== "Nats-Msg-Id")
 
-const acked = (consumer: string, lastSeq: number) =>
-  eventually(
-    Effect.flatMap(consumerState(consumer), (state) =>
-      check(
-        state.ackFloor.streamSeq === lastSeq && state.numAckPending === 0,
-        `${consumer}: ack floor ${state.ackFloor.streamSeq} (want ${lastSeq}), ${state.numAckPending} unacknowledged`
-      )
-    )
-  )
-
 export const publishConsume: Scenario = {
   name: "publish/consume: subject, bytes, headers and positions arrive intact, and the stored copy matches",
   run: Effect.gen(function* () {
     const broker = yield* Broker
     const publisher = yield* Publisher.Publisher
+    const startedAt = yield* Clock.currentTimeMillis
     yield* consumers({ name: "intact", filterSubject: "evt.>" })
     const sent: ReadonlyArray<{
       subject: string
@@ -122,6 +115,7 @@ export const publishConsume: Scenario = {
       }
     }
     const stamps = arrivals.map(({ message }) => message.timestampMillis)
+    expect(stamps[0]).toBeGreaterThanOrEqual(startedAt - 1000)
     expect(stamps).toStrictEqual([...stamps].sort((a, b) => a - b))
     const info = yield* broker.streamInfo("GLAM_EVENTS")
     expect(Option.map(info, ({ state }) => [state.messages, state.firstSeq, state.lastSeq])).toStrictEqual(
@@ -129,11 +123,30 @@ export const publishConsume: Scenario = {
     )
     yield* acked("intact", 5)
     expect((yield* consumerState("intact")).numPending).toBe(0)
+
+    // Stored as nats.js sends them: repeated names together (values trimmed), the message id last.
+    const ordered = yield* publishRaw("evt.intact.headers.v1", bytes("{}"), {
+      messageId: "m-1",
+      headers: [
+        ["X-Tag", "a"],
+        ["traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"],
+        ["X-Tag", " b "]
+      ]
+    })
+    const orderedCopy = yield* broker.getMessage("GLAM_EVENTS", ordered.seq)
+    expect(Option.map(orderedCopy, (stored) => stored.headers)).toStrictEqual(
+      Option.some([
+        ["X-Tag", "a"],
+        ["X-Tag", "b"],
+        ["traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"],
+        ["Nats-Msg-Id", "m-1"]
+      ])
+    )
   })
 }
 
 export const lookupsAndFailures: Scenario = {
-  name: "lookups answer none or false for what does not exist (streamFor: the stream capturing a subject); failures are typed (no stream, no consumer, wrong last sequence)",
+  name: "lookups answer none or false for what does not exist (streamFor: the stream capturing a subject); failures are typed (no stream, no consumer, wrong last sequence, past max_payload)",
   run: Effect.gen(function* () {
     const broker = yield* Broker
     expect(Option.isNone(yield* broker.streamInfo("NOPE"))).toBe(true)
@@ -146,21 +159,37 @@ export const lookupsAndFailures: Scenario = {
     expect(Option.isNone(yield* broker.streamFor("nowhere.at.all"))).toBe(true)
 
     const noStream = yield* Effect.flip(publishRaw("nowhere.at.all", bytes("x")))
-    expect(noStream.reason._tag).toBe("StreamNotFound")
+    expect(noStream.reason).toMatchObject({ _tag: "StreamNotFound", subject: "nowhere.at.all" })
+    expect(noStream.message).toBe("publish: no stream for subject nowhere.at.all")
     const noConsumer = yield* Effect.flip(Stream.runDrain(broker.consume("GLAM_EVENTS", "nobody", { maxMessages: 1 })))
     expect(noConsumer.reason._tag).toBe("ConsumerNotFound")
+    const noStreamToConsume = yield* Effect.flip(Stream.runDrain(broker.consume("NOPE", "nobody", { maxMessages: 1 })))
+    expect(noStreamToConsume.reason._tag).toBe("StreamNotFound")
+    const noStreamToRead = yield* Effect.flip(broker.getMessage("NOPE", 1))
+    expect(noStreamToRead.reason._tag).toBe("StreamNotFound")
 
     const first = yield* publishRaw("evt.lookup.first.v1", bytes("1"))
     const publishAfter = (expectedLastSequence: number) =>
       broker.publish({ subject: "evt.lookup.next.v1", payload: bytes("2"), headers: [], expectedLastSequence, timeout })
     const wrong = yield* Effect.flip(publishAfter(first.seq + 5))
-    expect(wrong.reason._tag).toBe("WrongLastSequence")
+    expect(wrong.reason).toMatchObject({ _tag: "WrongLastSequence", lastSequence: first.seq })
+    expect(wrong.isRetryable).toBe(false)
+    expect(wrong.message).toBe(`publish: wrong last sequence: ${first.seq}`)
     expect(yield* publishAfter(first.seq)).toStrictEqual({
       stream: "GLAM_EVENTS",
       seq: first.seq + 1,
       duplicate: false
     })
     expect(Option.isNone(yield* broker.getMessage("GLAM_EVENTS", first.seq + 2))).toBe(true)
+
+    // The server's 1 MiB max_payload counts the headers too: a body that fits alone does not fit with an id.
+    yield* broker.addStream(streamConfig("BIG", ["big.>"]))
+    const max = 1024 * 1024
+    expect((yield* publishRaw("big.x", new Uint8Array(max))).seq).toBe(1)
+    const tooBig = yield* Effect.flip(publishRaw("big.x", new Uint8Array(max - 10), { messageId: "id-1" }))
+    expect(tooBig.reason._tag).toBe("Rejected")
+    expect(tooBig.message).toContain("max_payload")
+    expect(yield* messageCount("BIG")).toBe(1)
   })
 }
 
@@ -215,12 +244,19 @@ export const nakRedelivery: Scenario = {
     expect([first.message.streamSeq, second.message.streamSeq]).toStrictEqual([1, 2])
 
     first.message.nak()
+    // A second settle verb on the same delivery is a no-op: the nak stands.
+    first.message.ack()
     // Well inside the 30 s ack-wait: the nak brought it back, not the ack-wait.
     const again = yield* raw.next("5 seconds")
-    expect(again.message).toMatchObject({ streamSeq: 1, deliveryCount: 2, subject: "evt.nak.now.v1" })
+    expect(again.message).toMatchObject({ streamSeq: 1, deliveryCount: 2, consumerSeq: 3, subject: "evt.nak.now.v1" })
     expect(text(again.message.payload)).toBe("first")
     expect((yield* consumerState("nakked")).numRedelivered).toBe(1)
     again.message.ack()
+    yield* eventually(
+      Effect.flatMap(consumerState("nakked"), (state) =>
+        check(state.numRedelivered === 0, `${state.numRedelivered} redelivered still unacknowledged`)
+      )
+    )
 
     const delay = 700
     const nakAt = yield* Clock.currentTimeMillis
@@ -235,7 +271,7 @@ export const nakRedelivery: Scenario = {
 }
 
 export const maxAckPending: Scenario = {
-  name: "no new message past maxAckPending until acks come",
+  name: "no new message past maxAckPending until acks come; a redelivery still goes out",
   realTime: true,
   run: Effect.gen(function* () {
     yield* consumers({ name: "bounded", filterSubject: "evt.bounded.>", maxAckPending: 3 })
@@ -250,12 +286,17 @@ export const maxAckPending: Scenario = {
     const held = yield* consumerState("bounded")
     expect([held.numAckPending, held.numPending]).toStrictEqual([3, 7])
 
+    // A redelivery goes out past maxAckPending (it is counted already); a new message needs an ack first.
+    firstThree[1]?.message.nak()
+    const redelivered = yield* raw.next()
+    expect([redelivered.message.streamSeq, redelivered.message.deliveryCount]).toStrictEqual([2, 2])
+    yield* raw.nothingWithin("300 millis")
     firstThree[0]?.message.ack()
     const fourth = yield* raw.next()
     expect(fourth.message.streamSeq).toBe(4)
     yield* raw.nothingWithin("300 millis")
 
-    for (const { message } of [...firstThree.slice(1), fourth]) message.ack()
+    for (const arrival of [redelivered, firstThree[2], fourth]) arrival?.message.ack()
     const rest = yield* Effect.forEach(Array.from({ length: 6 }), () =>
       Effect.tap(raw.next(), ({ message }) => Effect.sync(() => message.ack()))
     )
@@ -428,7 +469,7 @@ export const interruptedConsume = (atOnce: boolean): Scenario => ({
           `${total - early.size - rest.length} of ${total} neither settled before nor delivered again`
         )
       }),
-      atOnce ? "5 seconds" : "8 seconds"
+      { timeout: atOnce ? "5 seconds" : "8 seconds" }
     )
     expect([...new Set([...early, ...rest])].sort((a, b) => a - b)).toStrictEqual(
       Array.from({ length: total }, (_, i) => i + 1)

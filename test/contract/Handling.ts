@@ -6,13 +6,13 @@
  */
 import { expect } from "@effect/vitest"
 import { type Duration, Effect } from "effect"
-import * as Publisher from "../../../src/Publisher.js"
-import * as Subscriber from "../../../src/Subscriber.js"
+import * as Publisher from "../../src/Publisher.js"
+import * as Subscriber from "../../src/Subscriber.js"
+import { eventually } from "../support/Eventually.js"
 import {
   check,
   consumerState,
   duplicates,
-  eventually,
   Item,
   messageCount,
   runScoped,
@@ -53,7 +53,7 @@ const recorder = (
 const reached = (list: ReadonlyArray<unknown>, count: number, what: string) =>
   eventually(
     Effect.suspend(() => check(list.length >= count, `${what}: ${list.length} of ${count}`)),
-    "12 seconds"
+    { timeout: "12 seconds" }
   )
 
 const settled = (durable: string, lastSeq: number) =>
@@ -64,7 +64,7 @@ const settled = (durable: string, lastSeq: number) =>
         `${durable}: ack floor ${state.ackFloor.streamSeq} of ${lastSeq}, ${state.numAckPending} unacknowledged`
       )
     ),
-    "12 seconds"
+    { timeout: "12 seconds" }
   )
 
 /**
@@ -122,7 +122,7 @@ export const manyPublishersAndSubscribers: Scenario = {
           `shared ${sharedA.length}+${sharedB.length}, other ${other.length} of 4000`
         )
       ),
-      "30 seconds"
+      { timeout: "30 seconds" }
     )
     yield* settled("shared", 4000)
     yield* settled("other", 4000)

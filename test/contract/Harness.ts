@@ -1,19 +1,20 @@
 /**
  * What the broker contract scenarios share: the shape of a scenario, the environment it runs in, raw
  * consumers whose deliveries land in a queue with the time they arrived, subscribers in scopes of their
- * own, and polling until something holds.
+ * own, and checks for `eventually` (test/support/Eventually.ts) to poll.
  *
  * Nothing here knows which broker it runs on: everything goes through `Broker`, `Publisher`,
  * `Subscriber` and `Topology`.
  */
-import { Clock, Data, Duration, Effect, Exit, Option, Queue, Ref, Schedule, Schema, Scope, Stream } from "effect"
-import { Broker, type Message } from "../../../src/Broker.js"
-import * as Event from "../../../src/Event.js"
-import * as Streams from "../../../src/glam/Streams.js"
-import type { NatsError } from "../../../src/NatsError.js"
-import type * as Publisher from "../../../src/Publisher.js"
-import type { ServiceIdentity } from "../../../src/ServiceIdentity.js"
-import * as Topology from "../../../src/Topology.js"
+import { Clock, Duration, Effect, Exit, Option, Queue, Schema, Scope, Stream } from "effect"
+import { Broker, type Message } from "../../src/Broker.js"
+import * as Event from "../../src/Event.js"
+import * as Streams from "../../src/glam/Streams.js"
+import type { NatsError } from "../../src/NatsError.js"
+import type * as Publisher from "../../src/Publisher.js"
+import type { ServiceIdentity } from "../../src/ServiceIdentity.js"
+import * as Topology from "../../src/Topology.js"
+import { eventually, NotYet } from "../support/Eventually.js"
 
 /** The services every scenario may use. */
 export type ContractEnv = Broker | Publisher.Publisher | ServiceIdentity
@@ -30,42 +31,11 @@ export interface Scenario<R = never> {
   readonly run: Effect.Effect<void, unknown, ContractEnv | R | Scope.Scope>
 }
 
-/** A check that did not hold (yet), with what was seen. */
-export class NotYet extends Data.TaggedError("NotYet")<{ readonly message: string }> {}
-
 /** Fails with `NotYet` unless `condition` holds; the condition is read when this is built, so polling mutable state needs `Effect.suspend`. */
 export const check = (condition: boolean, message: string): Effect.Effect<void, NotYet> =>
   condition ? Effect.void : Effect.fail(new NotYet({ message }))
 
-/** Retries `check` every 25 ms until it succeeds; fails with its last error after `timeout`. */
-export const eventually = <A, E, R>(
-  check: Effect.Effect<A, E, R>,
-  timeout: Duration.Input = "15 seconds"
-): Effect.Effect<A, E | NotYet, R> =>
-  Effect.gen(function* () {
-    const last = yield* Ref.make<Option.Option<E>>(Option.none())
-    return yield* check.pipe(
-      Effect.tapError((error) => Ref.set(last, Option.some(error))),
-      Effect.retry(Schedule.spaced("25 millis")),
-      Effect.timeoutOrElse({
-        duration: timeout,
-        orElse: () =>
-          Effect.flatMap(Ref.get(last), (error) =>
-            Effect.fail(
-              new NotYet({
-                message: `still not true after ${Duration.format(Duration.fromInputUnsafe(timeout))}: ${Option.match(error, { onNone: () => "never ran", onSome: describe })}`
-              })
-            )
-          )
-      })
-    )
-  })
-
-const describe = (error: unknown): string =>
-  typeof error === "object" && error !== null && "message" in error ? String(error.message) : String(error)
-
-export const bytes = (text: string): Uint8Array => new TextEncoder().encode(text)
-export const text = (payload: Uint8Array): string => new TextDecoder().decode(payload)
+export { bytes, text } from "../support/configs.js"
 export const sameBytes = (a: Uint8Array, b: Uint8Array): boolean =>
   a.byteLength === b.byteLength && a.every((byte, i) => byte === b[i])
 
@@ -107,16 +77,23 @@ export interface RawConsumer {
   readonly nothingWithin: (period: Duration.Input) => Effect.Effect<void, unknown>
 }
 
-/** Consumes a durable with `broker.consume`, settling nothing by itself. */
+/** Consumes a durable with `broker.consume` (on `GLAM_EVENTS` unless given), settling nothing by itself. */
 export const consumeRaw = (
   consumer: string,
-  options: { readonly stream?: string; readonly maxMessages?: number } = {}
+  options: {
+    readonly stream?: string
+    readonly maxMessages?: number
+    readonly idleHeartbeat?: Duration.Duration
+  } = {}
 ) =>
   Effect.gen(function* () {
     const broker = yield* Broker
     const arrivals = yield* Queue.unbounded<Arrival, NatsError>()
     yield* broker
-      .consume(options.stream ?? Streams.eventsName, consumer, { maxMessages: options.maxMessages ?? 100 })
+      .consume(options.stream ?? Streams.eventsName, consumer, {
+        maxMessages: options.maxMessages ?? 100,
+        idleHeartbeat: options.idleHeartbeat
+      })
       .pipe(
         Stream.runForEach((message) =>
           Effect.flatMap(Clock.currentTimeMillis, (at) => Queue.offer(arrivals, { message, at }))
@@ -184,6 +161,17 @@ export const consumerState = (consumer: string, stream: string = Streams.eventsN
         onNone: () => Effect.fail(new NotYet({ message: `no consumer ${stream}/${consumer}` })),
         onSome: (found) => Effect.succeed(found.state)
       })
+    )
+  )
+
+/** Every message up to `lastSeq` is acknowledged on `consumer` and nothing is left unacknowledged. */
+export const acked = (consumer: string, lastSeq: number) =>
+  eventually(
+    Effect.flatMap(consumerState(consumer), (state) =>
+      check(
+        state.ackFloor.streamSeq === lastSeq && state.numAckPending === 0,
+        `${consumer}: ack floor ${state.ackFloor.streamSeq} (want ${lastSeq}), ${state.numAckPending} unacknowledged`
+      )
     )
   )
 

@@ -3,10 +3,10 @@
  * server restarts only a broker with a server can go through.
  */
 import { Effect, Layer } from "effect"
-import * as NatsBroker from "../src/NatsBroker.js"
-import * as NatsClient from "../src/NatsClient.js"
+import * as NatsBroker from "../../src/NatsBroker.js"
+import * as NatsClient from "../../src/NatsClient.js"
+import * as NatsServer from "../support/NatsServer.js"
 import { suite } from "./BrokerContract.js"
-import * as NatsServer from "./support/NatsServer.js"
 
 const natsBroker = () =>
   NatsBroker.layerFromClient.pipe(

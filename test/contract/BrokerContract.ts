@@ -7,27 +7,28 @@
  * Scenarios run on the real clock (`it.live`): the same code waits the same ack-waits and nak delays on
  * every broker, and timing is asserted only as lower bounds (never redelivered before the delay).
  *
- * The scenarios, in order (`scenarioNames` lists them):
- *  1. publish/consume: subject, bytes (text, binary, empty, 200 kB), headers and positions intact;
- *     lookups and typed failures (no stream, no consumer, wrong last sequence);
- *  2. 4 publishers × 1,000 with `publishAll`, 2 subscribers on one durable and 1 on another: by event
- *     id, none lost, none duplicated, and the shared durable's work is shared out;
- *  3. subjects isolated: consumers filtered on a subject, `>` and `*` patterns see exactly their messages;
- *  4. nak: redelivered at once without a delay, and not before the delay with one;
- *  5. no new message past `maxAckPending` until acks come; a consume interrupted mid-flow gives back at
- *     once what it did not emit (nothing waits for the ack-wait);
- *  6. term (with or without a reason): never redelivered;
- *  7. ack-wait expiry redelivers, not before the ack-wait;
- *  8. `working` extends ack-wait;
- *  9. max deliveries → advisory in `GLAM_ADVISORIES` → dead letter with the exact bytes;
- * 10. dedupe within a 1 s duplicate window, and not after it;
- * 11. stream order at concurrency 1 (Subscriber);
- * 12. a closed and reopened subscriber continues where it stopped, nothing lost or repeated;
- * 13. two durables on the same subject each receive every message;
- * 14. a new durable reads history (deliver policy all; new and last as counterparts);
- * 15. poison bodies through a Subscriber end in `GLAM_DLQ` with their exact bytes;
- * 16. graceful shutdown mid-stream loses nothing and acks nothing unfinished;
- * 17. (capability `serverRestart`) two server restarts under 10,000 messages lose nothing.
+ * The scenarios, in order (`scenarioNames` lists them), by the file that holds them:
+ *  - Delivery.ts: publish/consume with subject, bytes (text, binary, empty, 200 kB), headers, positions
+ *    and the stored copy intact; lookups and typed failures (no stream, no consumer, wrong last sequence,
+ *    past max_payload); subjects isolated under filters and `>` / `*` patterns;
+ *  - Handling.ts: 4 publishers × 1,000 with `publishAll` and 3 subscribers on 2 durables, none lost or
+ *    duplicated;
+ *  - Administration.ts: stream and consumer configuration round-trips, updates applied or refused (with
+ *    the server's codes and texts), list and delete;
+ *  - Consume.ts: stream order over 2,000 messages, acks and the ack floor, the `maxMessages` bound, an
+ *    interrupted consume's buffer given back at once, a consume outliving its consumer and its stream
+ *    deleted and created again;
+ *  - Delivery.ts: nak at once and after a delay, `maxAckPending` (a redelivery still goes out), term,
+ *    ack-wait expiry, `working`; DeadLetters.ts: max deliveries → advisory → dead letter with the bytes;
+ *    Delivery.ts: dedupe within a 1 s duplicate window and not after it;
+ *  - Handling.ts: stream order at concurrency 1, close and reopen, two durables, a new durable reading
+ *    history; DeadLetters.ts: poison bodies in `GLAM_DLQ` with their exact bytes; Handling.ts: graceful
+ *    shutdown mid-stream;
+ *  - Delivery.ts: a consume interrupted mid-flow loses nothing (at once, with `interruptGivesBackAtOnce`);
+ *  - Restart.ts (capability `serverRestart`): two server restarts under 10,000 messages lose nothing.
+ *
+ * Each broker runs the suite from a file of its own that only passes its layer and capabilities:
+ * memory.test.ts and nats.test.ts. What only one broker has is tested in test/memory/ and test/nats/.
  *
  * Where the brokers cannot match, a capability says so and the scenario is not registered at all: a
  * broker without a server (memory) has no `serverRestart`; one whose timers do not follow the wall
@@ -35,12 +36,14 @@
  */
 import { describe, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
-import type { Broker } from "../src/Broker.js"
-import * as Streams from "../src/glam/Streams.js"
-import * as Publisher from "../src/Publisher.js"
-import * as ServiceIdentity from "../src/ServiceIdentity.js"
-import * as Topology from "../src/Topology.js"
-import { maxDeliveries, poisonDeadLettered } from "./support/contract/DeadLetters.js"
+import type { Broker } from "../../src/Broker.js"
+import * as Streams from "../../src/glam/Streams.js"
+import * as Publisher from "../../src/Publisher.js"
+import * as ServiceIdentity from "../../src/ServiceIdentity.js"
+import * as Topology from "../../src/Topology.js"
+import { consumerConfiguration, streamConfiguration, streamUpdates } from "./Administration.js"
+import { ackFloor, boundedBuffer, consumerAndStreamRecreated, interruptedBuffer, streamOrder } from "./Consume.js"
+import { maxDeliveries, poisonDeadLettered } from "./DeadLetters.js"
 import {
   ackWaitExpiry,
   dedupeWindow,
@@ -52,7 +55,7 @@ import {
   subjectsIsolated,
   termNeverRedelivered,
   workingExtendsAckWait
-} from "./support/contract/Delivery.js"
+} from "./Delivery.js"
 import {
   closeAndReopen,
   gracefulShutdown,
@@ -60,9 +63,9 @@ import {
   newDurableReadsHistory,
   orderAtConcurrencyOne,
   twoDurables
-} from "./support/contract/Handling.js"
-import type { Scenario } from "./support/contract/Harness.js"
-import { serverRestart } from "./support/contract/Restart.js"
+} from "./Handling.js"
+import type { Scenario } from "./Harness.js"
+import { serverRestart } from "./Restart.js"
 
 /**
  * What a broker can do that another cannot. `R` is what the broker's layer provides besides `Broker`
@@ -92,6 +95,14 @@ const common: ReadonlyArray<Scenario> = [
   lookupsAndFailures,
   manyPublishersAndSubscribers,
   subjectsIsolated,
+  streamConfiguration,
+  streamUpdates,
+  consumerConfiguration,
+  streamOrder,
+  ackFloor,
+  boundedBuffer,
+  interruptedBuffer,
+  consumerAndStreamRecreated,
   nakRedelivery,
   maxAckPending,
   termNeverRedelivered,

@@ -5,18 +5,18 @@
  */
 import { expect } from "@effect/vitest"
 import { Effect, Option } from "effect"
-import { Broker } from "../../../src/Broker.js"
-import * as DeadLetter from "../../../src/DeadLetter.js"
-import * as Streams from "../../../src/glam/Streams.js"
-import * as Publisher from "../../../src/Publisher.js"
-import * as Subscriber from "../../../src/Subscriber.js"
+import { Broker } from "../../src/Broker.js"
+import * as DeadLetter from "../../src/DeadLetter.js"
+import * as Streams from "../../src/glam/Streams.js"
+import * as Publisher from "../../src/Publisher.js"
+import * as Subscriber from "../../src/Subscriber.js"
+import { eventually } from "../support/Eventually.js"
 import {
   bytes,
   check,
   consumeRaw,
   consumerState,
   consumers,
-  eventually,
   Item,
   messageCount,
   publishRaw,

@@ -6,20 +6,10 @@
  */
 import { expect } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
-import * as Publisher from "../../../src/Publisher.js"
-import * as Subscriber from "../../../src/Subscriber.js"
-import {
-  check,
-  consumerState,
-  duplicates,
-  eventually,
-  Item,
-  messageCount,
-  NotYet,
-  runScoped,
-  type Scenario,
-  tally
-} from "./Harness.js"
+import * as Publisher from "../../src/Publisher.js"
+import * as Subscriber from "../../src/Subscriber.js"
+import { eventually, NotYet } from "../support/Eventually.js"
+import { check, consumerState, duplicates, Item, messageCount, runScoped, type Scenario, tally } from "./Harness.js"
 
 const total = 10_000
 
@@ -54,7 +44,7 @@ export const serverRestart = <R>(restart: Effect.Effect<void, unknown, R>): Scen
       yield* Effect.raceFirst(
         eventually(
           Effect.suspend(() => check(published >= at, `${published} published`)),
-          "30 seconds"
+          { timeout: "30 seconds" }
         ),
         Effect.andThen(Fiber.join(publishing), Effect.fail(new NotYet({ message: "publishing ended early" })))
       )
@@ -67,7 +57,7 @@ export const serverRestart = <R>(restart: Effect.Effect<void, unknown, R>): Scen
 
     yield* eventually(
       Effect.suspend(() => check(new Set(handled).size >= total, `${new Set(handled).size} of ${total} handled`)),
-      "40 seconds"
+      { timeout: "40 seconds" }
     )
     yield* eventually(
       Effect.flatMap(consumerState("survivor"), (state) =>
