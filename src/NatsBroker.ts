@@ -1,6 +1,6 @@
 /**
  * The `Broker` over NATS JetStream: publishing through `internal/nats/publish` (acknowledgements matched
- * on an inbox of our own) and the administration of streams and durable pull consumers through the
+ * on an inbox of our own), consuming through `internal/nats/consume`, and the administration of streams and durable pull consumers through the
  * JetStream manager of a `NatsClient`.
  *
  * It translates and nothing more: configurations go through `internal/nats/config`, failures through
@@ -10,22 +10,16 @@
  * @since 0.1.0
  */
 import { type Config, Effect, Layer, Option, type Scope, Stream } from "effect"
-import {
-  Broker,
-  type ConsumeOptions,
-  type ConsumerConfig,
-  type PublishRequest,
-  type StoredMessage,
-  type StreamConfig
-} from "./Broker.js"
+import { Broker, type ConsumeOptions, type ConsumerConfig, type StoredMessage, type StreamConfig } from "./Broker.js"
 import { OVERLAP_CODE, overlapping, subjectsOverlap } from "./internal/brokerErrors.js"
 import { fromConsumerInfo, fromStreamInfo, toConsumerConfig, toStreamConfig } from "./internal/nats/config.js"
 import { consume as consumeMessages } from "./internal/nats/consume.js"
 import { fromCause } from "./internal/nats/errors.js"
-import { JetStreamPublisher } from "./internal/nats/publish.js"
+import * as Publishing from "./internal/nats/publish.js"
 import { headerPairs } from "./internal/nats/pull.js"
+import * as StreamLookup from "./internal/nats/streamLookup.js"
 import * as NatsClient from "./NatsClient.js"
-import { type NatsError, NoResponders, make as natsError } from "./NatsError.js"
+import { type NatsError, make as natsError } from "./NatsError.js"
 
 // Lookups answer "not found" with a value, not an error.
 const noneWhen =
@@ -48,19 +42,6 @@ const falseWhen =
       () => Effect.succeed(false)
     )
 
-/** What the JetStream API says about a subject nobody answered a publish to. */
-type Coverage =
-  | { readonly _tag: "Covered"; readonly stream: string }
-  | { readonly _tag: "Uncovered" }
-  /** The API did not answer either (JetStream not ready, no quorum): the publish is worth retrying. */
-  | { readonly _tag: "Unknown" }
-
-/** How long the answer of a stream lookup serves the publishes to its subject. */
-const lookupLifetime = "5 seconds"
-
-/** At most this many subjects keep a stream lookup. */
-const maxLookups = 1024
-
 /** How long, and over how many streams per subject, the streams in the way of an overlap are looked for. */
 const overlapLookupTimeout = "2 seconds"
 const maxOverlapLookup = 256
@@ -76,70 +57,11 @@ export const make: Effect.Effect<Broker["Service"], never, NatsClient.NatsClient
     const client = yield* NatsClient.NatsClient
     const { manager } = client
 
+    // Which stream captures a subject: asked by `streamFor`, and by a publish nobody answered.
+    const streams = StreamLookup.make(manager)
     // Publishes and their acknowledgements go through our own inbox: no Promise or Error per publish.
     // Its subscription ends with the broker, also on a connection the broker does not own.
-    const publisher = yield* Effect.acquireRelease(
-      Effect.sync(() => new JetStreamPublisher(client.connection, (subject, error) => confirmNoStream(subject)(error))),
-      (publisher) => Effect.sync(() => publisher.close())
-    )
-    const publish = (request: PublishRequest) => publisher.publish(request)
-
-    // Nobody answered the publish: either no stream covers the subject, or JetStream is not ready yet
-    // (right after a server restart it answers nothing for a moment). Only the JetStream API can tell;
-    // when it does not answer either, the failure is transient and the publisher retries it.
-    //
-    // Every publish that nobody answered asks this, and in an outage thousands do: per subject, one
-    // lookup is in flight at a time and its answer serves for `lookupLifetime` after it, so a burst of
-    // publishes (and their retries) costs one API request every few seconds, not one each.
-    const lookups = new Map<string, Effect.Effect<Coverage>>()
-    const coverageOf = (subject: string): Effect.Effect<Coverage> =>
-      Effect.suspend(() => {
-        const known = lookups.get(subject)
-        if (known !== undefined) return known
-        return Effect.flatMap(Effect.cachedWithTTL(lookupCoverage(subject), lookupLifetime), (lookup) => {
-          // Subjects are a bounded set in practice; a caller publishing to ever new ones would otherwise
-          // grow this for ever. The oldest lookup goes: a subject asked for again gets a fresh one.
-          if (lookups.size >= maxLookups) {
-            const oldest = lookups.keys().next()
-            if (oldest.done !== true) lookups.delete(oldest.value)
-          }
-          lookups.set(subject, lookup)
-          return lookup
-        })
-      })
-
-    const lookupCoverage = (subject: string): Effect.Effect<Coverage> =>
-      Effect.tryPromise({ try: () => manager.streams.find(subject), catch: fromCause("publish", { subject }) }).pipe(
-        Effect.timeout("2 seconds"),
-        Effect.match({
-          onSuccess: (stream): Coverage => ({ _tag: "Covered", stream }),
-          onFailure: (lookup): Coverage =>
-            lookup._tag === "NatsError" && lookup.reason._tag === "StreamNotFound"
-              ? { _tag: "Uncovered" }
-              : { _tag: "Unknown" }
-        })
-      )
-
-    const confirmNoStream =
-      (subject: string) =>
-      (error: NatsError): Effect.Effect<never, NatsError> =>
-        Effect.flatMap(coverageOf(subject), (coverage) => {
-          switch (coverage._tag) {
-            case "Uncovered":
-              return Effect.fail(error)
-            case "Covered":
-              return Effect.fail(
-                natsError(
-                  "publish",
-                  new NoResponders({ message: `stream ${coverage.stream} did not answer a publish to ${subject}` })
-                )
-              )
-            case "Unknown":
-              return Effect.fail(
-                natsError("publish", new NoResponders({ message: `JetStream did not answer a publish to ${subject}` }))
-              )
-          }
-        })
+    const publisher = yield* Publishing.make(client.connection, streams)
 
     const streamInfo = (name: string) =>
       Effect.tryPromise({
@@ -199,12 +121,6 @@ export const make: Effect.Effect<Broker["Service"], never, NatsClient.NatsClient
       )
     )
 
-    const streamFor = (subject: string) =>
-      Effect.tryPromise({
-        try: () => manager.streams.find(subject),
-        catch: fromCause("streamFor", { subject })
-      }).pipe(noneWhen("StreamNotFound"))
-
     // A missing stream means the consumer is missing too.
     const consumerInfo = (stream: string, name: string) =>
       Effect.tryPromise({
@@ -257,13 +173,13 @@ export const make: Effect.Effect<Broker["Service"], never, NatsClient.NatsClient
 
     return Broker.of({
       system: "nats",
-      publish,
+      publish: publisher.publish,
       streamInfo,
       addStream,
       updateStream,
       deleteStream,
       listStreams,
-      streamFor,
+      streamFor: streams.streamFor,
       consumerInfo,
       addConsumer,
       updateConsumer,

@@ -67,7 +67,7 @@ const ordersOnARestartingServer = Effect.gen(function* () {
 })
 
 describe("NatsBroker publish", () => {
-  layer(Env)("over a real nats-server", (it) => {
+  layer(Env, { excludeTestServices: true })("over a real nats-server (real clock)", (it) => {
     it.effect("2,000 concurrent publishes each get the acknowledgement of their own message", () =>
       Effect.gen(function* () {
         const broker = yield* Broker

@@ -10,7 +10,7 @@ import { assert, describe, expect, layer } from "@effect/vitest"
 import { AckPolicy } from "@nats-io/jetstream"
 import { type Cause, Duration, Effect, Exit, Fiber, Layer, Option, Queue, Scope, Stream } from "effect"
 import { Broker, type ConsumeOptions, type ConsumerConfig, type Headers, type Message } from "../../src/Broker.js"
-import { type LogEntry, PullFlow } from "../../src/internal/nats/pull.js"
+import { type FlowEvent, PullFlow } from "../../src/internal/nats/pull.js"
 import * as NatsBroker from "../../src/NatsBroker.js"
 import * as NatsClientModule from "../../src/NatsClient.js"
 import { NatsClient } from "../../src/NatsClient.js"
@@ -139,8 +139,7 @@ describe("NatsBroker consume", () => {
         yield* setup("LIVENESS")
         const { connection, jetstream } = yield* NatsClient
         const deliveries = yield* Queue.unbounded<Message, NatsError | Cause.Done>()
-        const wakeups = yield* Queue.unbounded<void>()
-        const logs = yield* Queue.unbounded<LogEntry>()
+        const events = yield* Queue.unbounded<FlowEvent>()
         const flow = new PullFlow({
           connection,
           apiPrefix: jetstream.apiPrefix,
@@ -151,8 +150,7 @@ describe("NatsBroker consume", () => {
           heartbeatMillis: 500,
           supportsTermReason: false,
           deliveries,
-          wakeups,
-          logs
+          events
         })
         const subscription = connection.subscribe(flow.inbox, { callback: flow.receive })
         flow.restart()
@@ -161,9 +159,8 @@ describe("NatsBroker consume", () => {
           yield* Effect.sleep("250 millis")
           flow.checkHeartbeats()
         }
-        expect(flow.reset).toBeUndefined()
-        expect(yield* Queue.size(wakeups)).toBe(0)
-        expect(flow.answeredSinceRestart).toBe(true)
+        expect(yield* Queue.clear(events)).toEqual([])
+        expect(flow.answering).toBe(true)
         // Without the subscription nothing arrives: after two heartbeats of silence the pulls are presumed lost.
         subscription.unsubscribe()
         yield* Effect.sleep("100 millis")
@@ -172,12 +169,13 @@ describe("NatsBroker consume", () => {
           flow.checkHeartbeats()
           yield* Effect.sleep("250 millis")
         }
-        expect(flow.reset).toBeUndefined()
+        expect(yield* Queue.clear(events)).toEqual([])
         flow.checkHeartbeats()
         flow.checkHeartbeats()
-        expect(flow.reset?.reason).toBe("missed two heartbeats")
-        expect(flow.reset?.pauseMillis).toBe(0)
-        expect(yield* Queue.size(wakeups)).toBe(1)
+        expect(yield* Queue.clear(events)).toEqual([
+          { _tag: "Reset", reset: { level: "Warn", reason: "missed two heartbeats", pauseMillis: 0 } }
+        ])
+        expect(flow.answering).toBe(false)
         flow.close()
       })
     )

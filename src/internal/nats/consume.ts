@@ -6,11 +6,12 @@
  * per message; the Stream takes them in chunks). The queue needs no capacity of its own: it only ever
  * holds deliveries that occupy a slot, so never more than `maxMessages`.
  *
- * Around that, fibers in the Stream's scope: one re-pulls after a reset (a reconnect, since a
- * restarted server forgot the requests; two missed heartbeats; the consumer deleted; the server ending
- * a pull), once the consumer answers again, waiting on a `Schedule` for as long as it is gone; one
- * checks heartbeats; one logs statuses. Interrupting the Stream unsubscribes, so nothing more is pulled,
- * and naks what arrived but was never emitted, so that it is redelivered at once.
+ * The callback tells the rest through one event queue, read by one fiber in the Stream's scope: it logs
+ * statuses and carries out resets (a reconnect, since a restarted server forgot the requests; two
+ * missed heartbeats; the consumer deleted; the server ending a pull): once the consumer answers again,
+ * waiting on a `Schedule` for as long as it is gone, it restarts the flow. Other fibers check heartbeats
+ * and follow the connection. Interrupting the Stream unsubscribes, so nothing more is pulled, and naks
+ * what arrived but was never emitted, so that it is redelivered at once.
  *
  * Not here: decoding, handlers, policies (`Consumer`, `Subscriber`).
  */
@@ -20,7 +21,7 @@ import type { NatsClient } from "../../NatsClient.js"
 import * as NatsError from "../../NatsError.js"
 import { formatDuration, formatMillis } from "../durations.js"
 import { fromCause } from "./errors.js"
-import { type LogEntry, PullFlow } from "./pull.js"
+import { type FlowEvent, PullFlow, type Reset } from "./pull.js"
 
 /**
  * Two heartbeats of silence mean lost pulls: with 2 s, a consumer whose leader died is noticed within
@@ -75,8 +76,7 @@ export const consume = (
       )
       if (warned) yield* Effect.logInfo(`${where}: JetStream answered; consuming`)
 
-      const wakeups = yield* Queue.unbounded<void>()
-      const logs = yield* Queue.unbounded<LogEntry>()
+      const events = yield* Queue.unbounded<FlowEvent>()
       const flow = new PullFlow({
         connection,
         apiPrefix: jetstream.apiPrefix,
@@ -88,8 +88,7 @@ export const consume = (
         heartbeatMillis: Math.max(1, Math.round(Duration.toMillis(heartbeat))),
         supportsTermReason: yield* client.supportsTermReason,
         deliveries,
-        wakeups,
-        logs
+        events
       })
       const subscription = yield* Effect.acquireRelease(
         Effect.try({
@@ -144,7 +143,7 @@ export const consume = (
         )
       }
       const closeOutage = Effect.suspend(() => {
-        if (outage === undefined || flow.reset !== undefined || !flow.answeredSinceRestart) return Effect.void
+        if (outage === undefined || !flow.answering) return Effect.void
         const lasted = formatMillis(clock.currentTimeMillisUnsafe() - outage.since)
         const resets = outage.resets
         outage = undefined
@@ -166,17 +165,22 @@ export const consume = (
         if (gone) yield* Effect.logInfo(`${where}: the consumer is back; consuming again`)
       })
 
-      const resets = Effect.forever(
+      const carryOut = (reset: Reset) =>
         Effect.gen(function* () {
-          yield* Queue.take(wakeups)
-          const reset = flow.reset
-          if (reset === undefined) return
           if (reset.level === "Warn") yield* opened(reset.reason, "pulling again")
           else yield* Effect.logWithLevel(reset.level)(`${where}: ${reset.reason}; pulling again`)
           if (reset.pauseMillis > 0) yield* Effect.sleep(Duration.millis(reset.pauseMillis))
           yield* waitForConsumer
           flow.restart()
         })
+      // What the flow reports, in order. A reset is carried out before the next event: the flow pulls
+      // nothing meanwhile, so what queues up behind it is a few log lines at most.
+      const flowEvents = Effect.forever(
+        Effect.flatMap(Queue.take(events), (event) =>
+          event._tag === "Reset"
+            ? carryOut(event.reset)
+            : Effect.logWithLevel(event.level)(`${where}: ${event.message}`)
+        )
       )
       // Checked every half heartbeat, starting after the first; the flow counts four quiet checks in a
       // row (two heartbeats of silence) as lost pulls, so a heartbeat arriving a little late is no miss.
@@ -189,21 +193,15 @@ export const consume = (
         Stream.runForEach((event) =>
           event._tag === "Reconnected"
             ? Effect.flatMap(client.supportsTermReason, (supportsTermReason) =>
-                Effect.sync(() => {
-                  flow.supportsTermReason = supportsTermReason
-                  flow.requestReset({ level: "Debug", reason: "reconnected", pauseMillis: 0 })
-                })
+                Effect.sync(() => flow.reconnected(supportsTermReason))
               )
             : Effect.void
         )
       )
-      const statusLogs = Effect.forever(
-        Effect.flatMap(Queue.take(logs), (entry) => Effect.logWithLevel(entry.level)(`${where}: ${entry.message}`))
-      )
       // Unsubscribed by someone else: the connection was closed (or drained) under the Stream.
       const closed = Effect.promise(() => subscription.closed).pipe(
         Effect.flatMap(() =>
-          flow.isClosing
+          flow.isClosed
             ? Effect.never
             : Effect.fail(
                 NatsError.make("consume", new NatsError.Closed({ message: `${where}: the connection closed` }))
@@ -212,7 +210,7 @@ export const consume = (
       )
 
       flow.restart()
-      yield* Effect.all([resets, heartbeats, reconnects, statusLogs, closed], {
+      yield* Effect.all([flowEvents, heartbeats, reconnects, closed], {
         concurrency: "unbounded",
         discard: true
       }).pipe(

@@ -5,8 +5,8 @@
  *
  * nats.js's `js.publish` builds a request object, two Promises, a timer and a `RequestError` per
  * publish (the error even when it succeeds); here a publish costs a map entry and the callback that
- * resumes its fiber. Deadlines are checked by one sweep timer per publisher while anything is pending,
- * not by a timer per message.
+ * resumes its fiber. Deadlines are checked by one sweep fiber per publisher, every 50 ms while anything
+ * is pending and asleep on a latch otherwise, not by a timer per message.
  *
  * Failures become the reasons `internal/nats/errors` gives them. What the connection does matters too:
  * a publish whose acknowledgement may have been lost with a disconnect fails at once as `Disconnected`
@@ -14,20 +14,22 @@
  * a publish fails at once as `Disconnected` instead of being buffered (nats.js drops what it buffered when
  * it reconnects); when the connection closes, everything pending fails with `Closed`.
  *
- * The inbox subscription and the status watcher are made on the first publish and live until `close`
- * (the broker's scope ends) or the connection closes or drains. Not here: retrying (the `Publisher`'s `Schedule`) and
- * telling a missing stream from a JetStream that is not ready yet (`NatsBroker`).
+ * The inbox subscription and the status watcher are made on the first publish, followed by a fiber in the
+ * publisher's scope, and live until the scope ends or the connection closes or drains. Not here:
+ * retrying (the `Publisher`'s `Schedule`) and telling a missing stream from a JetStream that is not
+ * ready yet (`streamLookup`).
  */
 
 import { JetStreamApiCodes, jserrors } from "@nats-io/jetstream/internal"
 import type { Msg, MsgHdrs, NatsConnection, Status, Subscription } from "@nats-io/transport-node"
 import { errors as coreErrors, createInbox, headers as natsHeaders } from "@nats-io/transport-node"
-import { Duration, Effect, Exit, Predicate, Result } from "effect"
+import { Duration, Effect, Exit, Latch, Predicate, Result, type Scope, Stream } from "effect"
 import type { PublishAck, PublishRequest } from "../../Broker.js"
 import * as NatsError from "../../NatsError.js"
 import { parseJson } from "../json.js"
 import { stopStatusIterator } from "./connectionOptions.js"
 import { fromCause } from "./errors.js"
+import type { StreamLookup } from "./streamLookup.js"
 
 /** How often pending publishes are checked against their deadlines: a timeout fires up to this late. */
 const SWEEP_MILLIS = 50
@@ -47,12 +49,6 @@ interface Session {
   readonly subscription: Subscription
   readonly statuses: AsyncIterable<Status>
 }
-
-/** What the broker does when a publish finds no stream: confirm it with the JetStream API, or not. */
-export type OnStreamNotFound = (
-  subject: string,
-  error: NatsError.NatsError
-) => Effect.Effect<never, NatsError.NatsError>
 
 const failure = (reason: NatsError.NatsErrorReason) => Exit.fail(NatsError.make("publish", reason))
 
@@ -120,12 +116,12 @@ const apiFailure = (subject: string, error: ApiError) => {
 const outcomeOf = (
   msg: Msg,
   subject: string,
-  onStreamNotFound: OnStreamNotFound
+  streams: StreamLookup
 ): Effect.Effect<PublishAck, NatsError.NatsError> => {
   const data = msg.data
   if (data.length === 0) {
     const status = msg.headers
-    if (status?.code === 503) return onStreamNotFound(subject, noStream(subject))
+    if (status?.code === 503) return streams.unanswered(subject, noStream(subject))
     const code = status?.code ?? 0
     return failure(
       new NatsError.Other({
@@ -138,7 +134,7 @@ const outcomeOf = (
   if (Predicate.isObject(ack)) {
     if (isApiError(ack.error)) {
       const error = apiFailure(subject, ack.error)
-      return error.reason._tag === "StreamNotFound" ? onStreamNotFound(subject, error) : Exit.fail(error)
+      return error.reason._tag === "StreamNotFound" ? streams.unanswered(subject, error) : Exit.fail(error)
     }
     if (typeof ack.stream === "string" && ack.stream !== "" && typeof ack.seq === "number") {
       return Exit.succeed({ stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate === true })
@@ -170,7 +166,7 @@ const inboxPrefixOf = (connection: NatsConnection): string | undefined =>
     : undefined
 
 /**
- * Publishes to JetStream over one connection.
+ * Publishes to JetStream over one connection, until the scope it was made in ends. Made by `make`.
  */
 export class JetStreamPublisher {
   private readonly pending = new Map<string, Pending>()
@@ -178,27 +174,33 @@ export class JetStreamPublisher {
   private connected = true
   private nextToken = 0
   private sweeps = 0
-  private sweeper: ReturnType<typeof setInterval> | undefined = undefined
+  /** Open while anything is pending: the sweep fiber waits on it, so an idle publisher costs no timer. */
+  private readonly sweeping = Latch.makeUnsafe(false)
 
   constructor(
     private readonly connection: NatsConnection,
-    private readonly onStreamNotFound: OnStreamNotFound
+    private readonly streams: StreamLookup,
+    private readonly scope: Scope.Scope
   ) {}
 
   /** Publishes `request` and waits for JetStream's acknowledgement, at most `request.timeout`. */
-  publish(request: PublishRequest): Effect.Effect<PublishAck, NatsError.NatsError> {
-    return Effect.callback<PublishAck, NatsError.NatsError>((resume) => this.send(request, resume))
-  }
+  readonly publish = (request: PublishRequest): Effect.Effect<PublishAck, NatsError.NatsError> =>
+    Effect.callback<PublishAck, NatsError.NatsError>((resume) => this.send(request, resume))
 
   private send(request: PublishRequest, resume: Pending["resume"]): void {
     if (this.connection.isClosed() || !this.connected) {
       resume(this.connection.isClosed() ? closed : disconnected)
       return
     }
+    const session = this.session
+    if (session === undefined) {
+      // The first publish, or the first since the inbox subscription ended: open it, then publish.
+      resume(Effect.andThen(this.open, this.publish(request)))
+      return
+    }
     const subject = request.subject
     const token = (this.nextToken++).toString(36)
     const sent = Result.try(() => {
-      const session = this.session ?? this.open()
       const headers = headersOf(request)
       const reply = session.prefix + token
       this.connection.publish(subject, request.payload, headers === undefined ? { reply } : { reply, headers })
@@ -214,40 +216,39 @@ export class JetStreamPublisher {
       expiresAt: this.sweeps + Math.ceil(timeoutMillis / SWEEP_MILLIS) + 1,
       resume
     })
-    if (this.sweeper === undefined) {
-      this.sweeper = setInterval(() => this.sweep(), SWEEP_MILLIS)
-      // A pending publish keeps its fiber waiting, not the process alive.
-      this.sweeper.unref()
-    }
+    this.sweeping.openUnsafe()
   }
 
-  private open(): Session {
-    const inbox = createInbox(inboxPrefixOf(this.connection))
-    const subscription = this.connection.subscribe(`${inbox}.*`, {
-      callback: (error, msg) => this.onReply(error, msg)
+  /**
+   * The inbox subscription and the status watcher, with a fiber in the publisher's scope that follows
+   * both: statuses fail what a disconnect cut off, and the subscription's end fails what it can no
+   * longer answer.
+   */
+  private readonly open: Effect.Effect<void, NatsError.NatsError> = Effect.suspend(() => {
+    if (this.session !== undefined) return Effect.void
+    const opened = Result.try(() => {
+      const inbox = createInbox(inboxPrefixOf(this.connection))
+      const subscription = this.connection.subscribe(`${inbox}.*`, {
+        callback: (error, msg) => this.onReply(error, msg)
+      })
+      return { prefix: `${inbox}.`, subscription, statuses: this.connection.status() }
     })
-    const statuses = this.connection.status()
-    const session: Session = { prefix: `${inbox}.`, subscription, statuses }
+    if (Result.isFailure(opened)) return Effect.fail(fromCause("publish")(opened.failure))
+    const session = opened.success
     this.session = session
     this.connected = true
-    const iterator = statuses[Symbol.asyncIterator]()
-    const next = (): void => {
-      iterator.next().then(
-        (result) => {
-          if (result.done === true || this.session !== session) return
-          this.onStatus(result.value)
-          next()
-        },
-        () => undefined
-      )
-    }
-    next()
-    subscription.closed.then(
-      () => this.end(session),
-      () => this.end(session)
+    const statuses = Stream.fromAsyncIterable(session.statuses, () => undefined).pipe(
+      Stream.runForEach((status) => Effect.sync(() => this.onStatus(status))),
+      Effect.ignore
     )
-    return session
-  }
+    const ended = Effect.promise(() => session.subscription.closed.catch(() => undefined)).pipe(
+      Effect.andThen(Effect.sync(() => this.end(session)))
+    )
+    return Effect.all([statuses, ended], { concurrency: 2, discard: true }).pipe(
+      Effect.forkIn(this.scope),
+      Effect.asVoid
+    )
+  })
 
   /** The subscription ended (the connection closed or drained): what was pending can no longer be answered. */
   private end(session: Session): void {
@@ -272,7 +273,7 @@ export class JetStreamPublisher {
     // An answer after the publish timed out: the retry gets its own.
     if (pending === undefined) return
     this.pending.delete(token)
-    pending.resume(outcomeOf(msg, pending.subject, this.onStreamNotFound))
+    pending.resume(outcomeOf(msg, pending.subject, this.streams))
   }
 
   private onStatus(status: Status): void {
@@ -300,10 +301,7 @@ export class JetStreamPublisher {
     }
   }
 
-  /**
-   * Ends the inbox subscription and the status watcher, failing what is still pending with `Closed`.
-   * Later publishes open them again.
-   */
+  /** Ends the inbox subscription and the status watcher, failing what is still pending with `Closed`. */
   close(): void {
     const session = this.session
     if (session !== undefined) {
@@ -312,25 +310,31 @@ export class JetStreamPublisher {
       if (!session.subscription.isClosed()) session.subscription.unsubscribe()
     }
     this.failAll((pending) => closedWhilePending(pending.subject))
-    if (this.sweeper !== undefined) {
-      clearInterval(this.sweeper)
-      this.sweeper = undefined
-    }
   }
+
+  /**
+   * Every `SWEEP_MILLIS` while anything is pending: fails what waited past its timeout. One fiber for
+   * all pending publishes, rather than a timer each.
+   */
+  readonly sweeper: Effect.Effect<never> = Effect.forever(
+    Effect.andThen(
+      this.sweeping.await,
+      Effect.delay(
+        Effect.sync(() => this.sweep()),
+        Duration.millis(SWEEP_MILLIS)
+      )
+    )
+  )
 
   private sweep(): void {
     this.sweeps++
-    if (this.pending.size === 0) {
-      clearInterval(this.sweeper)
-      this.sweeper = undefined
-      return
-    }
     for (const [token, pending] of this.pending) {
       if (pending.expiresAt <= this.sweeps) {
         this.pending.delete(token)
         pending.resume(timedOut(pending))
       }
     }
+    if (this.pending.size === 0) this.sweeping.closeUnsafe()
   }
 
   private failAll(
@@ -345,3 +349,21 @@ export class JetStreamPublisher {
     }
   }
 }
+
+/**
+ * A publisher over `connection` for the life of the current scope: its sweep fiber and the fibers of
+ * its inbox subscription run in that scope, and the subscription ends with it.
+ */
+export const make = (
+  connection: NatsConnection,
+  streams: StreamLookup
+): Effect.Effect<JetStreamPublisher, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const scope = yield* Effect.scope
+    const publisher = yield* Effect.acquireRelease(
+      Effect.sync(() => new JetStreamPublisher(connection, streams, scope)),
+      (publisher) => Effect.sync(() => publisher.close())
+    )
+    yield* Effect.forkIn(publisher.sweeper, scope)
+    return publisher
+  })

@@ -46,11 +46,19 @@ export interface Reset {
   readonly pauseMillis: number
 }
 
-/** A status worth a log line, handed from the callback to a fiber. */
-export interface LogEntry {
-  readonly level: "Debug" | "Info" | "Warn"
-  readonly message: string
-}
+/**
+ * What the callback hands to the consume loop's fiber, in the order it happened: a reset to carry out
+ * (at most one at a time: further requests join it until `restart`), or a status worth a log line.
+ */
+export type FlowEvent =
+  | { readonly _tag: "Reset"; readonly reset: Reset }
+  | { readonly _tag: "Log"; readonly level: "Debug" | "Info" | "Warn"; readonly message: string }
+
+/**
+ * Where a consume is. `Stopped` pulls nothing: before the first `restart`, and while a reset waits for
+ * the consumer to answer again. `Closed` is final.
+ */
+type Phase = "Stopped" | "Pulling" | "Closed"
 
 export interface PullFlowOptions {
   readonly connection: NatsConnection
@@ -64,9 +72,8 @@ export interface PullFlowOptions {
   readonly supportsTermReason: boolean
   /** Where deliveries go: the Stream's queue. */
   readonly deliveries: Queue.Queue<Message, NatsError.NatsError | Cause.Done>
-  /** Offered to when a reset is requested. */
-  readonly wakeups: Queue.Queue<void>
-  readonly logs: Queue.Queue<LogEntry>
+  /** Where resets and log lines go, for the consume loop's fiber. */
+  readonly events: Queue.Queue<FlowEvent>
 }
 
 // The server refuses a pull whose heartbeat is more than half its expiry.
@@ -77,8 +84,20 @@ const QUIET_CHECKS = 4
 
 const encoder = new TextEncoder()
 
-/** The state of one consume: slots, outstanding pulls, liveness. One per Stream run. */
+// The settle verbs without arguments, encoded once.
+const ACK = encoder.encode("+ACK")
+const NAK = encoder.encode("-NAK")
+const TERM = encoder.encode("+TERM")
+const WORKING = encoder.encode("+WPI")
+
+/**
+ * The state of one consume: a small state machine (`Stopped` → `Pulling` → `Stopped` on a reset →
+ * `Pulling` on `restart` … → `Closed`) over the slots, the outstanding pulls and their liveness. One per
+ * Stream run. Its state is private: the consume loop drives it through `restart`, `checkHeartbeats`,
+ * `reconnected` and `close`, and learns what happened from `events`.
+ */
 export class PullFlow {
+  private phase: Phase = "Stopped"
   /** Deliveries handed to the Stream and not settled yet. */
   private held = 0
   /** Messages asked for by pull requests the server still holds, as far as the client knows. */
@@ -88,22 +107,13 @@ export class PullFlow {
   private seenActivity = 0
   private activityAtRestart = 0
   private quietChecks = 0
-  /** `false` while a reset waits for the consumer, and once closing: nothing is pulled. */
-  private active = false
-  private closing = false
-  /** The pending reset, if any; further requests join it. */
-  reset: Reset | undefined = undefined
   /** Set again after a reconnect, which may reach a server of another version. */
-  supportsTermReason: boolean
+  private supportsTermReason: boolean
 
-  readonly connection: NatsConnection
   readonly stream: string
   readonly consumer: string
   readonly inbox: string
-  readonly ackBody = encoder.encode("+ACK")
-  readonly nakBody = encoder.encode("-NAK")
-  readonly termBody = encoder.encode("+TERM")
-  readonly workingBody = encoder.encode("+WPI")
+  private readonly connection: NatsConnection
   private readonly maxMessages: number
   private readonly refillAt: number
   private readonly pullSubject: string
@@ -111,8 +121,7 @@ export class PullFlow {
   private readonly heartbeatNanos: number
   private readonly pullOptions: Partial<PublishOptions>
   private readonly deliveries: PullFlowOptions["deliveries"]
-  private readonly wakeups: Queue.Queue<void>
-  private readonly logs: Queue.Queue<LogEntry>
+  private readonly events: Queue.Queue<FlowEvent>
 
   constructor(options: PullFlowOptions) {
     this.connection = options.connection
@@ -128,8 +137,7 @@ export class PullFlow {
     this.heartbeatNanos = options.heartbeatMillis * 1_000_000
     this.pullOptions = { reply: this.inbox }
     this.deliveries = options.deliveries
-    this.wakeups = options.wakeups
-    this.logs = options.logs
+    this.events = options.events
   }
 
   /** The subscription callback: the hot path. */
@@ -145,7 +153,7 @@ export class PullFlow {
     } else {
       this.activity++
       this.held++
-      const message = new NatsMessage(this, msg)
+      const message = new NatsMessage(this, msg, msg.reply)
       if (!Queue.offerUnsafe(this.deliveries, message)) message.nak()
       // The last outstanding message arrived: slots freed meanwhile (fewer than a quarter) are pulled now.
       if (this.outstanding > 0 && --this.outstanding === 0) this.refill()
@@ -162,9 +170,15 @@ export class PullFlow {
     }
   }
 
+  /** The body of `term(reason)`: the reason only where the server reads it. */
+  termBody(reason: string | undefined): Uint8Array {
+    // Before 2.11 the server does not read "+TERM <reason>" as a term, and redelivers after ack-wait.
+    return reason !== undefined && reason !== "" && this.supportsTermReason ? encoder.encode(`+TERM ${reason}`) : TERM
+  }
+
   /** Pulls the free slots, unless most of them are already asked for. */
   private refill(): void {
-    if (!this.active || this.connection.isClosed()) return
+    if (this.phase !== "Pulling" || this.connection.isClosed()) return
     const free = this.maxMessages - this.held - this.outstanding
     if (free <= 0 || (free < this.refillAt && this.outstanding > 0)) return
     this.outstanding += free
@@ -178,27 +192,31 @@ export class PullFlow {
   }
 
   /**
-   * Forgets the requests the server may have dropped and pulls again. Requests it did keep may still
-   * deliver on top, by at most `maxMessages`; losing them instead would cost an ack-wait each.
+   * Starts pulling, or again after a reset: forgets the requests the server may have dropped. Requests
+   * it did keep may still deliver on top, by at most `maxMessages`; losing them instead would cost an
+   * ack-wait each.
    */
   restart(): void {
-    if (this.closing) return
-    this.reset = undefined
+    if (this.phase === "Closed") return
+    this.phase = "Pulling"
     this.outstanding = 0
     this.quietChecks = 0
     this.seenActivity = this.activity
     this.activityAtRestart = this.activity
-    this.active = true
     this.refill()
   }
 
-  /** Stops pulling until `restart`; the first request since the last restart wakes the reset fiber. */
-  requestReset(reset: Reset): void {
-    if (this.closing) return
-    this.active = false
-    if (this.reset !== undefined) return
-    this.reset = reset
-    Queue.offerUnsafe(this.wakeups, undefined)
+  /** Stops pulling until `restart`; a reset requested while one is pending joins it. */
+  private requestReset(reset: Reset): void {
+    if (this.phase !== "Pulling") return
+    this.phase = "Stopped"
+    Queue.offerUnsafe(this.events, { _tag: "Reset", reset })
+  }
+
+  /** The connection is back, maybe on a server of another version: what it held is presumed lost. */
+  reconnected(supportsTermReason: boolean): void {
+    this.supportsTermReason = supportsTermReason
+    this.requestReset({ level: "Debug", reason: "reconnected", pauseMillis: 0 })
   }
 
   /**
@@ -206,7 +224,7 @@ export class PullFlow {
    * heartbeat intervals of silence) mean the pulls were lost, as when the consumer's leader died.
    */
   checkHeartbeats(): void {
-    if (!this.active || this.outstanding === 0 || this.activity !== this.seenActivity) {
+    if (this.phase !== "Pulling" || this.outstanding === 0 || this.activity !== this.seenActivity) {
       this.seenActivity = this.activity
       this.quietChecks = 0
     } else if (++this.quietChecks >= QUIET_CHECKS) {
@@ -214,21 +232,20 @@ export class PullFlow {
     }
   }
 
-  /** Whether anything (a delivery, a heartbeat, a status) arrived since the pulls were last sent afresh. */
-  get answeredSinceRestart(): boolean {
-    return this.activity !== this.activityAtRestart
+  /** Pulling, and the server answered something (a delivery, a heartbeat, a status) since the pulls were sent afresh. */
+  get answering(): boolean {
+    return this.phase === "Pulling" && this.activity !== this.activityAtRestart
   }
 
   close(): void {
-    this.closing = true
-    this.active = false
+    this.phase = "Closed"
   }
 
-  get isClosing(): boolean {
-    return this.closing
+  get isClosed(): boolean {
+    return this.phase === "Closed"
   }
 
-  fail(error: NatsError.NatsError): void {
+  private fail(error: NatsError.NatsError): void {
     Queue.failCauseUnsafe(this.deliveries, Cause.fail(error))
   }
 
@@ -265,8 +282,8 @@ export class PullFlow {
     }
   }
 
-  private log(level: LogEntry["level"], message: string): void {
-    Queue.offerUnsafe(this.logs, { level, message })
+  private log(level: "Debug" | "Info" | "Warn", message: string): void {
+    Queue.offerUnsafe(this.events, { _tag: "Log", level, message })
   }
 }
 
@@ -284,12 +301,12 @@ class NatsMessage implements Message {
   private parsedHeaders: Headers | undefined = undefined
   private info: ReadonlyArray<number> | undefined = undefined
 
-  constructor(flow: PullFlow, msg: Msg) {
+  constructor(flow: PullFlow, msg: Msg, reply: string) {
     this.flow = flow
     this.msg = msg
     this.subject = msg.subject
     this.payload = msg.data
-    this.reply = msg.reply ?? "" // never empty: `receive` drops messages without one
+    this.reply = reply
   }
 
   get stream(): string {
@@ -344,25 +361,23 @@ class NatsMessage implements Message {
   }
 
   ack(): void {
-    this.settle(this.flow.ackBody)
+    this.settle(ACK)
   }
 
   nak(delayMillis?: number): void {
     this.settle(
       delayMillis === undefined || delayMillis <= 0
-        ? this.flow.nakBody
+        ? NAK
         : encoder.encode(`-NAK {"delay":${Math.round(delayMillis) * 1_000_000}}`)
     )
   }
 
   term(reason?: string): void {
-    // Before 2.11 the server does not read "+TERM <reason>" as a term, and redelivers after ack-wait.
-    const withReason = reason !== undefined && reason !== "" && this.flow.supportsTermReason
-    this.settle(withReason ? encoder.encode(`+TERM ${reason}`) : this.flow.termBody)
+    this.settle(this.flow.termBody(reason))
   }
 
   working(): void {
-    if (!this.settled) this.flow.send(this.reply, this.flow.workingBody, false)
+    if (!this.settled) this.flow.send(this.reply, WORKING, false)
   }
 
   private settle(body: Uint8Array): void {
