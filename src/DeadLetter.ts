@@ -32,16 +32,18 @@
  *
  * @since 0.1.0
  */
-import type { DateTime, Duration, Schedule } from "effect"
-import type { Message, StoredMessage } from "./Broker.js"
+import { DateTime, type Duration, Effect, Option, type Schedule, Stream } from "effect"
+import { Broker, type Message, type StoredMessage } from "./Broker.js"
 import type * as Envelope from "./Envelope.js"
 import * as advisories from "./internal/deadLetter/advisories.js"
 import * as publishing from "./internal/deadLetter/publish.js"
 import * as record from "./internal/deadLetter/record.js"
 import * as replaying from "./internal/deadLetter/replay.js"
 import * as subjects from "./internal/deadLetter/subjects.js"
+import { matcher } from "./internal/subjects.js"
 import type * as NatsError from "./NatsError.js"
 import type * as Publisher from "./Publisher.js"
+import { ServiceIdentity } from "./ServiceIdentity.js"
 
 /**
  * Why the message was given up on: its bytes could not be decoded, the policy said so, or it was
@@ -179,7 +181,38 @@ export const messageIdFor = subjects.messageIdFor
  * @category constructors
  * @since 0.1.0
  */
-export const publish = publishing.publish
+export const publish = Effect.fn("DeadLetter.publish")(function* (input: PublishInput, options: PublishOptions = {}) {
+  const identity = yield* ServiceIdentity
+  const write = publishing.sender(options)
+  const origin = record.originOf(input.message)
+  const messageId = subjects.messageIdFor(origin.stream, origin.seq)
+  const subject =
+    origin.subject === undefined ? subjects.missingSubject(origin.stream) : subjects.subjectFor(origin.subject)
+  yield* Effect.annotateCurrentSpan({ "messaging.destination.name": subject, "messaging.message.id": messageId })
+
+  const now = yield* DateTime.now
+  const data = record.recordOf(input, origin, input.lastFailureAt ?? now)
+  const envelope: Envelope.Envelope<Record> = {
+    eventId: crypto.randomUUID(),
+    eventType: subject,
+    correlationId: data.correlationId ?? crypto.randomUUID(),
+    sourceService: identity.name,
+    timestamp: now,
+    data
+  }
+  const { bytes, chunks } = yield* publishing.recordBytes(write, envelope, origin, messageId, options.maxMessageBytes)
+  const ack = yield* write(subject, bytes, messageId)
+  if (ack.duplicate) yield* Effect.logDebug(`dead letter ${messageId} was already stored as ${ack.stream}#${ack.seq}`)
+  const receipt: Receipt = {
+    subject,
+    stream: ack.stream,
+    seq: ack.seq,
+    messageId,
+    duplicate: ack.duplicate,
+    chunks: chunks.length
+  }
+  return receipt
+})
 
 /**
  * One replay of a dead letter.
@@ -250,7 +283,23 @@ export interface Filter {
  * @category accessors
  * @since 0.1.0
  */
-export const list = replaying.list
+export const list = Effect.fn("DeadLetter.list")(function* (filter: Filter = {}) {
+  const broker = yield* Broker
+  const stream = yield* replaying.deadLetterStream(broker, filter.stream)
+  const { records, replays } = yield* replaying.readStream(broker, stream)
+  const subjectMatches = filter.subject === undefined ? undefined : matcher(filter.subject)
+  const matches = ({ seq, record }: Pick<Entry, "seq" | "record">): boolean =>
+    (subjectMatches === undefined || (record.originalSubject !== null && subjectMatches(record.originalSubject))) &&
+    (filter.errorCode === undefined || record.errorCode === filter.errorCode) &&
+    (filter.eventType === undefined || record.eventType === filter.eventType) &&
+    (filter.since === undefined || DateTime.isGreaterThanOrEqualTo(record.lastFailureAt, filter.since)) &&
+    (filter.until === undefined || DateTime.isLessThan(record.lastFailureAt, filter.until)) &&
+    (filter.seqs === undefined || filter.seqs.includes(seq))
+  return records
+    .filter(matches)
+    .slice(0, filter.limit)
+    .map((entry): Entry => ({ ...entry, replays: replays.get(entry.seq) ?? [] }))
+})
 
 /**
  * The original bytes of a dead letter, put back together from its chunks when they were too big for the
@@ -259,7 +308,20 @@ export const list = replaying.list
  * @category accessors
  * @since 0.1.0
  */
-export const originalBytes = record.originalBytes
+export const originalBytes = Effect.fnUntraced(function* (entry: Pick<Entry, "stream" | "seq" | "record">) {
+  const inline = record.inlineBytes(entry.record)
+  if (Option.isSome(inline) || entry.record.originalPayloadChunks.length === 0) return inline
+  const broker = yield* Broker
+  const parts = yield* Effect.forEach(entry.record.originalPayloadChunks, (seq) => broker.getMessage(entry.stream, seq))
+  const bytes = record.joinChunks(
+    entry.record,
+    parts.flatMap((part) => (Option.isSome(part) ? [part.value.payload] : []))
+  )
+  if (Option.isNone(bytes)) {
+    yield* Effect.logWarning(`the chunks of dead letter ${entry.stream}#${entry.seq} are missing or altered`)
+  }
+  return bytes
+})
 
 /**
  * Which dead letters to replay and how.
@@ -324,7 +386,9 @@ export const replayedFromHeader = replaying.replayedFromHeader
  * @category constructors
  * @since 0.1.0
  */
-export const replay = replaying.replay
+export const replay = Effect.fn("DeadLetter.replay")(function* (options: ReplayOptions = {}) {
+  return yield* Stream.runCollect(outcomes(options))
+})
 
 /**
  * `replay` one entry at a time: the stream emits each entry's outcome once that entry is done (its
@@ -343,7 +407,51 @@ export const replay = replaying.replay
  * @category constructors
  * @since 0.2.0
  */
-export const replayStream = replaying.replayStream
+export const replayStream = (options: ReplayOptions = {}): Stream.Stream<ReplayOutcome, NatsError.NatsError, Broker> =>
+  outcomes(options).pipe(Stream.withSpan("DeadLetter.replayStream"))
+
+const replayEntry = (write: publishing.Send, force: boolean) =>
+  Effect.fnUntraced(function* (entry: Entry) {
+    const skipped = (reason: string): ReplayOutcome => ({ _tag: "Skipped", seq: entry.seq, reason })
+    const times = entry.replays.length
+    if (times > 0 && !force) return skipped(`replayed ${times} time(s) already; force replays again`)
+    const subject = entry.record.originalSubject
+    if (subject === null) return skipped("the original subject is unknown")
+    const bytes = yield* originalBytes(entry)
+    if (Option.isNone(bytes)) {
+      return skipped(
+        entry.record.originalPayloadChunks.length > 0
+          ? "a chunk of the original bytes is missing or altered"
+          : "the original bytes were not kept"
+      )
+    }
+    return yield* replaying.replayCopy(write, entry, subject, bytes.value, times).pipe(
+      Effect.map((copy): ReplayOutcome => ({ _tag: "Replayed", seq: entry.seq, subject, ...copy })),
+      Effect.catchIf(replaying.refusesEntry, (error) =>
+        Effect.succeed<ReplayOutcome>({ _tag: "Failed", seq: entry.seq, subject, error })
+      )
+    )
+  })
+
+// `replay` and `replayStream` are this stream; only `replay` is one span.
+const outcomes = (options: ReplayOptions): Stream.Stream<ReplayOutcome, NatsError.NatsError, Broker> =>
+  Stream.unwrap(
+    Effect.gen(function* () {
+      // The limit counts attempts, not entries read: skipped entries are reported but let the replay go
+      // on, so each call with a limit picks up where the previous one stopped.
+      const limit = options.limit ?? Number.POSITIVE_INFINITY
+      if (limit <= 0) return Stream.empty
+      const entries = yield* list({ ...options, limit: undefined })
+      let attempts = 0
+      return Stream.fromIterable(entries).pipe(
+        Stream.mapEffect(replayEntry(publishing.sender(options), options.force === true)),
+        Stream.takeUntil((outcome) => {
+          if (outcome._tag !== "Skipped") attempts += 1
+          return attempts >= limit
+        })
+      )
+    })
+  )
 
 /**
  * The subject of the server's max-deliveries advisories for one consumer.
@@ -385,4 +493,5 @@ export interface WatchOptions {
  * @category constructors
  * @since 0.1.0
  */
-export const watchAdvisories = advisories.watchAdvisories
+export const watchAdvisories = (options: WatchOptions) =>
+  advisories.watch(options, Effect.void, (input, outages) => publish(input, { outages, ...options.publish }))

@@ -33,9 +33,10 @@
  */
 import { Clock, Duration, Effect, Exit, Fiber, Layer, Option, Schema, type Scope } from "effect"
 import { Broker, type Message } from "./Broker.js"
+import * as DeadLetter from "./DeadLetter.js"
 import * as Envelope from "./Envelope.js"
 import * as Event from "./Event.js"
-import { watch as watchAdvisories } from "./internal/deadLetter/advisories.js"
+import * as Advisories from "./internal/deadLetter/advisories.js"
 import * as SubscriberConsumer from "./internal/subscriber/consumer.js"
 import * as SubscriberHandling from "./internal/subscriber/handling.js"
 import { Held } from "./internal/subscriber/held.js"
@@ -311,7 +312,10 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
     ).pipe(Effect.forkDetach)
     const advisories = yield* supervise(
       { name: `subscriber ${durable}: max-deliveries advisory watcher for ${stream}/${durable}` },
-      (up) => watchAdvisories({ stream, consumer: durable, advisoryStream }, up)
+      (up) =>
+        Advisories.watch({ stream, consumer: durable, advisoryStream }, up, (input, outages) =>
+          DeadLetter.publish(input, { outages })
+        )
     ).pipe(Effect.forkDetach)
     const watcher = yield* consumer.watch(settings.checkConsumerEvery)
 

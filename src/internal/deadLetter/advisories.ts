@@ -2,16 +2,17 @@
  * Dead letters for messages whose handler never decided: the server's max-deliveries advisories, kept
  * by an advisory stream, read by a durable consumer and turned into records.
  *
- * Not public: `DeadLetter` documents and exports `watchAdvisories` and `advisorySubject`.
+ * Not public: `DeadLetter` documents and exports `advisorySubject`, and `DeadLetter.watchAdvisories` is
+ * `watch` writing with `DeadLetter.publish`; a `Subscriber` runs one for its consumer.
  */
 import { Duration, Effect, Exit, Option, Schema, Stream } from "effect"
 import { Broker, type Message, type StoredMessage } from "../../Broker.js"
-import type { PublishInput, WatchOptions } from "../../DeadLetter.js"
 import * as Envelope from "../../Envelope.js"
 import * as NatsError from "../../NatsError.js"
+import type { OutageLog } from "../../Publisher.js"
+import type { ServiceIdentity } from "../../ServiceIdentity.js"
 import * as Topology from "../../Topology.js"
 import * as PublishOutages from "../publisher/outages.js"
-import { publish } from "./publish.js"
 import { asText } from "./record.js"
 import { growingDelay, WriteOutages } from "./writeOutages.js"
 
@@ -33,7 +34,7 @@ const decodeAdvisory = Schema.decodeUnknownExit(Schema.fromJsonString(Advisory))
 const givenUp = (
   { stream, consumer, streamSeq: seq, deliveries, timestamp }: typeof Advisory.Type,
   original: Option.Option<StoredMessage>
-): PublishInput => ({
+) => ({
   message: Option.getOrElse(original, () => ({ stream, seq })),
   consumer,
   deliveryCount: deliveries,
@@ -44,15 +45,34 @@ const givenUp = (
       : `delivered ${deliveries} times and never settled, and gone from ${stream} (expired or deleted) before it could be dead-lettered: its bytes are lost`,
     operation: "handler"
   },
-  decision: "max deliveries",
+  decision: "max deliveries" as const,
   retryCount: deliveries - 1,
   maxRetries: deliveries - 1,
   firstFailureAt: timestamp,
   lastFailureAt: timestamp
 })
 
+/** What a watcher is told: `DeadLetter.WatchOptions` less how to publish, which its `Write` knows. */
+export interface Settings {
+  readonly stream: string
+  readonly consumer: string
+  readonly advisoryStream?: string | undefined
+  readonly durable?: string | undefined
+  readonly retryDelay?: Duration.Input | undefined
+}
+
+/** Writes the dead letter of a message given up on, telling retried attempts to `outages`. */
+export type Write = (
+  input: ReturnType<typeof givenUp>,
+  outages: OutageLog
+) => Effect.Effect<
+  { readonly duplicate: boolean; readonly stream: string; readonly seq: number },
+  NatsError.NatsError,
+  Broker | ServiceIdentity
+>
+
 // The stream that captures the consumer's advisories, when none is named.
-const advisoryStreamFor = (broker: Broker["Service"], { stream, consumer }: WatchOptions) =>
+const advisoryStreamFor = (broker: Broker["Service"], { stream, consumer }: Settings) =>
   Effect.flatMap(broker.streamFor(advisorySubject(stream, consumer)), (found) =>
     Option.match(found, {
       onSome: Effect.succeed,
@@ -69,14 +89,11 @@ const advisoryStreamFor = (broker: Broker["Service"], { stream, consumer }: Watc
     })
   )
 
-/** Documented as `DeadLetter.watchAdvisories`. */
-export const watchAdvisories = (options: WatchOptions) => watch(options, Effect.void)
-
 /**
  * The watcher, telling `up` once its consumer is provisioned and it reads advisories: a supervised
  * watcher (the `Subscriber`'s) logs its recovery then.
  */
-export const watch = Effect.fnUntraced(function* (options: WatchOptions, up: Effect.Effect<void>) {
+export const watch = Effect.fnUntraced(function* (options: Settings, up: Effect.Effect<void>, write: Write) {
   const broker = yield* Broker
   const advisoryStream = options.advisoryStream ?? (yield* advisoryStreamFor(broker, options))
   const durable = options.durable ?? `dlq-${options.stream}-${options.consumer}`
@@ -106,9 +123,7 @@ export const watch = Effect.fnUntraced(function* (options: WatchOptions, up: Eff
       }
       const { stream, streamSeq: seq, consumer } = advisory.value
       const written = yield* broker.getMessage(stream, seq).pipe(
-        Effect.flatMap((original) =>
-          publish(givenUp(advisory.value, original), { outages: transient, ...options.publish })
-        ),
+        Effect.flatMap((original) => write(givenUp(advisory.value, original), transient)),
         Effect.exit
       )
       if (Exit.isFailure(written)) {

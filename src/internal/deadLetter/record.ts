@@ -3,16 +3,15 @@
  *
  * The bytes are kept exactly: valid UTF-8 JSON as text (the JSON string gives them back), anything
  * else as base64, or, when the record would not fit in one message, in chunk messages that the record
- * lists with the size and sha256 of the whole. `originalBytes` undoes all three.
+ * lists with the size and sha256 of the whole; `DeadLetter.originalBytes` undoes all three.
  *
- * Not public: `DeadLetter` documents and exports `Decision`, `Record` and
- * `originalBytes`; `publish` writes records and `replay` reads them.
+ * Not public: `DeadLetter` documents and exports `Decision` and `Record`, builds records with `recordOf`
+ * when it publishes them and reads them back when it lists them.
  */
 import { Buffer, isUtf8 } from "node:buffer"
 import { createHash } from "node:crypto"
 import { type DateTime, Effect, Option, Predicate, Result, Schema } from "effect"
-import { Broker, type Headers, type Message, type StoredMessage } from "../../Broker.js"
-import type { Entry, Missing, PublishInput } from "../../DeadLetter.js"
+import type { Headers, Message, StoredMessage } from "../../Broker.js"
 import * as Envelope from "../../Envelope.js"
 import { parseJson } from "../json.js"
 
@@ -138,8 +137,10 @@ export interface Origin {
   readonly deliveryCount: number
 }
 
-/** Reads the message given up on, in any of the forms `PublishInput` takes. */
-export const originOf = (message: Message | StoredMessage | Missing): Origin => ({
+/** Reads the message given up on: a delivery, a message read by sequence, or the place of one gone. */
+export const originOf = (
+  message: Message | StoredMessage | { readonly stream: string; readonly seq: number }
+): Origin => ({
   stream: message.stream,
   seq: "streamSeq" in message ? message.streamSeq : message.seq,
   subject: "subject" in message ? message.subject : undefined,
@@ -149,11 +150,23 @@ export const originOf = (message: Message | StoredMessage | Missing): Origin => 
   deliveryCount: "deliveryCount" in message ? message.deliveryCount : 0
 })
 
+/** What a record says about the failure besides the message: what `DeadLetter.PublishInput` gives it. */
+export interface Failed {
+  readonly consumer?: string | undefined
+  readonly deliveryCount?: number | undefined
+  readonly failure: { readonly code: string; readonly message: string; readonly operation: string }
+  readonly decision: typeof Decision.Type
+  readonly retryCount: number
+  readonly maxRetries: number
+  readonly firstFailureAt?: DateTime.Utc | undefined
+  readonly envelope?: Pick<Envelope.Envelope<unknown>, "eventId" | "eventType" | "correlationId"> | undefined
+}
+
 /**
  * The record of a failure, with the original bytes inline. The ids come from the decoded envelope when
  * there is one, else from the bytes when they are JSON.
  */
-export const recordOf = (input: PublishInput, origin: Origin, lastFailureAt: DateTime.Utc): Record => {
+export const recordOf = (input: Failed, origin: Origin, lastFailureAt: DateTime.Utc): Record => {
   const { payload } = origin
   const json = payload === undefined ? Option.none() : jsonOf(payload)
   const body = Option.getOrUndefined(json)
@@ -198,20 +211,18 @@ export const chunksOf = (payload: Uint8Array, limit: number): ReadonlyArray<Uint
   )
 }
 
-/** Documented as `DeadLetter.originalBytes`. */
-export const originalBytes = Effect.fnUntraced(function* (entry: Pick<Entry, "stream" | "seq" | "record">) {
-  const { record } = entry
-  if (record.originalPayload !== null) return Option.some<Uint8Array>(Buffer.from(record.originalPayload, "utf8"))
-  if (record.originalPayloadBase64 !== null) {
-    return Option.some<Uint8Array>(Buffer.from(record.originalPayloadBase64, "base64"))
-  }
-  if (record.originalPayloadChunks.length === 0) return Option.none<Uint8Array>()
-  const broker = yield* Broker
-  const parts = yield* Effect.forEach(record.originalPayloadChunks, (seq) => broker.getMessage(entry.stream, seq))
-  const bytes = Buffer.concat(parts.flatMap((part) => (Option.isSome(part) ? [part.value.payload] : [])))
-  if (bytes.byteLength !== record.originalPayloadSize || sha256(bytes) !== record.originalPayloadSha256) {
-    yield* Effect.logWarning(`the chunks of dead letter ${entry.stream}#${entry.seq} are missing or altered`)
-    return Option.none<Uint8Array>()
-  }
-  return Option.some<Uint8Array>(bytes)
-})
+/** The original bytes a record holds itself, as text or base64; `None` when they are chunked or were not kept. */
+export const inlineBytes = (record: Record): Option.Option<Uint8Array> =>
+  record.originalPayload !== null
+    ? Option.some(Buffer.from(record.originalPayload, "utf8"))
+    : record.originalPayloadBase64 !== null
+      ? Option.some(Buffer.from(record.originalPayloadBase64, "base64"))
+      : Option.none()
+
+/** The chunks found of a record's original bytes put together; `None` unless they match its size and sha256. */
+export const joinChunks = (record: Record, parts: ReadonlyArray<Uint8Array>): Option.Option<Uint8Array> => {
+  const bytes = Buffer.concat(parts)
+  return bytes.byteLength === record.originalPayloadSize && sha256(bytes) === record.originalPayloadSha256
+    ? Option.some(bytes)
+    : Option.none()
+}

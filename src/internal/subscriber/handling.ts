@@ -12,12 +12,11 @@
  */
 import { Cause, Clock, Context, DateTime, Duration, Effect, Exit, Option, References, Schedule } from "effect"
 import { Broker, type Message } from "../../Broker.js"
-import type * as DeadLetter from "../../DeadLetter.js"
+import * as DeadLetter from "../../DeadLetter.js"
 import * as Envelope from "../../Envelope.js"
 import * as MessageContext from "../../MessageContext.js"
 import type * as Policy from "../../Policy.js"
 import { ServiceIdentity } from "../../ServiceIdentity.js"
-import { publish } from "../deadLetter/publish.js"
 import { WriteOutages } from "../deadLetter/writeOutages.js"
 import { formatDuration } from "../durations.js"
 import * as PublishOutages from "../publisher/outages.js"
@@ -76,7 +75,7 @@ export const make = Effect.fnUntraced(function* <A extends Envelope.Envelope<unk
   const services = Context.make(Broker, broker).pipe(Context.add(ServiceIdentity, identity))
   const publishOptions = { outages: new PublishOutages.Outages() }
   const writeDeadLetter = (input: DeadLetter.PublishInput) =>
-    Effect.provideContext(publish(input, publishOptions), services)
+    Effect.provideContext(DeadLetter.publish(input, publishOptions), services)
 
   const deadLetter = (
     message: Message,
