@@ -48,6 +48,7 @@ import { supervise } from "./internal/supervise.js"
 import type * as NatsError from "./NatsError.js"
 import * as Policy from "./Policy.js"
 import { ServiceIdentity } from "./ServiceIdentity.js"
+import * as SubscriberStatus from "./SubscriberStatus.js"
 import type * as Topology from "./Topology.js"
 
 /**
@@ -251,7 +252,8 @@ const withTimeout =
         )
 
 /**
- * Runs a subscriber in the current scope; see the module documentation.
+ * Runs a subscriber in the current scope; see the module documentation. Its `SubscriberStatus.Handle`
+ * tells what it is doing (it is also entered in the current `SubscriberStatus.Registry`).
  *
  * @category constructors
  * @since 0.1.0
@@ -259,7 +261,11 @@ const withTimeout =
 export const make = <const E extends Event.Any, Err = never, R = never>(
   events: E | ReadonlyArray<E>,
   options: Options<E, Err, R> & PolicyRequirement<Err>
-): Effect.Effect<void, Topology.TopologyError | NatsError.NatsError, Broker | ServiceIdentity | R | Scope.Scope> =>
+): Effect.Effect<
+  SubscriberStatus.Handle,
+  Topology.TopologyError | NatsError.NatsError,
+  Broker | ServiceIdentity | R | Scope.Scope
+> =>
   Effect.gen(function* () {
     const broker = yield* Broker
     const identity = yield* ServiceIdentity
@@ -269,6 +275,11 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
     const policy = Policy.compile<Err>(options.policy ?? Policy.defaults)
     const settings = resolve(options, group.subjects, identity.name)
     const { durable, concurrency } = settings
+    const registry = yield* SubscriberStatus.Registry
+    const slot = yield* Effect.acquireRelease(
+      Effect.sync(() => registry.enterUnsafe({ durable, stream: options.stream, subjects: group.subjects })),
+      (entered) => Effect.sync(entered.remove)
+    )
 
     // Its stream (the one that captures its subjects, unless named), and where its dead letters and
     // advisories go, must exist before it consumes.
@@ -277,6 +288,7 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
       { stream: options.stream, durable, subjects: group.subjects },
       settings.waitForStreams
     )
+    slot.setStream(stream)
     const consumer = SubscriberConsumer.make(broker, {
       stream,
       durable,
@@ -306,7 +318,22 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
       inFlight,
       clock
     })
-    const dispatcher = yield* consumer.consume(settings, workers.accept)
+    // Consuming while both the consume loop and the check of its consumer are up; restarting while
+    // either fails (the check is what notices a stream deleted under a running consume).
+    const failing = new Set<string>()
+    const statusHooks = (loop: string) => ({
+      onUp: () => {
+        failing.delete(loop)
+        if (failing.size === 0 && slot.current()._tag !== "Consuming") {
+          slot.set({ _tag: "Consuming", since: clock.currentTimeMillisUnsafe() })
+        }
+      },
+      onFailure: (attempts: number, lastError: string, since: number) => {
+        failing.add(loop)
+        slot.set({ _tag: "Restarting", attempts, lastError, since })
+      }
+    })
+    const dispatcher = yield* consumer.consume({ ...settings, ...statusHooks("consume") }, workers.accept)
     const keepAlive = yield* supervise({ name: `subscriber ${durable}: keep-alive` }, () =>
       SubscriberWorkers.keepAlive(held, inFlight, clock, settings.ackWaitMillis, settings.slowHandlerAfterMillis)
     ).pipe(Effect.forkDetach)
@@ -317,10 +344,11 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
           DeadLetter.publish(input, { outages })
         )
     ).pipe(Effect.forkDetach)
-    const watcher = yield* consumer.watch(settings.checkConsumerEvery)
+    const watcher = yield* consumer.watch(settings.checkConsumerEvery, statusHooks("check"))
 
     yield* Effect.addFinalizer(() =>
       Effect.gen(function* () {
+        slot.set({ _tag: "Stopping" })
         yield* Fiber.interrupt(dispatcher)
         yield* workers.stop(settings.shutdownTimeout)
         yield* Fiber.interruptAll([keepAlive, advisories, watcher])
@@ -330,6 +358,7 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
     yield* Effect.logInfo(
       `subscriber ${durable} consuming ${settings.filterSubject} from ${stream} (concurrency ${concurrency}, prefetch ${settings.prefetch})`
     )
+    return slot.handle
   })
 
 /**

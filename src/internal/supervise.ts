@@ -30,6 +30,10 @@ export interface Options {
   readonly reportEvery?: Duration.Duration | undefined
   /** How long a loop must stay up after calling `up` to count as recovered. Default 2 seconds. */
   readonly stableFor?: Duration.Duration | undefined
+  /** Told each time the loop calls `up` (a subscriber's status becomes `Consuming`). */
+  readonly onUp?: (() => void) | undefined
+  /** Told each time the loop fails: attempts in this outage, the failure's message, the outage's start. */
+  readonly onFailure?: ((attempts: number, message: string, since: number) => void) | undefined
 }
 
 interface Outage {
@@ -58,6 +62,7 @@ export const supervise = <R>(
     // Forked in the attempt's scope: an attempt that fails before `stableFor` takes its recovery with it.
     const upIn = (attempt: Scope.Scope) =>
       Effect.suspend(() => {
+        options.onUp?.()
         const current = outage
         if (current === undefined) return Effect.void
         const lasted = formatMillis(clock.currentTimeMillisUnsafe() - current.since)
@@ -96,6 +101,7 @@ export const supervise = <R>(
           yield* Effect.logDebug(`${name} failed again: ${messageOf(cause)}`)
         }
       }
+      options.onFailure?.(outage.attempts, messageOf(cause), outage.since)
       if (step === undefined) step = yield* Schedule.toStepWithSleep(schedule)
       // A schedule that ends would leave the loop down for good: past its end, wait its cap instead.
       yield* step(undefined).pipe(

@@ -28,6 +28,9 @@ export interface ConsumeOptions {
   /** Messages held by the client at most. */
   readonly prefetch: number
   readonly idleHeartbeat: Duration.Duration | undefined
+  /** Told when the loop is consuming and when it failed (the subscriber's status follows them). */
+  readonly onUp?: (() => void) | undefined
+  readonly onFailure?: ((attempts: number, message: string, since: number) => void) | undefined
 }
 
 export const make = (broker: Broker["Service"], spec: Spec) => {
@@ -66,7 +69,8 @@ export const make = (broker: Broker["Service"], spec: Spec) => {
             .pipe(Stream.runForEachArray((chunk) => Effect.sync(() => accept(chunk))))
         )
       )
-    return supervise({ name: `subscriber ${durable}: consume ${stream}/${durable}` }, dispatch).pipe(
+    const name = `subscriber ${durable}: consume ${stream}/${durable}`
+    return supervise({ name, onUp: options.onUp, onFailure: options.onFailure }, dispatch).pipe(
       // Started here and now, so that the consume is set up (as far as that takes no waiting) before
       // the subscriber's `make` returns, and a subscriber started first is first in line for messages.
       Effect.forkDetach({ startImmediately: true })
@@ -95,8 +99,8 @@ export const make = (broker: Broker["Service"], spec: Spec) => {
   })
 
   /** Starts looking the durable up every `every`, creating it again when it was deleted. */
-  const watch = (every: Duration.Duration) =>
-    supervise({ name: `subscriber ${durable}: consumer check` }, (up) =>
+  const watch = (every: Duration.Duration, hooks: Pick<ConsumeOptions, "onUp" | "onFailure"> = {}) =>
+    supervise({ name: `subscriber ${durable}: consumer check`, ...hooks }, (up) =>
       check.pipe(
         // JetStream not answering for now is the consume loop's to report, not this check's.
         Effect.catchIf(
