@@ -8,6 +8,27 @@
  * @since 0.1.0
  */
 import { Context, Effect, Option } from "effect"
+import type { Headers } from "./Broker.js"
+
+/**
+ * Where the message being handled came from, as the server delivered it.
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface DeliveryInfo {
+  readonly subject: string
+  readonly stream: string
+  /** The durable consumer that delivered it. */
+  readonly consumer: string
+  readonly streamSeq: number
+  /** 1 on the first delivery; more when it was redelivered (a nak, or an ack-wait that ran out). */
+  readonly deliveryCount: number
+  /** Its NATS headers (`Nats-Msg-Id`, `traceparent`, anything the publisher added). */
+  readonly headers: Headers
+  /** When the stream stored it, in epoch millis. */
+  readonly timestampMillis: number
+}
 
 /**
  * What a follow-up event needs to know about the message being handled.
@@ -20,6 +41,8 @@ export interface CurrentMessage {
   /** The id of the message being handled; absent when only a correlation id was set. */
   readonly eventId?: string | undefined
   readonly eventType?: string | undefined
+  /** Set by a subscriber around its handler: the delivery being handled. */
+  readonly delivery?: DeliveryInfo | undefined
 }
 
 /**
@@ -62,4 +85,14 @@ export const withCorrelationId =
  */
 export const correlationId: Effect.Effect<Option.Option<string>> = Effect.map(Current, (current) =>
   Option.map(current, (m) => m.correlationId)
+)
+
+/**
+ * The delivery being handled (subject, stream sequence, delivery count, headers), inside a handler.
+ *
+ * @category accessors
+ * @since 0.2.0
+ */
+export const delivery: Effect.Effect<Option.Option<DeliveryInfo>> = Effect.map(Current, (current) =>
+  Option.flatMap(current, (m) => Option.fromUndefinedOr(m.delivery))
 )

@@ -1,11 +1,12 @@
 /**
  * Subscriber behaviour that needs a real nats-server: the trace context carried in NATS headers from
- * publisher to handler, and `working` reaching the server's own ack-wait timer in time. Handling,
+ * publisher to handler, the delivery a handler can read from `MessageContext`, and `working` reaching the server's own ack-wait timer in time. Handling,
  * policy decisions and the workers are tested on the memory broker under `TestClock`
  * (test/memory/Subscriber.test.ts and test/memory/SubscriberWorkers.test.ts).
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Option } from "effect"
+import * as MessageContext from "../src/MessageContext.js"
 import {
   callerSpanId,
   callerTraceId,
@@ -61,5 +62,36 @@ describe("Subscriber on NATS", () => {
           expect(parent).toStrictEqual({ tag: "ExternalSpan", traceId: callerTraceId })
         })
       )
+  )
+
+  // the delivery count and sequence are what the server's ack subject says, the headers what it stored
+  it.live("a handler reads its delivery from MessageContext: subject, stream, sequence, count and headers", () =>
+    withMessaging(
+      Effect.gen(function* () {
+        const delivery = yield* seenByHandler(
+          "delivery-info",
+          Effect.map(MessageContext.delivery, (found) =>
+            Option.map(found, (info) => ({
+              subject: info.subject,
+              stream: info.stream,
+              consumer: info.consumer,
+              streamSeq: info.streamSeq,
+              deliveryCount: info.deliveryCount,
+              headerNames: info.headers.map(([name]) => name.toLowerCase()).sort()
+            }))
+          )
+        )
+        expect(Option.getOrThrow(delivery)).toMatchObject({
+          subject: "evt.test.happened.v1",
+          stream: "GLAM_EVENTS",
+          consumer: "delivery-info",
+          streamSeq: 1,
+          deliveryCount: 1
+        })
+        expect(Option.getOrThrow(delivery).headerNames).toEqual(expect.arrayContaining(["nats-msg-id", "traceparent"]))
+        // outside a handler there is none
+        expect(yield* MessageContext.delivery).toStrictEqual(Option.none())
+      })
+    )
   )
 })

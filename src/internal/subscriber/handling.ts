@@ -238,7 +238,9 @@ export const make = Effect.fnUntraced(function* <A extends Envelope.Envelope<unk
           Option.some({
             correlationId: envelope.correlationId,
             eventId: envelope.eventId,
-            eventType: envelope.eventType
+            eventType: envelope.eventType,
+            // The message itself: it has the fields `DeliveryInfo` names, so nothing is copied.
+            delivery: message
           })
         ),
         References.CurrentLogAnnotations,
