@@ -85,8 +85,6 @@ export interface Slot {
   readonly handle: Handle
 }
 
-type Listener = (entry: Entry | undefined) => void
-
 const changesOf = <A>(
   subscribe: (listener: (value: A | undefined) => void) => () => void,
   initial?: () => A | undefined
@@ -111,7 +109,7 @@ const changesOf = <A>(
  */
 export const makeRegistryUnsafe = (): Registry => {
   const entries = new Map<object, Entry>()
-  const listeners = new Set<Listener>()
+  const listeners = new Set<(entry: Entry) => void>()
   const notify = (entry: Entry) => {
     for (const listener of listeners) listener(entry)
   }
@@ -155,11 +153,8 @@ export const makeRegistryUnsafe = (): Registry => {
   return {
     all: Effect.sync(() => Array.from(entries.values())),
     changes: changesOf<Entry>((listener) => {
-      const own: Listener = (entry) => {
-        if (entry !== undefined) listener(entry)
-      }
-      listeners.add(own)
-      return () => listeners.delete(own)
+      listeners.add(listener)
+      return () => listeners.delete(listener)
     }),
     enterUnsafe
   }
