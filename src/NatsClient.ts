@@ -20,6 +20,7 @@ import {
   Duration,
   Effect,
   Layer,
+  Metric,
   PubSub,
   Ref,
   Schedule,
@@ -31,6 +32,7 @@ import * as ConnectionOptions from "./internal/nats/connectionOptions.js"
 import { fromCause, redactServer } from "./internal/nats/errors.js"
 import { withOverrides } from "./internal/overrides.js"
 import { supervise } from "./internal/supervise.js"
+import * as Metrics from "./Metrics.js"
 import * as NatsError from "./NatsError.js"
 
 /**
@@ -104,7 +106,13 @@ export class NatsClient extends Context.Service<
     readonly manager: JetStreamManager
     /** Connection events from the moment of subscribing; ends with `Closed`. Each subscriber gets every event. */
     readonly status: Stream.Stream<ConnectionEvent>
-    /** The round trip to the server, or a `NatsError` when disconnected or slower than `healthTimeout`. */
+    /**
+     * The round trip to the server once JetStream has answered too (its account info request), or a
+     * `NatsError`: `Closed` or `Disconnected` when the connection is down; a reason of operation
+     * `health (JetStream)` when JetStream does not answer (not enabled on the server, no quorum in a
+     * cluster: `NoResponders`, `Unavailable`); `Timeout` when the two together take longer than
+     * `healthTimeout`.
+     */
     readonly health: Effect.Effect<Duration.Duration, NatsError.NatsError>
     /** The version of the server connected to last, e.g. "2.9.10". */
     readonly serverVersion: Effect.Effect<string>
@@ -170,6 +178,9 @@ const logEvent = ConnectionEvent.$match({
   Closed: () => Effect.logInfo("NATS connection closed")
 })
 
+/** The operation a failure of the JetStream half of `health` is reported under. */
+const jetStreamHealth = "health (JetStream)"
+
 /**
  * The service over a connection, with the status fiber in the current scope. `events` is ended
  * with `Closed` by whoever owns the connection.
@@ -186,6 +197,8 @@ const makeService = Effect.fnUntraced(function* (
       if (statusIterable !== undefined) ConnectionOptions.stopStatusIterator(statusIterable)
     })
   )
+  // Read once: a client made without `Metrics.layer` pays nothing per connection event.
+  const metricsEnabled = yield* Metrics.Enabled
   const connected = yield* Ref.make(!connection.isClosed())
   const version = yield* Ref.make(connection.info?.version ?? "")
   // Computed once per server connected to, not at every term.
@@ -207,13 +220,14 @@ const makeService = Effect.fnUntraced(function* (
         return Ref.set(connected, false)
       case "Reconnected":
         // Another server of a cluster may run another version.
-        return Effect.andThen(
+        return Effect.all([
           Ref.set(connected, true),
+          metricsEnabled ? Metric.update(Metrics.reconnects, 1) : Effect.void,
           Effect.flatMap(
             Ref.updateAndGet(version, (last) => connection.info?.version ?? last),
             (current) => Ref.set(termReason, supportsTermReason(current))
           )
-        )
+        ])
       default:
         return Effect.void
     }
@@ -243,32 +257,46 @@ const makeService = Effect.fnUntraced(function* (
   )
   yield* supervise({ name: "NATS status watcher" }, (up) => Effect.andThen(up, watch)).pipe(Effect.forkScoped)
 
-  const unhealthy = (reason: NatsError.NatsErrorReason) => Effect.fail(NatsError.make("health", reason))
-  const health = Effect.gen(function* () {
-    if (connection.isClosed()) return yield* unhealthy(new NatsError.Closed({ message: "the connection is closed" }))
-    if (!(yield* Ref.get(connected))) {
-      return yield* unhealthy(new NatsError.Disconnected({ message: "disconnected; reconnecting" }))
-    }
-    const millis = yield* Effect.tryPromise({ try: () => connection.rtt(), catch: fromCause("health") })
-    return Duration.millis(millis)
-  }).pipe(
-    Effect.timeoutOrElse({
-      duration: healthTimeout,
-      orElse: () =>
-        unhealthy(
-          new NatsError.Timeout({
-            message: `no answer within ${formatDuration(healthTimeout)}`
-          })
-        )
-    }),
-    Effect.withSpan("NatsClient.health")
-  )
-
   const manager = yield* Effect.tryPromise({
     // Checking the JetStream API here would fail the whole connection while JetStream is still starting.
     try: () => jetstreamManager(connection, { checkAPI: false }),
     catch: fromCause("jetstreamManager")
   })
+
+  const unhealthy = (reason: NatsError.NatsErrorReason, operation = "health") =>
+    Effect.fail(NatsError.make(operation, reason))
+  const health = Effect.suspend(() => {
+    // Which half of this check the timeout cut: the round trip, or JetStream's answer.
+    let waitingForJetStream = false
+    return Effect.gen(function* () {
+      if (connection.isClosed()) {
+        return yield* unhealthy(new NatsError.Closed({ message: "the connection is closed" }))
+      }
+      if (!(yield* Ref.get(connected))) {
+        return yield* unhealthy(new NatsError.Disconnected({ message: "disconnected; reconnecting" }))
+      }
+      const millis = yield* Effect.tryPromise({ try: () => connection.rtt(), catch: fromCause("health") })
+      // A connection round trip alone stays fine while a cluster has lost its JetStream quorum.
+      waitingForJetStream = true
+      yield* Effect.tryPromise({
+        try: () => manager.getAccountInfo(),
+        catch: fromCause(jetStreamHealth, { subject: "$JS.API.INFO" })
+      })
+      return Duration.millis(millis)
+    }).pipe(
+      Effect.timeoutOrElse({
+        duration: healthTimeout,
+        orElse: () =>
+          waitingForJetStream
+            ? unhealthy(
+                new NatsError.Timeout({ message: `JetStream did not answer within ${formatDuration(healthTimeout)}` }),
+                jetStreamHealth
+              )
+            : unhealthy(new NatsError.Timeout({ message: `no answer within ${formatDuration(healthTimeout)}` }))
+      })
+    )
+  }).pipe(Effect.withSpan("NatsClient.health"))
+
   return NatsClient.of({
     connection,
     jetstream: jetstream(connection),

@@ -12,6 +12,7 @@ import {
   Fiber,
   Layer,
   Logger,
+  Metric,
   Redacted,
   Ref,
   References,
@@ -20,6 +21,7 @@ import {
   Stream
 } from "effect"
 import { stopStatusIterator } from "../src/internal/nats/connectionOptions.js"
+import * as Metrics from "../src/Metrics.js"
 import * as NatsClient from "../src/NatsClient.js"
 import type { NatsError } from "../src/NatsError.js"
 import { eventually } from "./support/Eventually.js"
@@ -88,6 +90,52 @@ describe("NatsClient", () => {
       expect(client.connection.isClosed()).toBe(true)
     })
   )
+
+  it.live("health fails, saying JetStream does not answer, on a server without JetStream", () =>
+    Effect.gen(function* () {
+      const server = yield* NatsServer.make({ jetstream: false })
+      const client = yield* NatsClient.make({ servers: server.url })
+      const error = yield* Effect.flip(client.health)
+      expect(error.reason._tag).toBe("NoResponders")
+      expect(error.message).toBe(
+        "health (JetStream): JetStream did not answer: it is not enabled for this account, or not ready yet"
+      )
+    })
+  )
+
+  it.live("health fails with Disconnected once the server is stopped", () =>
+    Effect.gen(function* () {
+      const server = yield* NatsServer.make()
+      const client = yield* NatsClient.make({ servers: server.url })
+      yield* client.health
+      yield* server.stop
+      const error = yield* eventually(Effect.flip(client.health))
+      expect(error.reason._tag).toBe("Disconnected")
+      expect(error.message).toBe("health: disconnected; reconnecting")
+    })
+  )
+
+  describe("the reconnects metric", () => {
+    /** What `messaging.nats.reconnects` counts over one stop and start of the server, in a registry of its own. */
+    const reconnectsOverRestart = (metrics: Layer.Layer<never>) =>
+      Effect.gen(function* () {
+        const server = yield* NatsServer.make()
+        const client = yield* NatsClient.make({ servers: server.url })
+        yield* server.stop
+        yield* eventually(Effect.flip(client.health))
+        yield* server.start
+        yield* eventually(client.health)
+        return (yield* Metric.value(Metrics.reconnects)).count
+      }).pipe(Effect.provide(metrics), Effect.provideService(Metric.MetricRegistry, new Map()))
+
+    it.live("counts a reconnect with Metrics.layer", () =>
+      Effect.map(reconnectsOverRestart(Metrics.layer), (count) => expect(count).toBe(1))
+    )
+
+    it.live("stays at 0 without it", () =>
+      Effect.map(reconnectsOverRestart(Layer.empty), (count) => expect(count).toBe(0))
+    )
+  })
 
   it("supportsTermReason needs nats-server 2.11", () => {
     expect(NatsClient.supportsTermReason("2.9.10")).toBe(false)

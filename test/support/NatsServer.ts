@@ -1,5 +1,5 @@
 /**
- * A `nats-server` owned by one test: JetStream on a free loopback port, a temporary store directory,
+ * A `nats-server` owned by one test: JetStream (unless told otherwise) on a free loopback port, a temporary store directory,
  * its log kept in memory (printed when the owning scope fails), everything removed on release.
  *
  * The server can be stopped (SIGTERM), killed (SIGKILL) and started again on the same port and store,
@@ -24,6 +24,8 @@ export interface Options {
   readonly args?: ReadonlyArray<string>
   /** Files to write next to the config before starting (e.g. certificates), by file name. */
   readonly files?: Readonly<Record<string, string>>
+  /** `false`: a server without JetStream (no `-js`), for clients that must notice it is missing. Default `true`. */
+  readonly jetstream?: boolean
 }
 
 export interface NatsServer {
@@ -94,7 +96,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     host,
     "-p",
     String(port),
-    "-js",
+    ...(options.jetstream === false ? [] : ["-js"]),
     "-sd",
     storeDir,
     "-c",
