@@ -12,8 +12,9 @@
  * succeeds again (how long it lasted, how many attempts and publishes were retried, how many gave up).
  * A publish that gives up is an ERROR line (a burst of them summed up in a second); each failed attempt DEBUG.
  *
- * A `Publisher.publish` span (kind producer) is made only when a tracer that records spans is installed;
- * without one, the trace context of the caller's span, if any, still travels in the headers.
+ * A `send <subject>` span (kind producer, OpenTelemetry messaging attributes) is made only when a
+ * tracer that records spans is installed; without one, the trace context of the caller's span, if any,
+ * still travels in the headers. With `Metrics.layer`, each publish is counted and timed (`Metrics`).
  *
  * The publisher depends on `Broker` only: it runs unchanged on NATS and on the in-memory broker.
  *
@@ -23,7 +24,7 @@ import {
   Clock,
   Config,
   Context,
-  DateTime,
+  type DateTime,
   Duration,
   Effect,
   Exit,
@@ -34,14 +35,17 @@ import {
   Schema,
   type Tracer
 } from "effect"
-import { Broker, type Headers, type PublishAck, type PublishRequest } from "./Broker.js"
+import { Broker, type PublishAck, type PublishRequest } from "./Broker.js"
 import * as Envelope from "./Envelope.js"
 import type * as Event from "./Event.js"
 import { withOverrides } from "./internal/overrides.js"
 import * as PublishBatch from "./internal/publisher/batch.js"
 import * as PublishOutages from "./internal/publisher/outages.js"
-import { isTracingIn } from "./internal/tracing.js"
+import { Timestamps } from "./internal/publisher/timestamps.js"
+import * as Telemetry from "./internal/telemetry.js"
+import { headersWithTrace, isTracingIn } from "./internal/tracing.js"
 import * as MessageContext from "./MessageContext.js"
+import * as Metrics from "./Metrics.js"
 import { NatsError } from "./NatsError.js"
 import { ServiceIdentity } from "./ServiceIdentity.js"
 
@@ -274,15 +278,11 @@ export const retryTransient =
       ? Effect.suspend(() => new PublishOutages.Outages().retry(subject, schedule)(publish))
       : outages.retry(subject, schedule)(publish)
 
-// The GLAM envelope's NATS headers besides `Nats-Msg-Id` (the broker sets that from `messageId`): the W3C
-// trace context of `span`, then the caller's own.
-const headersOf = (span: Tracer.AnySpan | undefined, extra: PublishOptions["headers"]): Headers => {
-  const trace = span === undefined ? noHeaders : Envelope.traceHeaders(span)
-  if (extra === undefined) return trace
-  return [...trace, ...Object.entries(extra)]
-}
-
-const noHeaders: Headers = []
+// The correlation id of a new envelope: the caller's, else the handled message's, else a new one.
+const correlationOf = (fiber: Fiber.Fiber<unknown, unknown>, options: PublishOptions | undefined): string =>
+  options?.correlationId ??
+  Option.getOrUndefined(fiber.getRef(MessageContext.Current))?.correlationId ??
+  crypto.randomUUID()
 
 const receiptOf = (eventId: string, subject: string, ack: PublishAck): Effect.Effect<Receipt> => {
   const receipt = { eventId, subject, stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate }
@@ -303,6 +303,8 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
   const defaultTimeout = Duration.fromInputUnsafe(options.timeout ?? defaults.timeout)
   const retry = options.retry ?? (options.retryBudget === undefined ? defaultRetry : retryWithin(options.retryBudget))
   const outages = new PublishOutages.Outages()
+  // Asked once: counted and timed only where metrics are on.
+  const metrics = (yield* Metrics.Enabled) ? new Telemetry.PublishMetrics(broker.system) : undefined
 
   // Only a failed first attempt enters the retry: the schedule then sees that failure first, exactly as
   // `retryTransient` around the whole publish would.
@@ -312,22 +314,15 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     sentAt: number
   ): Effect.Effect<PublishAck, NatsError> => {
     let attempts = 0
-    return Effect.suspend(() => (attempts++ === 0 ? Effect.fail(first) : broker.publish(request))).pipe(
+    const again =
+      metrics === undefined ? broker.publish(request) : metrics.retry(request.subject, broker.publish(request))
+    return Effect.suspend(() => (attempts++ === 0 ? Effect.fail(first) : again)).pipe(
       outages.retry(request.subject, retry, sentAt)
     )
   }
 
-  // Publishes come in bursts within one millisecond: one timestamp value serves all of them.
-  let stampedAt = Number.NaN
-  let stamp = DateTime.makeUnsafe(0)
-  const timestampOf = (fiber: Fiber.Fiber<unknown, unknown>): DateTime.Utc => {
-    const millis = fiber.getRef(Clock.Clock).currentTimeMillisUnsafe()
-    if (millis !== stampedAt) {
-      stamp = DateTime.makeUnsafe(millis)
-      stampedAt = millis
-    }
-    return stamp
-  }
+  const timestamps = new Timestamps()
+  const timestampOf = (fiber: Fiber.Fiber<unknown, unknown>) => timestamps.at(fiber.getRef(Clock.Clock))
 
   // The envelope's bytes, its payload checked against its event's schema.
   const encode = <E extends Event.Any>(
@@ -336,15 +331,13 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     payload: Event.Payload<E>,
     publishOptions: PublishOptions | undefined,
     eventId: string,
-    timestamp: DateTime.Utc
+    timestamp: DateTime.Utc,
+    correlationId = correlationOf(fiber, publishOptions)
   ): Exit.Exit<Uint8Array, Envelope.EncodeError> =>
     event.encode({
       eventId,
       eventType: event.subject,
-      correlationId:
-        publishOptions?.correlationId ??
-        Option.getOrUndefined(fiber.getRef(MessageContext.Current))?.correlationId ??
-        crypto.randomUUID(),
+      correlationId,
       sourceService,
       timestamp,
       data: payload
@@ -359,14 +352,14 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
   ): PublishRequest => ({
     subject,
     payload,
-    headers: headersOf(span, publishOptions?.headers),
+    headers: headersWithTrace(span, publishOptions?.headers),
     messageId: eventId,
     expectedLastSequence: publishOptions?.expectedLastSequence,
     timeout: publishOptions?.timeout === undefined ? defaultTimeout : Duration.fromInputUnsafe(publishOptions.timeout)
   })
 
   // `sentAt` (Clock millis) dates an outage from the attempt that failed, not from its end.
-  const dispatch = (request: PublishRequest, eventId: string, sentAt: number): Effect.Effect<Receipt, NatsError> =>
+  const dispatchOnce = (request: PublishRequest, eventId: string, sentAt: number): Effect.Effect<Receipt, NatsError> =>
     Effect.matchEffect(broker.publish(request), {
       onFailure(error) {
         return error.isRetryable
@@ -381,6 +374,11 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
       }
     })
 
+  const dispatch: typeof dispatchOnce =
+    metrics === undefined
+      ? dispatchOnce
+      : (request, eventId, sentAt) => metrics.measure(request.subject, dispatchOnce(request, eventId, sentAt))
+
   const send = <E extends Event.Any>(
     fiber: Fiber.Fiber<unknown, unknown>,
     event: E,
@@ -390,23 +388,13 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     span: Tracer.AnySpan | undefined
   ): Effect.Effect<Receipt, PublishError> => {
     const timestamp = timestampOf(fiber)
-    const bytes = encode(fiber, event, payload, publishOptions, eventId, timestamp)
+    const correlationId = correlationOf(fiber, publishOptions)
+    const bytes = encode(fiber, event, payload, publishOptions, eventId, timestamp, correlationId)
     if (Exit.isFailure(bytes)) return Exit.failCause(bytes.cause)
     const request = requestOf(event.subject, bytes.value, publishOptions, eventId, span)
+    Telemetry.sent(span, bytes.value.length, correlationId)
     return dispatch(request, eventId, timestamp.epochMilliseconds)
   }
-
-  // The producer span of one publish, made only when a tracer exports it.
-  const withProducerSpan = <A, E2>(subject: string, eventId: string, effect: Effect.Effect<A, E2>) =>
-    Effect.withSpan(effect, "Publisher.publish", {
-      kind: "producer",
-      attributes: {
-        "messaging.system": broker.system,
-        "messaging.destination.name": subject,
-        "messaging.operation": "publish",
-        "messaging.message.id": eventId
-      }
-    })
 
   const publish = <E extends Event.Any>(
     event: E,
@@ -418,7 +406,8 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
       // Without a tracer no span is made, but the trace of the caller's span (if any) goes on.
       if (!isTracingIn(fiber)) return send(fiber, event, payload, publishOptions, eventId, fiber.cache.span)
       // With one, the envelope carries the producer span's context.
-      return withProducerSpan(
+      return Telemetry.withProducerSpan(
+        broker.system,
         event.subject,
         eventId,
         Effect.withFiber((inSpan: Fiber.Fiber<unknown, unknown>) =>
@@ -434,20 +423,30 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
   ): Effect.Effect<ReadonlyArray<Receipt>, PublishAllError> =>
     Effect.withFiber((fiber: Fiber.Fiber<unknown, unknown>) => {
       const clock = fiber.getRef(Clock.Clock)
+      const tracing = isTracingIn(fiber)
+      // With a tracer, each item's correlation id is kept for its span (most are fresh UUIDs).
+      const correlations = tracing ? new Map<string, string>() : undefined
       // Only the bytes are kept until an item is sent: its request is made then, with the current span.
-      const sendIn = (span: Tracer.AnySpan | undefined, { item, eventId, encoded }: Prepared<E>) =>
-        dispatch(
+      const sendIn = (span: Tracer.AnySpan | undefined, { item, eventId, encoded }: Prepared<E>) => {
+        Telemetry.sent(span, encoded.length, correlations?.get(eventId))
+        return dispatch(
           requestOf(item.event.subject, encoded, item.options, eventId, span),
           eventId,
           clock.currentTimeMillisUnsafe()
         )
+      }
       const steps: PublishBatch.Steps<PublishItem<E>, Uint8Array, Receipt, Envelope.EncodeError, NatsError> = {
         eventIdOf: (item) => item.options?.eventId ?? crypto.randomUUID(),
-        encode: (item, eventId) => encode(fiber, item.event, item.payload, item.options, eventId, timestampOf(fiber)),
+        encode: (item, eventId) => {
+          const correlationId = correlationOf(fiber, item.options)
+          correlations?.set(eventId, correlationId)
+          return encode(fiber, item.event, item.payload, item.options, eventId, timestampOf(fiber), correlationId)
+        },
         // With a tracer, each item is sent in a span of its own, and its headers carry that span's context.
-        send: isTracingIn(fiber)
+        send: tracing
           ? (prepared) =>
-              withProducerSpan(
+              Telemetry.withProducerSpan(
+                broker.system,
                 prepared.item.event.subject,
                 prepared.eventId,
                 Effect.withFiber((inSpan: Fiber.Fiber<unknown, unknown>) => sendIn(inSpan.cache.span, prepared))

@@ -172,7 +172,7 @@ describe("Publisher", () => {
         const traced = yield* publisher
           .publish(Events.CreditBalanceLow, lowBalance)
           .pipe(Effect.withParentSpan(parent), Effect.withTracer(recording))
-        const span = spans.find((s) => s.name === "Publisher.publish")
+        const span = spans.find((s) => s.name === "send evt.credit.balance.low.v1")
         assert(span !== undefined)
         expect(span.kind).toBe("producer")
         expect(span.traceId).toBe(parent.traceId)
@@ -180,16 +180,26 @@ describe("Publisher", () => {
         expect(Object.fromEntries(span.attributes)).toMatchObject({
           "messaging.system": "nats",
           "messaging.destination.name": "evt.credit.balance.low.v1",
-          "messaging.operation": "publish",
-          "messaging.message.id": traced.eventId
+          "messaging.operation.name": "send",
+          "messaging.operation.type": "send",
+          "messaging.message.id": traced.eventId,
+          "messaging.nats.stream": traced.stream,
+          "messaging.nats.sequence": traced.seq
         })
+        // The envelope's size and correlation id, read back from what was stored.
+        const stored = (yield* storedMessages).find((m) => m.seq === traced.seq)
+        assert(stored !== undefined)
+        expect(span.attributes.get("messaging.message.body.size")).toBe(stored.data.length)
+        expect(span.attributes.get("messaging.message.conversation_id")).toBe(
+          JSON.parse(new TextDecoder().decode(stored.data)).correlation_id
+        )
         expect(yield* traceparentOf(traced.seq)).toBe(`00-${parent.traceId}-${span.spanId}-01`)
 
         // Without a tracer nothing is recorded, and the caller's span is the parent the consumer sees.
         const untraced = yield* publisher
           .publish(Events.CreditBalanceLow, lowBalance)
           .pipe(Effect.withParentSpan(parent))
-        expect(spans.filter((s) => s.name === "Publisher.publish")).toHaveLength(1)
+        expect(spans.filter((s) => s.name === "send evt.credit.balance.low.v1")).toHaveLength(1)
         expect(yield* traceparentOf(untraced.seq)).toBe(`00-${parent.traceId}-${parent.spanId}-01`)
 
         // No span at all: no trace headers.

@@ -129,7 +129,7 @@ describe("Publisher.publishAll", () => {
         const stored = yield* events
         for (const receipt of receipts) {
           const span = spans.find(
-            (s) => s.name === "Publisher.publish" && s.attributes.get("messaging.message.id") === receipt.eventId
+            (s) => s.name.startsWith("send ") && s.attributes.get("messaging.message.id") === receipt.eventId
           )
           assert(span !== undefined)
           const message = stored.find((m) => m.seq === receipt.seq)

@@ -66,6 +66,7 @@ const categories = new Set([
   "errors",
   "guards",
   "layers",
+  "metrics",
   "models",
   "provisioning",
   "schemas",

@@ -5,6 +5,7 @@
  */
 import { Effect, type Fiber, Tracer } from "effect"
 import type { Headers } from "../Broker.js"
+import { traceHeaders } from "../Envelope.js"
 
 /**
  * `true` when a tracer other than the native one is installed and tracing is enabled, read from a
@@ -22,4 +23,19 @@ export const isTracing: Effect.Effect<boolean> = Effect.withFiber((fiber) => Eff
 export const hasTraceContext = (headers: Headers): boolean => {
   for (const [name] of headers) if (name.length === 11 && name.toLowerCase() === "traceparent") return true
   return false
+}
+
+const noHeaders: Headers = []
+
+/**
+ * The GLAM envelope's NATS headers besides `Nats-Msg-Id` (the broker sets that from the message id):
+ * the W3C trace context of `span`, then the caller's own.
+ */
+export const headersWithTrace = (
+  span: Tracer.AnySpan | undefined,
+  extra: Readonly<Record<string, string>> | undefined
+): Headers => {
+  const trace = span === undefined ? noHeaders : traceHeaders(span)
+  if (extra === undefined) return trace
+  return [...trace, ...Object.entries(extra)]
 }

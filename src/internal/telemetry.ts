@@ -1,0 +1,231 @@
+/**
+ * What the publisher and the subscribers record about each message when something is watching: the
+ * producer and consumer span attributes of the OpenTelemetry messaging conventions, and the
+ * `Metrics` series, each attribute set built once and kept (labels are bounded, so is the cache).
+ *
+ * Nothing here runs unless a tracer records spans (`tracing.ts`) or `Metrics.Enabled` is on: the
+ * publisher and the subscriber ask both once, when they are made, and pass `undefined` otherwise.
+ */
+import { type Cause, Clock, Effect, type Exit, type Fiber, Metric, type Tracer } from "effect"
+import type { Message } from "../Broker.js"
+import * as Metrics from "../Metrics.js"
+
+/** The span name and attributes of one publish (`send <subject>`, kind producer). */
+export const producerSpan = (system: string, subject: string, eventId: string) => ({
+  name: `send ${subject}`,
+  attributes: {
+    "messaging.system": system,
+    "messaging.operation.name": "send",
+    "messaging.operation.type": "send",
+    "messaging.destination.name": subject,
+    "messaging.message.id": eventId
+  }
+})
+
+/**
+ * One publish in its producer span, made only when a tracer exports it: the attributes above, then where
+ * it was stored (`messaging.nats.stream`, `.sequence`) or why not (`error.type`).
+ */
+export const withProducerSpan = <A extends { readonly stream: string; readonly seq: number }, E>(
+  system: string,
+  subject: string,
+  eventId: string,
+  effect: Effect.Effect<A, E>
+): Effect.Effect<A, E> => {
+  const { name, attributes } = producerSpan(system, subject, eventId)
+  return Effect.withSpan(
+    effect.pipe(
+      Effect.tap((stored) =>
+        Effect.annotateCurrentSpan({ "messaging.nats.stream": stored.stream, "messaging.nats.sequence": stored.seq })
+      ),
+      Effect.tapError((error) => Effect.annotateCurrentSpan("error.type", tagOf(error)))
+    ),
+    name,
+    // The same call site for every publish: a stack trace per span would tell nothing.
+    { kind: "producer", attributes, captureStackTrace: false }
+  )
+}
+
+/** Records the envelope's size and correlation id on a publish's producer span, when it runs in one. */
+export const sent = (span: Tracer.AnySpan | undefined, bytes: number, correlationId: string | undefined) => {
+  if (span?._tag !== "Span" || span.kind !== "producer") return
+  span.attribute("messaging.message.body.size", bytes)
+  if (correlationId !== undefined) span.attribute("messaging.message.conversation_id", correlationId)
+}
+
+/** The span name and attributes of one handled delivery (`process <subject>`, kind consumer). */
+export const consumerSpan = (
+  system: string,
+  durable: string,
+  message: Message,
+  eventId: string,
+  correlationId: string
+) => ({
+  name: `process ${message.subject}`,
+  attributes: {
+    "messaging.system": system,
+    "messaging.operation.name": "process",
+    "messaging.operation.type": "process",
+    "messaging.destination.name": message.subject,
+    "messaging.consumer.group.name": durable,
+    "messaging.message.id": eventId,
+    "messaging.message.conversation_id": correlationId,
+    "messaging.message.body.size": message.payload.length,
+    "messaging.nats.stream": message.stream,
+    "messaging.nats.sequence": message.streamSeq,
+    "messaging.nats.delivery_count": message.deliveryCount
+  }
+})
+
+/** How a delivery was settled, as the consumer span records it in `messaging.nats.settlement`. */
+export type Settlement = "ack" | "nak" | "term" | "dead_letter"
+
+const settlementOf: Record<Metrics.Outcome, Settlement> = {
+  acked: "ack",
+  retried: "ack",
+  dropped: "ack",
+  redelivered: "nak",
+  termed: "term",
+  dead_lettered: "dead_letter",
+  decode_failure: "dead_letter"
+}
+
+/** The fiber's own span, when it is one this process records (not a remote parent). */
+export const ownSpan = (fiber: Fiber.Fiber<unknown, unknown>): Tracer.Span | undefined => {
+  const span = fiber.cache.span
+  return span?._tag === "Span" ? span : undefined
+}
+
+/** A metric with attribute sets made once per key. */
+class Series<Input, State> {
+  private readonly made = new Map<string, Metric.Metric<Input, State>>()
+  constructor(private readonly metric: Metric.Metric<Input, State>) {}
+  of(key: string, attributes: () => Record<string, string>): Metric.Metric<Input, State> {
+    let series = this.made.get(key)
+    if (series === undefined) {
+      series = Metric.withAttributes(this.metric, attributes())
+      this.made.set(key, series)
+    }
+    return series
+  }
+}
+
+const secondsSince = (fiber: Fiber.Fiber<unknown, unknown>, startNanos: bigint): number =>
+  Number(fiber.getRef(Clock.Clock).currentTimeNanosUnsafe() - startNanos) / 1e9
+
+/** Now on the fiber's clock, in nanoseconds: the start of a measured duration. */
+export const nanosNow = (fiber: Fiber.Fiber<unknown, unknown>): bigint =>
+  fiber.getRef(Clock.Clock).currentTimeNanosUnsafe()
+
+/** A publisher's metrics: sent messages and operation duration, by subject and outcome; retries. */
+export class PublishMetrics {
+  private readonly sent = new Series(Metrics.sentMessages)
+  private readonly duration = new Series(Metrics.operationDuration)
+  private readonly retries = new Series(Metrics.publishRetries)
+  constructor(private readonly system: string) {}
+
+  private attributes(subject: string, errorType: string | undefined): () => Record<string, string> {
+    return () => ({
+      "messaging.system": this.system,
+      "messaging.destination.name": subject,
+      "messaging.operation.name": "send",
+      ...(errorType === undefined ? {} : { "error.type": errorType })
+    })
+  }
+
+  /** `effect`, one publish to `subject`, counted and timed when it ends. */
+  measure<A, E>(subject: string, effect: Effect.Effect<A, E>): Effect.Effect<A, E> {
+    return Effect.withFiber((fiber) => {
+      const start = nanosNow(fiber)
+      return Effect.onExit(effect, (exit) => Effect.sync(() => this.ended(fiber, subject, start, exit)))
+    })
+  }
+
+  /** One publish ended: counted, and its duration since `startNanos` observed. */
+  ended(fiber: Fiber.Fiber<unknown, unknown>, subject: string, startNanos: bigint, exit: Exit.Exit<unknown, unknown>) {
+    const errorType = exit._tag === "Success" ? undefined : errorTypeOf(exit.cause)
+    const key = errorType === undefined ? subject : `${subject}\u0000${errorType}`
+    const attributes = this.attributes(subject, errorType)
+    this.sent.of(key, attributes).updateUnsafe(1, fiber.context)
+    this.duration.of(key, attributes).updateUnsafe(secondsSince(fiber, startNanos), fiber.context)
+  }
+
+  /** `effect`, a publish to `subject` tried again after a retryable failure, counted as a retry. */
+  retry<A, E>(subject: string, effect: Effect.Effect<A, E>): Effect.Effect<A, E> {
+    return Effect.withFiber((fiber) => {
+      this.retries.of(subject, () => ({ "messaging.destination.name": subject })).updateUnsafe(1, fiber.context)
+      return effect
+    })
+  }
+}
+
+/** A subscriber's metrics: deliveries by outcome, handling duration, handlers in flight. */
+export class ConsumeMetrics {
+  private readonly consumed = new Series(Metrics.consumedMessages)
+  private readonly duration = new Series(Metrics.processDuration)
+  private readonly inFlight: Metric.Metric<number, unknown>
+  private readonly started = new WeakMap<Message, bigint>()
+  private running = 0
+  constructor(
+    private readonly system: string,
+    private readonly durable: string
+  ) {
+    this.inFlight = Metric.withAttributes(Metrics.handlersInFlight, { "messaging.consumer.group.name": durable })
+  }
+
+  /** A delivery's handling began. */
+  began(fiber: Fiber.Fiber<unknown, unknown>, message: Message) {
+    this.started.set(message, nanosNow(fiber))
+    this.running++
+    this.inFlight.updateUnsafe(this.running, fiber.context)
+  }
+
+  /** A delivery was settled with `outcome`: counted, and the time since it began observed. */
+  settled(fiber: Fiber.Fiber<unknown, unknown>, message: Message, outcome: Metrics.Outcome) {
+    const start = this.started.get(message)
+    const key = `${message.subject}\u0000${outcome}`
+    const attributes = () => ({
+      "messaging.system": this.system,
+      "messaging.destination.name": message.subject,
+      "messaging.consumer.group.name": this.durable,
+      "messaging.glam.outcome": outcome
+    })
+    this.consumed.of(key, attributes).updateUnsafe(1, fiber.context)
+    if (start === undefined) return
+    this.started.delete(message)
+    this.duration.of(key, attributes).updateUnsafe(secondsSince(fiber, start), fiber.context)
+    this.running--
+    this.inFlight.updateUnsafe(this.running, fiber.context)
+  }
+}
+
+/** Records a delivery's settlement on the consumer span the fiber runs in. */
+export const recordSettlement = (
+  span: Tracer.Span,
+  outcome: Metrics.Outcome,
+  errorType: string | undefined,
+  nakDelayMillis: number | undefined
+) => {
+  span.attribute("messaging.nats.settlement", settlementOf[outcome])
+  span.attribute("messaging.glam.outcome", outcome)
+  if (errorType !== undefined) span.attribute("error.type", errorType)
+  if (nakDelayMillis !== undefined) span.attribute("messaging.nats.nak_delay_ms", nakDelayMillis)
+}
+
+/** The `error.type` of a failed publish: the reason of a `NatsError`, or the error's tag. */
+const errorTypeOf = (cause: Cause.Cause<unknown>): string => {
+  for (const reason of cause.reasons) {
+    if (reason._tag === "Fail") return tagOf(reason.error)
+    if (reason._tag === "Die") return "defect"
+  }
+  return "interrupted"
+}
+
+/** `NatsError` → its reason's tag (`Timeout`, `StreamNotFound`, ...); any tagged error → its tag. */
+export const tagOf = (error: unknown): string => {
+  if (typeof error !== "object" || error === null) return "_OTHER"
+  if ("reason" in error && typeof error.reason === "object" && error.reason !== null && "_tag" in error.reason) {
+    return String(error.reason._tag)
+  }
+  return "_tag" in error ? String(error._tag) : "_OTHER"
+}
