@@ -106,12 +106,46 @@ export interface StreamState {
 }
 
 /**
+ * One member of a replicated stream or consumer other than its leader, as the leader sees it.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface ReplicaInfo {
+  /** The server name, as the server was started with (`--server_name`). */
+  readonly name: string
+  /** Whether it has caught up with the leader. */
+  readonly current: boolean
+  /** Whether the group considers it offline. */
+  readonly offline: boolean
+  /** How long ago the leader last heard from it, in milliseconds. */
+  readonly activeMillis: number
+  /** Operations it is behind the leader (the server leaves a lag of 0 out: it reads as 0 here). */
+  readonly lag: number
+}
+
+/**
+ * Where a stream or consumer lives in a JetStream cluster: the cluster's name, the server leading it
+ * (`undefined` while none is elected) and the other replicas.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface ClusterInfo {
+  readonly name: string | undefined
+  readonly leader: string | undefined
+  readonly replicas: ReadonlyArray<ReplicaInfo>
+}
+
+/**
  * @category models
  * @since 0.1.0
  */
 export interface StreamInfo {
   readonly config: StreamConfig
   readonly state: StreamState
+  /** `undefined` on a server that is not part of a cluster, and on the in-memory broker. */
+  readonly cluster: ClusterInfo | undefined
 }
 
 /**
@@ -159,6 +193,8 @@ export interface ConsumerState {
   /** Messages delivered and not yet acknowledged. */
   readonly numAckPending: number
   readonly numRedelivered: number
+  /** Pull requests waiting for messages (at the server; consumes with free room on the in-memory broker). */
+  readonly numWaiting: number
   readonly delivered: SequencePair
   readonly ackFloor: SequencePair
 }
@@ -170,6 +206,8 @@ export interface ConsumerState {
 export interface ConsumerInfo {
   readonly config: ConsumerConfig
   readonly state: ConsumerState
+  /** `undefined` on a server that is not part of a cluster, and on the in-memory broker. */
+  readonly cluster: ClusterInfo | undefined
 }
 
 /**

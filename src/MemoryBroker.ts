@@ -150,14 +150,20 @@ export const make: Effect.Effect<Broker["Service"]> = Effect.gen(function* () {
       }
     })
 
+  // One process, no cluster.
   const streamInfoOf = (stream: MemoryStream<MemoryConsumer>): StreamInfo => ({
     config: stream.config,
-    state: stream.state(now())
+    state: stream.state(now()),
+    cluster: undefined
   })
 
   const consumerInfoOf = (consumer: MemoryConsumer): ConsumerInfo => {
     consumer.stream.expire(now())
-    return { config: consumer.config, state: consumer.state() }
+    return {
+      config: consumer.config,
+      state: { ...consumer.state(), numWaiting: pullers.waiting(consumer.key) },
+      cluster: undefined
+    }
   }
 
   const othersThan = (name: string) =>

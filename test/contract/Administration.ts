@@ -42,6 +42,8 @@ export const streamConfiguration: Scenario = {
     const created = yield* broker.addStream(unlimited)
     expect(created.config).toStrictEqual(unlimited)
     expect(created.state).toStrictEqual({ messages: 0, bytes: 0, firstSeq: 0, lastSeq: 0, consumerCount: 0 })
+    // A single server, not a cluster.
+    expect(created.cluster).toBeUndefined()
     expect(yield* publishRaw("unlimited.a", bytes("one"))).toStrictEqual({
       stream: "ROUND_UNLIMITED",
       seq: 1,
@@ -104,7 +106,7 @@ export const consumerConfiguration: Scenario = {
     }
     const added = yield* broker.addConsumer(config)
     expect(added.config).toStrictEqual(config)
-    expect(added.state.numPending).toBe(0)
+    expect([added.state.numPending, added.state.numWaiting, added.cluster]).toStrictEqual([0, 0, undefined])
     expect(configOf(yield* broker.consumerInfo("CONS", "worker"))).toStrictEqual(Option.some(config))
     const plain = consumerConfig("CONS", "plain")
     expect((yield* broker.addConsumer(plain)).config).toStrictEqual(plain)

@@ -71,13 +71,19 @@ export const streamOrder: Scenario = {
 }
 
 export const ackFloor: Scenario = {
-  name: "ack: an acked delivery leaves the unacknowledged, a second ack is a no-op, and the ack floor waits for the oldest",
+  name: "ack: a consume with room waits for more, an acked delivery leaves the unacknowledged, a second ack is a no-op, and the ack floor waits for the oldest",
   run: Effect.gen(function* () {
     yield* consumers({ name: "acker", filterSubject: "evt.acks.>" })
     yield* Effect.forEach(numbered(3), (n) => publishRaw("evt.acks.item.v1", bytes(`${n}`)))
     const raw = yield* consumeRaw("acker")
     const [first, second, third] = yield* Effect.forEach(numbered(3), () => raw.next())
     expect((yield* consumerState("acker")).numAckPending).toBe(3)
+    // Room for 97 more and nothing to deliver: the consume waits for messages.
+    yield* eventually(
+      Effect.flatMap(consumerState("acker"), ({ numWaiting }) =>
+        check(numWaiting >= 1, `acker: ${numWaiting} pull requests waiting`)
+      )
+    )
     second?.message.ack()
     second?.message.ack()
     yield* counts("acker", { numAckPending: 2 })

@@ -52,6 +52,14 @@ export class Pullers {
     }
   }
 
+  /**
+   * The consumes of a consumer with a free slot: each stands for a pull request waiting at a server,
+   * since a free slot is filled as soon as the consumer has something for it.
+   */
+  waiting(key: string): number {
+    return (this.byKey.get(key) ?? []).filter((puller) => !puller.closed && puller.held < puller.maxMessages).length
+  }
+
   /** Lets every consume of the consumer fill its free slots, now or right after the current signal. */
   signal(key: string): void {
     if (!this.byKey.has(key)) return

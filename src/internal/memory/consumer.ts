@@ -115,11 +115,13 @@ export class MemoryConsumer {
     return this.accepts(subject)
   }
 
+  /** The counts and positions; `numWaiting` is the consumes' business, 0 here. */
   state(): ConsumerState {
     return {
       numPending: this.numPending,
       numAckPending: this.pending.size,
       numRedelivered: this.redelivered.size,
+      numWaiting: 0,
       delivered: {
         streamSeq: this.lastPerSubject === undefined ? this.cursor - 1 : this.lastPerSubjectPosition,
         consumerSeq: this.deliveredConsumerSeq

@@ -8,6 +8,7 @@
  * Only `NatsBroker` uses this module; no other module sees a nats.js configuration.
  */
 import type {
+  ClusterInfo as NatsClusterInfo,
   ConsumerConfig as NatsConsumerConfig,
   ConsumerInfo as NatsConsumerInfo,
   DeliverPolicy as NatsDeliverPolicy,
@@ -15,7 +16,14 @@ import type {
   StreamInfo as NatsStreamInfo
 } from "@nats-io/jetstream"
 import { Duration } from "effect"
-import type { ConsumerConfig, ConsumerInfo, DeliverPolicy, StreamConfig, StreamInfo } from "../../Broker.js"
+import type {
+  ClusterInfo,
+  ConsumerConfig,
+  ConsumerInfo,
+  DeliverPolicy,
+  StreamConfig,
+  StreamInfo
+} from "../../Broker.js"
 
 const NANOS_PER_MILLI = 1_000_000
 
@@ -56,6 +64,25 @@ export const toStreamConfig = (config: StreamConfig): Partial<NatsStreamConfig> 
   num_replicas: config.replicas
 })
 
+/**
+ * Where a stream or consumer lives in a cluster. A server outside any cluster still names itself
+ * leader, without a cluster name: that is no cluster at all.
+ */
+const fromClusterInfo = (cluster: NatsClusterInfo | undefined): ClusterInfo | undefined =>
+  cluster?.name === undefined || cluster.name === ""
+    ? undefined
+    : {
+        name: cluster.name,
+        leader: cluster.leader === undefined || cluster.leader === "" ? undefined : cluster.leader,
+        replicas: (cluster.replicas ?? []).map((replica) => ({
+          name: replica.name,
+          current: replica.current === true,
+          offline: replica.offline === true,
+          activeMillis: replica.active / NANOS_PER_MILLI,
+          lag: replica.lag ?? 0
+        }))
+      }
+
 /** What the server reports about a stream, in the seam's terms. */
 export const fromStreamInfo = (info: NatsStreamInfo): StreamInfo => {
   const config = info.config
@@ -81,7 +108,8 @@ export const fromStreamInfo = (info: NatsStreamInfo): StreamInfo => {
       firstSeq: info.state.first_seq,
       lastSeq: info.state.last_seq,
       consumerCount: info.state.consumer_count
-    }
+    },
+    cluster: fromClusterInfo(info.cluster)
   }
 }
 
@@ -144,8 +172,10 @@ export const fromConsumerInfo = (info: NatsConsumerInfo): ConsumerInfo => {
       numPending: info.num_pending,
       numAckPending: info.num_ack_pending,
       numRedelivered: info.num_redelivered,
+      numWaiting: info.num_waiting,
       delivered: { streamSeq: info.delivered.stream_seq, consumerSeq: info.delivered.consumer_seq },
       ackFloor: { streamSeq: info.ack_floor.stream_seq, consumerSeq: info.ack_floor.consumer_seq }
-    }
+    },
+    cluster: fromClusterInfo(info.cluster)
   }
 }
