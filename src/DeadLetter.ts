@@ -203,6 +203,7 @@ export const publish = Effect.fn("DeadLetter.publish")(function* (input: Publish
   const { bytes, chunks } = yield* publishing.recordBytes(write, envelope, origin, messageId, options.maxMessageBytes)
   const ack = yield* write(subject, bytes, messageId)
   if (ack.duplicate) yield* Effect.logDebug(`dead letter ${messageId} was already stored as ${ack.stream}#${ack.seq}`)
+  else yield* publishing.counted(origin.stream, input.decision)
   const receipt: Receipt = {
     subject,
     stream: ack.stream,

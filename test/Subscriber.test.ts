@@ -7,6 +7,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Option } from "effect"
 import * as MessageContext from "../src/MessageContext.js"
+import { eventually } from "./support/Eventually.js"
 import {
   callerSpanId,
   callerTraceId,
@@ -32,19 +33,31 @@ describe("Subscriber on NATS", () => {
   it.live("with a tracer installed, the handler runs in a consumer span that continues the publisher's trace", () =>
     withMessaging(
       Effect.gen(function* () {
-        const span = yield* seenByHandler(
-          "traced",
-          Effect.map(Effect.currentSpan, (span) => ({
-            name: span.name,
-            traceId: span.traceId,
-            parent: Option.match(span.parent, { onNone: () => "", onSome: (p) => p.spanId })
-          }))
-        )
-        expect(span.name).toBe("evt.test.happened.v1 process")
+        const span = yield* seenByHandler("traced", Effect.currentSpan)
+        expect(span.name).toBe("process evt.test.happened.v1")
+        expect(span.kind).toBe("consumer")
         expect(span.traceId).toBe(callerTraceId)
         // the parent is the publish span, a child of the caller's span
-        expect(span.parent).toMatch(/^[0-9a-f]{16}$/)
-        expect(span.parent).not.toBe(callerSpanId)
+        const parent = Option.match(span.parent, { onNone: () => "", onSome: (p) => p.spanId })
+        expect(parent).toMatch(/^[0-9a-f]{16}$/)
+        expect(parent).not.toBe(callerSpanId)
+        expect(Object.fromEntries(span.attributes)).toMatchObject({
+          "messaging.system": "nats",
+          "messaging.operation.name": "process",
+          "messaging.operation.type": "process",
+          "messaging.destination.name": "evt.test.happened.v1",
+          "messaging.consumer.group.name": "traced",
+          "messaging.nats.stream": "GLAM_EVENTS",
+          "messaging.nats.sequence": 1,
+          "messaging.nats.delivery_count": 1
+        })
+        expect(span.attributes.get("messaging.message.body.size")).toBeGreaterThan(100)
+        // the settlement is recorded on the span once the handler returned
+        yield* eventually(
+          Effect.suspend(() =>
+            span.attributes.get("messaging.nats.settlement") === "ack" ? Effect.void : Effect.fail("not settled yet")
+          )
+        )
       }).pipe(Effect.withTracer(recordingTracer))
     )
   )

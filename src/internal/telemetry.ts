@@ -173,11 +173,14 @@ export class ConsumeMetrics {
     this.inFlight = Metric.withAttributes(Metrics.handlersInFlight, { "messaging.consumer.group.name": durable })
   }
 
-  /** A delivery's handling began. */
-  began(fiber: Fiber.Fiber<unknown, unknown>, message: Message) {
-    this.started.set(message, nanosNow(fiber))
-    this.running++
-    this.inFlight.updateUnsafe(this.running, fiber.context)
+  /** A delivery's handling begins. */
+  began(message: Message): Effect.Effect<void> {
+    return Effect.withFiber((fiber) => {
+      this.started.set(message, nanosNow(fiber))
+      this.running++
+      this.inFlight.updateUnsafe(this.running, fiber.context)
+      return Effect.void
+    })
   }
 
   /** A delivery was settled with `outcome`: counted, and the time since it began observed. */

@@ -5,9 +5,10 @@
  *
  * Not public: `DeadLetter.publish` writes records with these, and `DeadLetter.replay` its copies and markers.
  */
-import { Duration, Effect, type Schedule } from "effect"
+import { Duration, Effect, Metric, type Schedule } from "effect"
 import { Broker, type Headers, type PublishAck } from "../../Broker.js"
 import type * as Envelope from "../../Envelope.js"
+import * as Metrics from "../../Metrics.js"
 import type { NatsError } from "../../NatsError.js"
 import { defaultRetry, defaults, type OutageLog, retryTransient } from "../../Publisher.js"
 import { chunksOf, encodeOrDie, type Record } from "./record.js"
@@ -73,3 +74,14 @@ export const recordBytes = Effect.fnUntraced(function* (
   if (withData.byteLength <= limit) return { bytes: withData, chunks }
   return { bytes: yield* encodeOrDie({ ...envelope, data: { ...chunked, originalData: null } }), chunks }
 })
+
+/** A dead letter written for the first time, counted when metrics are on. */
+export const counted = (stream: string, decision: string): Effect.Effect<void> =>
+  Effect.flatMap(Metrics.Enabled, (enabled) =>
+    enabled
+      ? Metric.update(
+          Metric.withAttributes(Metrics.deadLettersWritten, { "messaging.nats.stream": stream, decision }),
+          1
+        )
+      : Effect.void
+  )

@@ -15,11 +15,13 @@ import { Broker, type Message } from "../../Broker.js"
 import * as DeadLetter from "../../DeadLetter.js"
 import * as Envelope from "../../Envelope.js"
 import * as MessageContext from "../../MessageContext.js"
+import * as Metrics from "../../Metrics.js"
 import type * as Policy from "../../Policy.js"
 import { ServiceIdentity } from "../../ServiceIdentity.js"
 import { WriteOutages } from "../deadLetter/writeOutages.js"
 import { formatDuration } from "../durations.js"
 import * as PublishOutages from "../publisher/outages.js"
+import * as Telemetry from "../telemetry.js"
 import { hasTraceContext, isTracing } from "../tracing.js"
 import { describeFailure } from "./failures.js"
 import type { Held } from "./held.js"
@@ -66,6 +68,22 @@ export const make = Effect.fnUntraced(function* <A extends Envelope.Envelope<unk
   const clock = yield* Clock.Clock
   // Asked once: spans per message only when something records them.
   const tracing = yield* isTracing
+  const metrics = (yield* Metrics.Enabled) ? new Telemetry.ConsumeMetrics(system, durable) : undefined
+
+  // How a delivery was settled, on its span and in the metrics; nothing at all when neither records.
+  const observe =
+    !tracing && metrics === undefined
+      ? (_message: Message, _outcome: Metrics.Outcome, _failure?: Policy.Failure<Err>, _delay?: number) => Effect.void
+      : (message: Message, outcome: Metrics.Outcome, failure?: Policy.Failure<Err>, delay?: number) =>
+          Effect.withFiber((fiber) => {
+            const span = tracing ? Telemetry.ownSpan(fiber) : undefined
+            if (span !== undefined) {
+              const errorType = failure === undefined ? undefined : describeFailure(failure).code
+              Telemetry.recordSettlement(span, outcome, errorType, delay)
+            }
+            metrics?.settled(fiber, message, outcome)
+            return Effect.void
+          })
 
   // The server gives up after one delivery more than the policy allows (`consumer` sets the durable's
   // `maxDeliver` so): a message nak'ed at that delivery would be left to the max-deliveries advisory.
@@ -107,7 +125,8 @@ export const make = Effect.fnUntraced(function* <A extends Envelope.Envelope<unk
             message.term(decision)
             held.forget(message)
           })
-        )
+        ),
+        Effect.andThen(observe(message, decision === "decode failure" ? "decode_failure" : "dead_lettered", failure))
       )
       const written = yield* Effect.exit(write)
       if (Exit.isSuccess(written)) return yield* settle
@@ -116,7 +135,7 @@ export const make = Effect.fnUntraced(function* <A extends Envelope.Envelope<unk
         yield* writes.failed(where, written.cause, `delivery ${message.deliveryCount} redelivered in ${delay} ms`)
         message.nak(delay)
         held.release(message)
-        return
+        return yield* observe(message, "redelivered", failure, delay)
       }
       // The server's last delivery of it: kept here (the keep-alive sends `working`) and written again on a
       // backoff until its stream takes it; shutdown gives it back, to the advisory path.
@@ -131,6 +150,7 @@ export const make = Effect.fnUntraced(function* <A extends Envelope.Envelope<unk
       yield* Effect.logError(`${where}: its dead letter could not be written; given back to the server`, retried.cause)
       message.nak()
       held.release(message)
+      return yield* observe(message, "redelivered", failure, 0)
     })
 
   const settleFailure = (
@@ -148,7 +168,8 @@ export const make = Effect.fnUntraced(function* <A extends Envelope.Envelope<unk
             causeOf(failure)
           )
           message.ack()
-          return held.forget(message)
+          held.forget(message)
+          return yield* observe(message, "dropped", failure)
         case "Nak":
           yield* Effect.logWarning(
             `${failed(failure)}: delivery ${message.deliveryCount} failed, redelivery in ${formatDuration(settlement.delay)}`,
@@ -156,11 +177,12 @@ export const make = Effect.fnUntraced(function* <A extends Envelope.Envelope<unk
           )
           message.nak(Duration.toMillis(settlement.delay))
           held.release(message)
-          return
+          return yield* observe(message, "redelivered", failure, Duration.toMillis(settlement.delay))
         case "Term":
           yield* Effect.logWarning(`terminated by policy after ${failed(failure)}`, causeOf(failure))
           message.term(describeFailure(failure).message)
-          return held.forget(message)
+          held.forget(message)
+          return yield* observe(message, "termed", failure)
         case "DeadLetter": {
           const decision: DeadLetter.Decision =
             failure._tag === "Decode" ? "decode failure" : settlement.maxDeliveriesReached ? "max deliveries" : "policy"
@@ -178,10 +200,10 @@ export const make = Effect.fnUntraced(function* <A extends Envelope.Envelope<unk
       : { _tag: "Defect", defect: Cause.squash(cause) }
   }
 
-  const acknowledge = (message: Message): Effect.Effect<void> => {
+  const acknowledge = (message: Message, outcome: "acked" | "retried" = "acked"): Effect.Effect<void> => {
     message.ack()
     held.forget(message)
-    return Effect.void
+    return observe(message, outcome)
   }
 
   // Only a failed first attempt builds the retry loop; the loop starts from that failure, so the
@@ -206,7 +228,7 @@ export const make = Effect.fnUntraced(function* <A extends Envelope.Envelope<unk
     })
     return Effect.retry(again, compiled.retrySchedule).pipe(
       Effect.matchCauseEffect({
-        onSuccess: () => acknowledge(message),
+        onSuccess: () => acknowledge(message, "retried"),
         onFailure: (cause) => {
           const error = Cause.findErrorOption(cause)
           return Option.isSome(error) ? settleFailure(message, error.value, envelope) : giveBack(message)
@@ -216,9 +238,10 @@ export const make = Effect.fnUntraced(function* <A extends Envelope.Envelope<unk
   }
 
   const giveBack = (message: Message) =>
-    Effect.sync(() => {
+    Effect.suspend(() => {
       message.nak()
       held.release(message)
+      return observe(message, "redelivered", undefined, 0)
     })
 
   // The context a handler runs in: the message for follow-up publishes, the Python package's log
@@ -257,16 +280,17 @@ export const make = Effect.fnUntraced(function* <A extends Envelope.Envelope<unk
     )
     const parent = hasTraceContext(message.headers) ? Envelope.parentSpanFromHeaders(message.headers) : Option.none()
     if (!tracing) return Option.isSome(parent) ? Effect.withParentSpan(inContext, parent.value) : inContext
-    return Effect.withSpan(inContext, `${message.subject} process`, {
+    const { name, attributes } = Telemetry.consumerSpan(
+      system,
+      durable,
+      message,
+      envelope.eventId,
+      envelope.correlationId
+    )
+    return Effect.withSpan(inContext, name, {
       kind: "consumer",
       parent: Option.getOrUndefined(parent),
-      attributes: {
-        "messaging.system": system,
-        "messaging.operation": "process",
-        "messaging.destination.name": message.subject,
-        "messaging.message.id": envelope.eventId,
-        "messaging.consumer.group.name": durable
-      },
+      attributes,
       // The same call site for every message: a stack trace per span tells nothing and cost 7 % of the CPU.
       captureStackTrace: false
     })
@@ -290,7 +314,8 @@ export const make = Effect.fnUntraced(function* <A extends Envelope.Envelope<unk
         return failure === undefined ? giveBack(message) : retryThenSettle(message, envelope, failure)
       }
     })
-    return withMessageContext(message, envelope, settled)
+    const handled = withMessageContext(message, envelope, settled)
+    return metrics === undefined ? handled : Effect.andThen(metrics.began(message), handled)
   }
 
   return handle
