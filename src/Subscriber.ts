@@ -45,6 +45,8 @@ import { commonPrefixFilter, groupName } from "./internal/subscriber/names.js"
 import { requireStreams } from "./internal/subscriber/streams.js"
 import * as SubscriberWorkers from "./internal/subscriber/workers.js"
 import { supervise } from "./internal/supervise.js"
+import * as Telemetry from "./internal/telemetry.js"
+import * as Metrics from "./Metrics.js"
 import type * as NatsError from "./NatsError.js"
 import * as Policy from "./Policy.js"
 import { ServiceIdentity } from "./ServiceIdentity.js"
@@ -344,7 +346,8 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
           DeadLetter.publish(input, { outages })
         )
     ).pipe(Effect.forkDetach)
-    const watcher = yield* consumer.watch(settings.checkConsumerEvery, statusHooks("check"))
+    const lag = (yield* Metrics.Enabled) ? Telemetry.sampleLag(stream, durable) : undefined
+    const watcher = yield* consumer.watch(settings.checkConsumerEvery, statusHooks("check"), lag)
 
     yield* Effect.addFinalizer(() =>
       Effect.gen(function* () {

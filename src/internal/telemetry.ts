@@ -7,7 +7,7 @@
  * publisher and the subscriber ask both once, when they are made, and pass `undefined` otherwise.
  */
 import { type Cause, Clock, Effect, type Exit, type Fiber, Metric, type Tracer } from "effect"
-import type { Message } from "../Broker.js"
+import type { ConsumerInfo, Message } from "../Broker.js"
 import * as Metrics from "../Metrics.js"
 
 /** The span name and attributes of one publish (`send <subject>`, kind producer). */
@@ -231,4 +231,21 @@ export const tagOf = (error: unknown): string => {
     return String(error.reason._tag)
   }
   return "_tag" in error ? String(error._tag) : "_OTHER"
+}
+
+/** Sets a durable's lag gauges from a look-up of its consumer (the subscriber's check, every few seconds). */
+export const sampleLag = (stream: string, durable: string) => {
+  const attributes = { "messaging.nats.stream": stream, "messaging.consumer.group.name": durable }
+  const pending = Metric.withAttributes(Metrics.consumerPending, attributes)
+  const ackPending = Metric.withAttributes(Metrics.consumerAckPending, attributes)
+  const redelivered = Metric.withAttributes(Metrics.consumerRedelivered, attributes)
+  const waiting = Metric.withAttributes(Metrics.consumerWaiting, attributes)
+  return (info: ConsumerInfo): Effect.Effect<void> =>
+    Effect.withFiber((fiber) => {
+      pending.updateUnsafe(info.state.numPending, fiber.context)
+      ackPending.updateUnsafe(info.state.numAckPending, fiber.context)
+      redelivered.updateUnsafe(info.state.numRedelivered, fiber.context)
+      waiting.updateUnsafe(info.state.numWaiting, fiber.context)
+      return Effect.void
+    })
 }

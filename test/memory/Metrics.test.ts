@@ -8,6 +8,7 @@ import * as Metrics from "../../src/Metrics.js"
 import * as Policy from "../../src/Policy.js"
 import * as Subscriber from "../../src/Subscriber.js"
 import * as Testing from "../../src/testing.js"
+import { consumerState } from "../support/Messaging.js"
 import * as Measured from "../support/Metrics.js"
 import {
   Fatal,
@@ -129,6 +130,34 @@ describe("Metrics", () => {
         assert.strictEqual(outcome._tag, "Acked")
         expect(yield* consumed("retried")).toBe(1)
         expect(yield* consumed("acked")).toBe(0)
+      })
+    ).pipe(Effect.provide(Metrics.layer), Effect.provideService(Metric.MetricRegistry, new Map()))
+  )
+
+  it.effect("sample each subscriber's lag from its consumer check: pending, ack pending, redelivered, waiting", () =>
+    withMemory(
+      Effect.gen(function* () {
+        yield* publishAll(10)
+        // Handlers that never finish: the consumer's state stays put while it is sampled.
+        yield* run(
+          Subscriber.make(Happened, { durable: "lagging", concurrency: 2, prefetch: 4, handler: () => Effect.never })
+        )
+        yield* Testing.advance("6 seconds")
+        const state = yield* consumerState("GLAM_EVENTS", "lagging")
+        const gauge = (name: string) =>
+          Measured.total(`messaging.nats.consumer.${name}`, {
+            "messaging.nats.stream": "GLAM_EVENTS",
+            "messaging.consumer.group.name": "lagging"
+          })
+        expect(state.numAckPending).toBeGreaterThan(0)
+        expect(state.numPending).toBeGreaterThan(0)
+        expect(yield* gauge("pending")).toBe(state.numPending)
+        expect(yield* gauge("ack_pending")).toBe(state.numAckPending)
+        expect(yield* gauge("redelivered")).toBe(state.numRedelivered)
+        expect(yield* gauge("waiting")).toBe(state.numWaiting)
+        expect(
+          yield* Measured.total("messaging.glam.handlers.in_flight", { "messaging.consumer.group.name": "lagging" })
+        ).toBe(2)
       })
     ).pipe(Effect.provide(Metrics.layer), Effect.provideService(Metric.MetricRegistry, new Map()))
   )

@@ -8,7 +8,7 @@
  * Not here: what the subscriber's streams must be before it starts (`streams`), the workers.
  */
 import { type Duration, Effect, Option, Stream } from "effect"
-import type { Broker, Message } from "../../Broker.js"
+import type { Broker, ConsumerInfo, Message } from "../../Broker.js"
 import * as NatsError from "../../NatsError.js"
 import * as Topology from "../../Topology.js"
 import { supervise } from "../supervise.js"
@@ -78,30 +78,38 @@ export const make = (broker: Broker["Service"], spec: Spec) => {
   }
 
   // A missing stream fails the check, which its supervisor reports at ERROR until the stream is back.
-  const check = Effect.gen(function* () {
-    const info = yield* broker.consumerInfo(stream, durable)
-    if (Option.isSome(info)) return
-    if (Option.isNone(yield* broker.streamInfo(stream))) {
-      return yield* Effect.fail(
-        NatsError.make(
-          "checkConsumer",
-          new NatsError.StreamNotFound({
-            message: `stream ${stream} does not exist: ${durable} receives nothing until it is created again`,
-            stream
-          })
+  const check = (onInfo: ((info: ConsumerInfo) => Effect.Effect<void>) | undefined) =>
+    Effect.gen(function* () {
+      const info = yield* broker.consumerInfo(stream, durable)
+      if (Option.isSome(info)) return onInfo === undefined ? undefined : yield* onInfo(info.value)
+      if (Option.isNone(yield* broker.streamInfo(stream))) {
+        return yield* Effect.fail(
+          NatsError.make(
+            "checkConsumer",
+            new NatsError.StreamNotFound({
+              message: `stream ${stream} does not exist: ${durable} receives nothing until it is created again`,
+              stream
+            })
+          )
         )
+      }
+      yield* provision
+      yield* Effect.logWarning(
+        `consumer ${stream}/${durable} was deleted; created it again (deliver policy ${spec.deliverPolicy ?? "all"})`
       )
-    }
-    yield* provision
-    yield* Effect.logWarning(
-      `consumer ${stream}/${durable} was deleted; created it again (deliver policy ${spec.deliverPolicy ?? "all"})`
-    )
-  })
+    })
 
-  /** Starts looking the durable up every `every`, creating it again when it was deleted. */
-  const watch = (every: Duration.Duration, hooks: Pick<ConsumeOptions, "onUp" | "onFailure"> = {}) =>
-    supervise({ name: `subscriber ${durable}: consumer check`, ...hooks }, (up) =>
-      check.pipe(
+  /**
+   * Starts looking the durable up every `every`, creating it again when it was deleted; `onInfo` is
+   * given what each look-up found (the subscriber samples its lag from it).
+   */
+  const watch = (
+    every: Duration.Duration,
+    hooks: Pick<ConsumeOptions, "onUp" | "onFailure"> = {},
+    onInfo?: (info: ConsumerInfo) => Effect.Effect<void>
+  ) =>
+    supervise({ name: `subscriber ${durable}: consumer check`, onUp: hooks.onUp, onFailure: hooks.onFailure }, (up) =>
+      check(onInfo).pipe(
         // JetStream not answering for now is the consume loop's to report, not this check's.
         Effect.catchIf(
           (error) => NatsError.isNatsError(error) && error.isRetryable,
