@@ -3,8 +3,8 @@
  * `Publisher.publishAll` with a window, and a `Subscriber` with a no-op handler. Each returns the time
  * of its last message (milliseconds from `performance.now()`).
  */
-import { Deferred, Effect, Exit } from "effect"
-import { Publisher, Subscriber } from "../src/index.js"
+import { Deferred, Effect, Exit, Tracer } from "effect"
+import { Metrics, Publisher, Subscriber } from "../src/index.js"
 import { Measured, payload, STREAM } from "./fixture.js"
 
 export const publishAwaited = (count: number) =>
@@ -29,7 +29,23 @@ export const publishAll = (items: ReturnType<typeof publishItems>, concurrency: 
 export interface SubscriberShape {
   readonly concurrency?: number | undefined
   readonly prefetch?: number | undefined
+  /**
+   * What watches it: `Metrics.layer` (every metric recorded), or a tracer that builds every span and
+   * keeps none (the cost of the spans without an exporter's).
+   */
+  readonly observed?: "metrics" | "tracer" | undefined
 }
+
+const buildingTracer = Tracer.make({ span: (options) => Tracer.nativeTracer.span(options) })
+
+const observedBy =
+  (shape: SubscriberShape) =>
+  <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+    shape.observed === "metrics"
+      ? Effect.provide(effect, Metrics.layer)
+      : shape.observed === "tracer"
+        ? Effect.withTracer(effect, buildingTracer)
+        : effect
 
 /**
  * Runs a subscriber with a handler that only counts until `count` messages were handled, then closes
@@ -50,7 +66,7 @@ export const consume = (durable: string, count: number, shape: SubscriberShape, 
             onMessage?.(envelope.data.seq)
             if (++handled === count) Deferred.doneUnsafe(done, Exit.succeed(performance.now()))
           })
-      })
+      }).pipe(observedBy(shape))
       return yield* Deferred.await(done)
     })
   )

@@ -201,6 +201,21 @@ const subscriberVariants: ReadonlyArray<SubscriberVariant> = [
     name: "ours c64 p64 (default prefetch)",
     description: "Subscriber, concurrency 64, default prefetch (= concurrency = 64)",
     shape: { concurrency: 64 }
+  },
+  {
+    name: "ours c1 p256 + metrics",
+    description: `Subscriber, concurrency 1, prefetch ${PREFETCH}, Metrics.layer provided`,
+    shape: { prefetch: PREFETCH, observed: "metrics" }
+  },
+  {
+    name: "ours c64 p256 + metrics",
+    description: `Subscriber, concurrency 64, prefetch ${PREFETCH}, Metrics.layer provided`,
+    shape: { concurrency: 64, prefetch: PREFETCH, observed: "metrics" }
+  },
+  {
+    name: "ours c64 p256 + tracer",
+    description: `Subscriber, concurrency 64, prefetch ${PREFETCH}, a tracer that builds every span`,
+    shape: { concurrency: 64, prefetch: PREFETCH, observed: "tracer" }
   }
 ]
 
@@ -273,7 +288,11 @@ const consumeAck = (clock: Timed): Scenario<Env> => {
       { ours: "ours c1 p256", raw: "raw for await", target: { kind: "atLeast", value: 1.0 } },
       { ours: "ours c1 p256", raw: "raw callback", target: { kind: "atLeast", value: 0.7 } },
       { ours: "ours c1 (defaults)", raw: "raw for await" },
-      { ours: "ours c64 p64 (default prefetch)", raw: "raw for await" }
+      { ours: "ours c64 p64 (default prefetch)", raw: "raw for await" },
+      // What watching costs, in the same run: metrics on must keep 0.9 of metrics off.
+      { ours: "ours c1 p256 + metrics", raw: "ours c1 p256", target: { kind: "atLeast", value: 0.9 } },
+      { ours: "ours c64 p256 + metrics", raw: "ours c64 p256", target: { kind: "atLeast", value: 0.9 } },
+      { ours: "ours c64 p256 + tracer", raw: "ours c64 p256" }
     ]
   }
 }
