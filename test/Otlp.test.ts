@@ -103,12 +103,16 @@ describe("Otlp.layer", () => {
     })
   )
 
-  it.live("takes the service name from ServiceIdentity when none is given", () =>
+  it.live("takes the service name from ServiceIdentity when none is given, and no OTEL_* variable", () =>
     Effect.gen(function* () {
       const receiver = yield* OtlpReceiver.make
       const otlp = Otlp.layer({ baseUrl: receiver.url }).pipe(Layer.provide(ServiceIdentity.layer("billing-service")))
-      yield* runWith(otlp, {}, Effect.void.pipe(Effect.withSpan("bill")))
-      expect((yield* receiver.span("bill")).resource["service.name"]).toBe("billing-service")
+      const env = { OTEL_SERVICE_NAME: "elsewhere", OTEL_RESOURCE_ATTRIBUTES: "team=elsewhere,discount=50%" }
+      const { result } = yield* runWith(otlp, env, Effect.void.pipe(Effect.withSpan("bill")))
+      expect(result._tag).toBe("Success")
+      const resource = (yield* receiver.span("bill")).resource
+      expect(resource["service.name"]).toBe("billing-service")
+      expect(resource.team).toBeUndefined()
     })
   )
 
