@@ -114,6 +114,8 @@ export class NatsClient extends Context.Service<
      * `healthTimeout`.
      */
     readonly health: Effect.Effect<Duration.Duration, NatsError.NatsError>
+    /** Whether the connection is up now: `false` while nats.js reconnects and once it is closed. No round trip. */
+    readonly connected: Effect.Effect<boolean>
     /** The version of the server connected to last, e.g. "2.9.10". */
     readonly serverVersion: Effect.Effect<string>
     /** Whether the server connected to last honours `term(reason)` (nats-server 2.11 and later). */
@@ -303,6 +305,7 @@ const makeService = Effect.fnUntraced(function* (
     manager,
     status: Stream.fromPubSub(events).pipe(Stream.takeUntil(ConnectionEvent.$is("Closed"))),
     health,
+    connected: Effect.map(Ref.get(connected), (up) => up && !connection.isClosed()),
     serverVersion: Ref.get(version),
     supportsTermReason: Ref.get(termReason)
   })
