@@ -144,6 +144,7 @@ describe("Metrics", () => {
         )
         yield* Testing.advance("6 seconds")
         const state = yield* consumerState("GLAM_EVENTS", "lagging")
+        assert(state !== undefined)
         const gauge = (name: string) =>
           Measured.total(`messaging.nats.consumer.${name}`, {
             "messaging.nats.stream": "GLAM_EVENTS",
