@@ -211,6 +211,17 @@ export interface ConsumerInfo {
 }
 
 /**
+ * Where a broker's server is: its host (name or address) and port.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface ServerAddress {
+  readonly address: string
+  readonly port: number
+}
+
+/**
  * A message stored in a stream, read by sequence (dead-letter records, advisories, replay).
  *
  * @category models
@@ -303,6 +314,8 @@ export class Broker extends Context.Service<
   {
     /** A short name for logs and spans: `"nats"` or `"memory"`. */
     readonly system: string
+    /** The server connected to now, for spans (`server.address`, `server.port`); `undefined` in memory. */
+    readonly server: () => ServerAddress | undefined
     readonly publish: (request: PublishRequest) => Effect.Effect<PublishAck, NatsError>
     readonly streamInfo: (name: string) => Effect.Effect<Option.Option<StreamInfo>, NatsError>
     readonly addStream: (config: StreamConfig) => Effect.Effect<StreamInfo, NatsError>

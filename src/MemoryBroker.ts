@@ -287,6 +287,7 @@ export const make: Effect.Effect<Broker["Service"]> = Effect.gen(function* () {
 
   return Broker.of({
     system: "memory",
+    server: () => undefined,
     publish,
     streamInfo,
     addStream,

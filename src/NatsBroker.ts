@@ -10,7 +10,14 @@
  * @since 0.1.0
  */
 import { type Config, Effect, Layer, Option, type Scope, Stream } from "effect"
-import { Broker, type ConsumeOptions, type ConsumerConfig, type StoredMessage, type StreamConfig } from "./Broker.js"
+import {
+  Broker,
+  type ConsumeOptions,
+  type ConsumerConfig,
+  type ServerAddress,
+  type StoredMessage,
+  type StreamConfig
+} from "./Broker.js"
 import { OVERLAP_CODE, overlapping, subjectsOverlap } from "./internal/brokerErrors.js"
 import { fromConsumerInfo, fromStreamInfo, toConsumerConfig, toStreamConfig } from "./internal/nats/config.js"
 import { consume as consumeMessages } from "./internal/nats/consume.js"
@@ -171,8 +178,26 @@ export const make: Effect.Effect<Broker["Service"], never, NatsClient.NatsClient
     const consume = (stream: string, consumer: string, options: ConsumeOptions) =>
       consumeMessages(client, stream, consumer, options)
 
+    // `host:port` as nats.js gives it, parsed again only when the connection moved to another server.
+    let hostPort = ""
+    let address: ServerAddress | undefined
+    const server = () => {
+      const current = client.connection.getServer()
+      if (current !== hostPort) {
+        hostPort = current
+        const colon = current.lastIndexOf(":")
+        const port = Number(current.slice(colon + 1))
+        address =
+          colon > 0 && Number.isInteger(port)
+            ? { address: current.slice(0, colon).replace(/^\[(.*)\]$/, "$1"), port }
+            : undefined
+      }
+      return address
+    }
+
     return Broker.of({
       system: "nats",
+      server,
       publish: publisher.publish,
       streamInfo,
       addStream,

@@ -407,7 +407,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
       if (!isTracingIn(fiber)) return send(fiber, event, payload, publishOptions, eventId, fiber.cache.span)
       // With one, the envelope carries the producer span's context.
       return Telemetry.withProducerSpan(
-        broker.system,
+        broker,
         event.subject,
         eventId,
         Effect.withFiber((inSpan: Fiber.Fiber<unknown, unknown>) =>
@@ -446,7 +446,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
         send: tracing
           ? (prepared) =>
               Telemetry.withProducerSpan(
-                broker.system,
+                broker,
                 prepared.item.event.subject,
                 prepared.eventId,
                 Effect.withFiber((inSpan: Fiber.Fiber<unknown, unknown>) => sendIn(inSpan.cache.span, prepared))

@@ -184,8 +184,10 @@ describe("Publisher", () => {
           "messaging.operation.type": "send",
           "messaging.message.id": traced.eventId,
           "messaging.nats.stream": traced.stream,
-          "messaging.nats.sequence": traced.seq
+          "messaging.nats.sequence": traced.seq,
+          "server.address": "127.0.0.1"
         })
+        expect(span.attributes.get("server.port")).toBe(Number(new URL((yield* NatsServer.NatsServerService).url).port))
         // The envelope's size and correlation id, read back from what was stored.
         const stored = (yield* storedMessages).find((m) => m.seq === traced.seq)
         assert(stored !== undefined)

@@ -49,8 +49,10 @@ describe("Subscriber on NATS", () => {
           "messaging.consumer.group.name": "traced",
           "messaging.nats.stream": "GLAM_EVENTS",
           "messaging.nats.sequence": 1,
-          "messaging.nats.delivery_count": 1
+          "messaging.nats.delivery_count": 1,
+          "server.address": "127.0.0.1"
         })
+        expect(span.attributes.get("server.port")).toBeGreaterThan(0)
         expect(span.attributes.get("messaging.message.body.size")).toBeGreaterThan(100)
         // the settlement is recorded on the span once the handler returned
         yield* eventually(

@@ -7,32 +7,36 @@
  * publisher and the subscriber ask both once, when they are made, and pass `undefined` otherwise.
  */
 import { type Cause, Clock, Effect, type Exit, type Fiber, Metric, type Tracer } from "effect"
-import type { ConsumerInfo, Message } from "../Broker.js"
+import type { ConsumerInfo, Message, ServerAddress } from "../Broker.js"
 import * as Metrics from "../Metrics.js"
 
 /** The span name and attributes of one publish (`send <subject>`, kind producer). */
-export const producerSpan = (system: string, subject: string, eventId: string) => ({
+export const producerSpan = (system: string, server: ServerAddress | undefined, subject: string, eventId: string) => ({
   name: `send ${subject}`,
   attributes: {
     "messaging.system": system,
     "messaging.operation.name": "send",
     "messaging.operation.type": "send",
     "messaging.destination.name": subject,
-    "messaging.message.id": eventId
+    "messaging.message.id": eventId,
+    ...serverAttributes(server)
   }
 })
+
+const serverAttributes = (server: ServerAddress | undefined) =>
+  server === undefined ? {} : { "server.address": server.address, "server.port": server.port }
 
 /**
  * One publish in its producer span, made only when a tracer exports it: the attributes above, then where
  * it was stored (`messaging.nats.stream`, `.sequence`) or why not (`error.type`).
  */
 export const withProducerSpan = <A extends { readonly stream: string; readonly seq: number }, E>(
-  system: string,
+  broker: { readonly system: string; readonly server: () => ServerAddress | undefined },
   subject: string,
   eventId: string,
   effect: Effect.Effect<A, E>
 ): Effect.Effect<A, E> => {
-  const { name, attributes } = producerSpan(system, subject, eventId)
+  const { name, attributes } = producerSpan(broker.system, broker.server(), subject, eventId)
   return Effect.withSpan(
     effect.pipe(
       Effect.tap((stored) =>
@@ -56,6 +60,7 @@ export const sent = (span: Tracer.AnySpan | undefined, bytes: number, correlatio
 /** The span name and attributes of one handled delivery (`process <subject>`, kind consumer). */
 export const consumerSpan = (
   system: string,
+  server: ServerAddress | undefined,
   durable: string,
   message: Message,
   eventId: string,
@@ -73,7 +78,8 @@ export const consumerSpan = (
     "messaging.message.body.size": message.payload.length,
     "messaging.nats.stream": message.stream,
     "messaging.nats.sequence": message.streamSeq,
-    "messaging.nats.delivery_count": message.deliveryCount
+    "messaging.nats.delivery_count": message.deliveryCount,
+    ...serverAttributes(server)
   }
 })
 

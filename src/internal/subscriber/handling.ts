@@ -282,6 +282,7 @@ export const make = Effect.fnUntraced(function* <A extends Envelope.Envelope<unk
     if (!tracing) return Option.isSome(parent) ? Effect.withParentSpan(inContext, parent.value) : inContext
     const { name, attributes } = Telemetry.consumerSpan(
       system,
+      broker.server(),
       durable,
       message,
       envelope.eventId,
