@@ -30,7 +30,6 @@ import {
   Exit,
   type Fiber,
   Layer,
-  Option,
   Schedule,
   Schema,
   type Tracer
@@ -41,10 +40,9 @@ import type * as Event from "./Event.js"
 import { withOverrides } from "./internal/overrides.js"
 import * as PublishBatch from "./internal/publisher/batch.js"
 import * as PublishOutages from "./internal/publisher/outages.js"
-import { Timestamps } from "./internal/publisher/timestamps.js"
+import { correlationOf, Timestamps } from "./internal/publisher/stamps.js"
 import * as Telemetry from "./internal/telemetry.js"
 import { headersWithTrace, isTracingIn } from "./internal/tracing.js"
-import * as MessageContext from "./MessageContext.js"
 import * as Metrics from "./Metrics.js"
 import { NatsError } from "./NatsError.js"
 import { ServiceIdentity } from "./ServiceIdentity.js"
@@ -278,12 +276,6 @@ export const retryTransient =
       ? Effect.suspend(() => new PublishOutages.Outages().retry(subject, schedule)(publish))
       : outages.retry(subject, schedule)(publish)
 
-// The correlation id of a new envelope: the caller's, else the handled message's, else a new one.
-const correlationOf = (fiber: Fiber.Fiber<unknown, unknown>, options: PublishOptions | undefined): string =>
-  options?.correlationId ??
-  Option.getOrUndefined(fiber.getRef(MessageContext.Current))?.correlationId ??
-  crypto.randomUUID()
-
 const receiptOf = (eventId: string, subject: string, ack: PublishAck): Effect.Effect<Receipt> => {
   const receipt = { eventId, subject, stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate }
   return ack.duplicate
@@ -303,15 +295,16 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
   const defaultTimeout = Duration.fromInputUnsafe(options.timeout ?? defaults.timeout)
   const retry = options.retry ?? (options.retryBudget === undefined ? defaultRetry : retryWithin(options.retryBudget))
   const outages = new PublishOutages.Outages()
-  // Asked once: counted and timed only where metrics are on.
-  const metrics = (yield* Metrics.Enabled) ? new Telemetry.PublishMetrics(broker.system) : undefined
+  // Counted and timed only where the caller's context turns metrics on (asked per call: one lookup).
+  const publishMetrics = new Telemetry.PublishMetrics(broker.system)
 
   // Only a failed first attempt enters the retry: the schedule then sees that failure first, exactly as
   // `retryTransient` around the whole publish would.
   const retrying = (
     request: PublishRequest,
     first: NatsError,
-    sentAt: number
+    sentAt: number,
+    metrics: Telemetry.PublishMetrics | undefined
   ): Effect.Effect<PublishAck, NatsError> => {
     let attempts = 0
     const again =
@@ -359,11 +352,11 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
   })
 
   // `sentAt` (Clock millis) dates an outage from the attempt that failed, not from its end.
-  const dispatchOnce = (request: PublishRequest, eventId: string, sentAt: number): Effect.Effect<Receipt, NatsError> =>
+  const dispatchOnce = (request: PublishRequest, eventId: string, sentAt: number, metrics?: Telemetry.PublishMetrics) =>
     Effect.matchEffect(broker.publish(request), {
       onFailure(error) {
         return error.isRetryable
-          ? Effect.flatMap(retrying(request, error, sentAt), (ack) => receiptOf(eventId, request.subject, ack))
+          ? Effect.flatMap(retrying(request, error, sentAt, metrics), (ack) => receiptOf(eventId, request.subject, ack))
           : Effect.fail(error)
       },
       onSuccess(ack) {
@@ -374,10 +367,10 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
       }
     })
 
-  const dispatch: typeof dispatchOnce =
-    metrics === undefined
-      ? dispatchOnce
-      : (request, eventId, sentAt) => metrics.measure(request.subject, dispatchOnce(request, eventId, sentAt))
+  const dispatch = (fiber: Fiber.Fiber<unknown, unknown>, request: PublishRequest, eventId: string, sentAt: number) =>
+    fiber.getRef(Metrics.Enabled)
+      ? publishMetrics.measure(request.subject, dispatchOnce(request, eventId, sentAt, publishMetrics))
+      : dispatchOnce(request, eventId, sentAt)
 
   const send = <E extends Event.Any>(
     fiber: Fiber.Fiber<unknown, unknown>,
@@ -393,7 +386,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
     if (Exit.isFailure(bytes)) return Exit.failCause(bytes.cause)
     const request = requestOf(event.subject, bytes.value, publishOptions, eventId, span)
     Telemetry.sent(span, bytes.value.length, correlationId)
-    return dispatch(request, eventId, timestamp.epochMilliseconds)
+    return dispatch(fiber, request, eventId, timestamp.epochMilliseconds)
   }
 
   const publish = <E extends Event.Any>(
@@ -430,6 +423,7 @@ export const make = Effect.fnUntraced(function* (options: Options = {}) {
       const sendIn = (span: Tracer.AnySpan | undefined, { item, eventId, encoded }: Prepared<E>) => {
         Telemetry.sent(span, encoded.length, correlations?.get(eventId))
         return dispatch(
+          fiber,
           requestOf(item.event.subject, encoded, item.options, eventId, span),
           eventId,
           clock.currentTimeMillisUnsafe()
