@@ -7,7 +7,8 @@
  * It is a layer beside the service's own: `Endpoints.layer({ port: 9464 })` provided with the
  * `NatsClient` layer (or `Glam.layerNats()`). It serves nothing else; an application with an HTTP server
  * of its own adds `Endpoints.layerRoutes` to its router instead. The library's metrics appear under
- * `/metrics` only with `Metrics.layer` provided; the service's own Effect metrics always do.
+ * `/metrics` only with `Metrics.layer` (or `Otlp.layer`) provided around the service; the service's own
+ * Effect metrics always do. Without it, the line saying where the endpoints listen is a WARN that says so.
  *
  * @since 0.1.0
  */
@@ -17,6 +18,7 @@ import { Effect, Layer, Schema } from "effect"
 import { HttpRouter, HttpServer, HttpServerResponse } from "effect/http"
 import { PrometheusMetrics } from "effect/observability"
 import { messageOf } from "./internal/errorText.js"
+import * as Metrics from "./Metrics.js"
 import * as NatsClient from "./NatsClient.js"
 import * as SubscriberStatus from "./SubscriberStatus.js"
 
@@ -169,8 +171,14 @@ export const layer = (options: Options = {}): Layer.Layer<never, EndpointsError,
     Effect.gen(function* () {
       const port = yield* validPort(options.port ?? defaultPort)
       const host = options.host ?? defaultHost
+      // Said once, not found out from an empty scrape: without the switch, /metrics has no messaging.* series.
+      const metricsOff = (yield* Metrics.Enabled)
+        ? ""
+        : "; the library's metrics are off: provide Metrics.layer (or Otlp.layer) around the service for messaging.*"
       const listening = HttpServer.addressFormattedWith((address) =>
-        Effect.logInfo(`Endpoints listening on ${address} (/metrics, /healthz, /readyz)`)
+        metricsOff === ""
+          ? Effect.logInfo(`Endpoints listening on ${address} (/metrics, /healthz, /readyz)`)
+          : Effect.logWarning(`Endpoints listening on ${address} (/metrics, /healthz, /readyz)${metricsOff}`)
       )
       return Layer.mergeAll(
         HttpRouter.serve(layerRoutes, { disableLogger: true, disableListenLog: true }),

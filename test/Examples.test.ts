@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url"
 import { describe, expect, it } from "@effect/vitest"
 import { Data, Effect } from "effect"
 import * as NatsServer from "./support/NatsServer.js"
+import * as OtlpReceiver from "./support/OtlpReceiver.js"
 
 class ExampleFailed extends Data.TaggedError("ExampleFailed")<{ readonly message: string }> {}
 
@@ -87,6 +88,33 @@ describe("examples", () => {
           SERVICE_NAME: "billing-service"
         })
         expect(stdout).toMatch(/^evt\.credit\.balance\.low\.v1 stored as GLAM_EVENTS#1$/m)
+      }),
+    60_000
+  )
+
+  it.live(
+    "examples/observability.ts exports its trace to a collector and serves /readyz and /metrics",
+    () =>
+      Effect.gen(function* () {
+        const server = yield* NatsServer.make()
+        const collector = yield* OtlpReceiver.make
+        const port = yield* NatsServer.freePort
+        const stdout = yield* runExample("examples/observability.ts", {
+          NATS_SERVERS: server.url,
+          ENDPOINTS_PORT: String(port),
+          OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
+          OTEL_SERVICE_NAME: "orders-observed"
+        })
+        expect(stdout).toMatch(/^\/readyz answered 200$/m)
+        expect(stdout).toMatch(
+          /^\/metrics: messaging_client_consumed_messages\{.*messaging_glam_outcome="acked".*\} 1$/m
+        )
+        const processed = yield* collector.span("process evt.orders.placed.v1")
+        const sent = yield* collector.span("send evt.orders.placed.v1")
+        expect(processed.parentSpanId).toBe(sent.spanId)
+        expect(processed.resource["service.name"]).toBe("orders-observed")
+        const charged = (yield* collector.logs).find((log) => String(log.body).startsWith("charged 42"))
+        expect(charged?.traceId).toBe(processed.traceId)
       }),
     60_000
   )
