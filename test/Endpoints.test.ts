@@ -8,6 +8,7 @@ import { Effect, Exit, Layer, Metric, Scope } from "effect"
 import { Broker } from "../src/Broker.js"
 import * as Endpoints from "../src/Endpoints.js"
 import * as Streams from "../src/glam/Streams.js"
+import * as Metrics from "../src/Metrics.js"
 import * as Subscriber from "../src/Subscriber.js"
 import * as SubscriberStatus from "../src/SubscriberStatus.js"
 import * as Topology from "../src/Topology.js"
@@ -77,11 +78,21 @@ describe("Endpoints", () => {
   it.live("/healthz answers 200 while connected; /metrics serves the registry in Prometheus text", () =>
     Effect.gen(function* () {
       const endpoints = yield* serving
-      expect(endpoints.logs.matching("Info", "Endpoints listening on")).toStrictEqual([
+      // Without Metrics.layer around it, the line says that the library's metrics are off.
+      expect(endpoints.logs.matching("Warn", "Endpoints listening on")).toStrictEqual([
         {
-          level: "Info",
-          message: `Endpoints listening on http://127.0.0.1:${endpoints.port} (/metrics, /healthz, /readyz)`
+          level: "Warn",
+          message: `Endpoints listening on http://127.0.0.1:${endpoints.port} (/metrics, /healthz, /readyz); the library's metrics are off: provide Metrics.layer (or Otlp.layer) around the service for messaging.*`
         }
+      ])
+      const logs = Logs.capture()
+      const port = yield* NatsServer.freePort
+      yield* Layer.build(Endpoints.layer({ port, host: "127.0.0.1" })).pipe(
+        Effect.provide(logs.layer),
+        Effect.provide(Metrics.layer)
+      )
+      expect(logs.lines.filter((line) => line.message.startsWith("Endpoints listening on"))).toStrictEqual([
+        { level: "Info", message: `Endpoints listening on http://127.0.0.1:${port} (/metrics, /healthz, /readyz)` }
       ])
       const health = yield* endpoints.get("/healthz")
       expect([health.status, json(health)]).toStrictEqual([200, { live: true, checks: { nats: "ok" } }])
