@@ -232,6 +232,8 @@ const profiled: ReadonlyArray<Profile.Target> = [
   { scenario: "consume", name: "raw for await", top: 0 },
   { scenario: "consume", name: "ours c64 p256", top: 20 },
   { scenario: "consume", name: "ours c1 p256", top: 20 },
+  { scenario: "consume", name: "ours c1 p256 + metrics", top: 20 },
+  { scenario: "consume", name: "ours c64 p256 + metrics", top: 20 },
   { scenario: "publish", name: "raw", top: 0 },
   { scenario: "publish", name: "raw + msgID", top: 0 },
   { scenario: "publish", name: "ours", top: 20 },

@@ -68,7 +68,10 @@ export const make = Effect.fnUntraced(function* <A extends Envelope.Envelope<unk
   const clock = yield* Clock.Clock
   // Asked once: spans per message only when something records them.
   const tracing = yield* isTracing
-  const metrics = (yield* Metrics.Enabled) ? new Telemetry.ConsumeMetrics(system, durable) : undefined
+  const metrics = (yield* Metrics.Enabled)
+    ? new Telemetry.ConsumeMetrics(system, durable, clock, yield* Effect.context<never>())
+    : undefined
+  if (metrics !== undefined) yield* Effect.addFinalizer(() => Effect.sync(() => metrics.close()))
 
   // How a delivery was settled, on its span and in the metrics; nothing at all when neither records.
   const observe =
@@ -81,7 +84,7 @@ export const make = Effect.fnUntraced(function* <A extends Envelope.Envelope<unk
               const errorType = failure === undefined ? undefined : describeFailure(failure).code
               Telemetry.recordSettlement(span, outcome, errorType, delay)
             }
-            metrics?.settled(fiber, message, outcome)
+            metrics?.settled(message, outcome)
             return Effect.void
           })
 
@@ -316,7 +319,9 @@ export const make = Effect.fnUntraced(function* <A extends Envelope.Envelope<unk
       }
     })
     const handled = withMessageContext(message, envelope, settled)
-    return metrics === undefined ? handled : Effect.andThen(metrics.began(message), handled)
+    // Handling begins when its effect is made: the caller runs it at once.
+    metrics?.began(message)
+    return handled
   }
 
   return handle
