@@ -279,6 +279,17 @@ export interface Message {
 }
 
 /**
+ * Which messages `Broker.purgeStream` removes.
+ *
+ * @category models
+ * @since 0.3.0
+ */
+export interface PurgeOptions {
+  /** Remove the messages whose sequence is below this one. Default: every message of the stream. */
+  readonly before?: number | undefined
+}
+
+/**
  * How a consume loop pulls.
  *
  * @category models
@@ -328,8 +339,22 @@ export class Broker extends Context.Service<
     readonly consumerInfo: (stream: string, name: string) => Effect.Effect<Option.Option<ConsumerInfo>, NatsError>
     readonly addConsumer: (config: ConsumerConfig) => Effect.Effect<ConsumerInfo, NatsError>
     readonly updateConsumer: (config: ConsumerConfig) => Effect.Effect<ConsumerInfo, NatsError>
+    /**
+     * The stream's durable consumers, by name (since 0.3.0). Fails with a `StreamNotFound` naming the
+     * stream when there is no such stream.
+     */
+    readonly listConsumers: (stream: string) => Effect.Effect<ReadonlyArray<ConsumerInfo>, NatsError>
     /** `false` when there was no such consumer. */
     readonly deleteConsumer: (stream: string, name: string) => Effect.Effect<boolean, NatsError>
+    /**
+     * Removes the messages below `options.before` (every message when it is left out) and returns how
+     * many were removed (since 0.3.0). The sequences go on where they were: the next message stored gets
+     * the next sequence, and a `before` past the last message removes them all without skipping any.
+     * Consumers move past what was removed (deliveries of it count as acknowledged); message ids seen
+     * within the duplicate window stay seen. Fails with a `StreamNotFound` naming the stream when there
+     * is no such stream.
+     */
+    readonly purgeStream: (stream: string, options: PurgeOptions) => Effect.Effect<number, NatsError>
     /** A stored message by sequence; `Option.none()` when there is none (deleted, expired, never stored). */
     readonly getMessage: (stream: string, seq: number) => Effect.Effect<Option.Option<StoredMessage>, NatsError>
     /**

@@ -7,7 +7,7 @@
  * - streams on subjects with `*` and `>`, subjects shared with another stream refused; limits retention
  *   (max messages, bytes, age, messages per subject, message size; discard old or new); the duplicate
  *   window on `Nats-Msg-Id`; `expectedLastSequence`; the 1 MiB max payload; the update rules (storage
- *   and retention cannot change);
+ *   and retention cannot change); purges by sequence, which move the consumers past what they removed;
  * - durable pull consumers with a filter, the deliver policies, explicit acks, `nak` with and without a
  *   delay, `term`, `working`, ack-wait expiry, `maxDeliver` with the max-deliveries advisory published to
  *   whichever stream captures `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.<stream>.<consumer>`,
@@ -32,6 +32,7 @@ import {
   type ConsumerInfo,
   type PublishAck,
   type PublishRequest,
+  type PurgeOptions,
   type StoredMessage,
   type StreamConfig,
   type StreamInfo
@@ -258,6 +259,26 @@ export const make: Effect.Effect<Broker["Service"]> = Effect.gen(function* () {
       return Effect.succeed(consumerInfoOf(existing))
     })
 
+  const listConsumers = (name: string) =>
+    Effect.suspend((): Effect.Effect<ReadonlyArray<ConsumerInfo>, NatsError.NatsError> => {
+      const stream = streams.get(name)
+      if (stream === undefined) return fail("listConsumers", streamNotFound(name))
+      return Effect.succeed(
+        [...stream.consumers.values()].sort((a, b) => (a.config.name < b.config.name ? -1 : 1)).map(consumerInfoOf)
+      )
+    })
+
+  const purgeStream = (name: string, options: PurgeOptions) =>
+    Effect.suspend((): Effect.Effect<number, NatsError.NatsError> => {
+      const stream = streams.get(name)
+      if (stream === undefined) return fail("purgeStream", streamNotFound(name))
+      stream.expire(now())
+      const removed = stream.purge(options.before)
+      // Removed deliveries count as acknowledged: there may be room under maxAckPending again.
+      for (const consumer of stream.consumers.values()) pullers.signal(consumer.key)
+      return Effect.succeed(removed)
+    })
+
   const deleteConsumer = (stream: string, name: string) =>
     Effect.sync(() => {
       const deleted = streams.get(stream)?.consumers.delete(name) ?? false
@@ -298,7 +319,9 @@ export const make: Effect.Effect<Broker["Service"]> = Effect.gen(function* () {
     consumerInfo,
     addConsumer,
     updateConsumer,
+    listConsumers,
     deleteConsumer,
+    purgeStream,
     getMessage,
     consume,
     supportsTermReason: Effect.succeed(true)

@@ -14,6 +14,7 @@ import {
   Broker,
   type ConsumeOptions,
   type ConsumerConfig,
+  type PurgeOptions,
   type ServerAddress,
   type StoredMessage,
   type StreamConfig
@@ -149,6 +150,43 @@ export const make: Effect.Effect<Broker["Service"], never, NatsClient.NatsClient
         catch: fromCause("updateConsumer", { stream: config.stream, consumer: config.name })
       }).pipe(Effect.map(fromConsumerInfo))
 
+    // The server lists consumers by name; sorted here all the same, so that the order is the seam's.
+    const listConsumers = (stream: string) =>
+      Effect.try({
+        try: () => manager.consumers.list(stream),
+        catch: fromCause("listConsumers", { stream })
+      }).pipe(
+        Effect.flatMap((lister) =>
+          Stream.fromAsyncIterable(lister, fromCause("listConsumers", { stream })).pipe(
+            Stream.map(fromConsumerInfo),
+            Stream.runCollect
+          )
+        ),
+        Effect.map((infos) => infos.sort((a, b) => (a.config.name < b.config.name ? -1 : 1)))
+      )
+
+    // The server reads a sequence of 0 or 1 as "purge everything", and one past the end as "start the
+    // sequences again from here": the cut is kept within the stream, and nothing is asked when it would
+    // remove nothing.
+    const purgeStream = (stream: string, options: PurgeOptions) => {
+      const purge = (seq?: number) =>
+        Effect.tryPromise({
+          try: () => manager.streams.purge(stream, seq === undefined ? undefined : { seq }),
+          catch: fromCause("purgeStream", { stream })
+        }).pipe(Effect.map((response) => response.purged))
+      const { before } = options
+      if (before === undefined) return purge()
+      return Effect.tryPromise({
+        try: () => manager.streams.info(stream),
+        catch: fromCause("purgeStream", { stream })
+      }).pipe(
+        Effect.flatMap(({ state }) => {
+          const seq = Math.min(before, state.last_seq + 1)
+          return state.messages === 0 || seq <= state.first_seq ? Effect.succeed(0) : purge(seq)
+        })
+      )
+    }
+
     const deleteConsumer = (stream: string, name: string) =>
       Effect.tryPromise({
         try: () => manager.consumers.delete(stream, name),
@@ -208,7 +246,9 @@ export const make: Effect.Effect<Broker["Service"], never, NatsClient.NatsClient
       consumerInfo,
       addConsumer,
       updateConsumer,
+      listConsumers,
       deleteConsumer,
+      purgeStream,
       getMessage,
       consume,
       supportsTermReason: client.supportsTermReason

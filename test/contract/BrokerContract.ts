@@ -14,7 +14,8 @@
  *  - Handling.ts: 4 publishers × 1,000 with `publishAll` and 3 subscribers on 2 durables, none lost or
  *    duplicated;
  *  - Administration.ts: stream and consumer configuration round-trips, updates applied or refused (with
- *    the server's codes and texts), list and delete;
+ *    the server's codes and texts), list and delete; consumers listed with their state; purges by
+ *    sequence and what they leave (messages, stream state, the consumer's position);
  *  - Consume.ts: stream order over 2,000 messages, acks and the ack floor, the `maxMessages` bound, an
  *    interrupted consume's buffer given back at once, a consume outliving its consumer and its stream
  *    deleted and created again;
@@ -41,7 +42,13 @@ import * as Streams from "../../src/glam/Streams.js"
 import * as Publisher from "../../src/Publisher.js"
 import * as ServiceIdentity from "../../src/ServiceIdentity.js"
 import * as Topology from "../../src/Topology.js"
-import { consumerConfiguration, streamConfiguration, streamUpdates } from "./Administration.js"
+import {
+  consumerConfiguration,
+  consumerListing,
+  streamConfiguration,
+  streamPurge,
+  streamUpdates
+} from "./Administration.js"
 import { ackFloor, boundedBuffer, consumerAndStreamRecreated, interruptedBuffer, streamOrder } from "./Consume.js"
 import { maxDeliveries, poisonDeadLettered } from "./DeadLetters.js"
 import {
@@ -98,6 +105,8 @@ const common: ReadonlyArray<Scenario> = [
   streamConfiguration,
   streamUpdates,
   consumerConfiguration,
+  consumerListing,
+  streamPurge,
   streamOrder,
   ackFloor,
   boundedBuffer,

@@ -144,6 +144,15 @@ export class MemoryConsumer {
     if (this.pending.has(record.seq)) this.ack(record.seq)
   }
 
+  /**
+   * A purge removed everything below `firstSeq`: as the server does, the consumer's position and ack
+   * floor move up to it (the removed deliveries were acknowledged by `removed`).
+   */
+  purged(firstSeq: number): void {
+    if (this.cursor < firstSeq) this.cursor = firstSeq
+    if (this.ackFloor.streamSeq < firstSeq - 1) this.ackFloor = { ...this.ackFloor, streamSeq: firstSeq - 1 }
+  }
+
   /** When something becomes due next: `-Infinity` when a redelivery is due now, `undefined` for never. */
   nextDue(): number | undefined {
     if (this.due.length > 0) return Number.NEGATIVE_INFINITY

@@ -74,6 +74,8 @@ const optionalMillis = (duration: Duration.Duration | undefined): number =>
 export interface StreamReader {
   stored(record: StoredRecord): void
   removed(record: StoredRecord): void
+  /** A purge removed everything below `firstSeq`. */
+  purged(firstSeq: number): void
 }
 
 /** The in-memory store of one stream, with its consumers (`MemoryConsumer`s, by durable name). */
@@ -156,6 +158,24 @@ export class MemoryStream<C extends StreamReader = StreamReader> {
       if (now - record.timestampMillis < this.maxAgeMillis) return
       this.remove(record)
     }
+  }
+
+  /**
+   * Removes the messages below `before` (all of them when it is undefined) and moves the consumers past
+   * them; the sequences and the message ids of the duplicate window stay as they are, as on the server.
+   * Returns how many went.
+   */
+  purge(before: number | undefined): number {
+    let removed = 0
+    for (const record of this.messages.values()) {
+      if (before !== undefined && record.seq >= before) break
+      this.remove(record)
+      removed++
+    }
+    // A purge that removes nothing below a sequence is one the server is never asked for.
+    if (before !== undefined && removed === 0) return 0
+    for (const consumer of this.consumers.values()) consumer.purged(this.firstSeq)
+    return removed
   }
 
   store(request: StoreRequest, now: number): StoreOutcome {
