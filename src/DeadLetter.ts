@@ -24,7 +24,7 @@
  *
  * `list` reads the dead-letter stream; `replay` republishes original bytes to original subjects and
  * records each replay with a marker on `dlq._replayed.<dead-letter stream>` (`replayStream` reports it
- * entry by entry);
+ * entry by entry); `purge` removes the part of the stream older than an age;
  * `watchAdvisories` dead-letters what a consumer was given `maxDeliver` times without ever settling it,
  * from the server's advisories that an advisory stream keeps (`<NAME>_ADVISORIES`, `GLAM_ADVISORIES`).
  *
@@ -32,18 +32,19 @@
  *
  * @since 0.1.0
  */
-import { DateTime, type Duration, Effect, Option, type Schedule, Stream } from "effect"
+import { DateTime, Duration, Effect, Option, type Schedule, Stream } from "effect"
 import { Broker, type Message, type StoredMessage } from "./Broker.js"
 import type * as Envelope from "./Envelope.js"
 import * as advisories from "./internal/deadLetter/advisories.js"
 import * as publishing from "./internal/deadLetter/publish.js"
+import * as purging from "./internal/deadLetter/purge.js"
 import * as record from "./internal/deadLetter/record.js"
 import * as replaying from "./internal/deadLetter/replay.js"
 import * as subjects from "./internal/deadLetter/subjects.js"
 import { matcher } from "./internal/subjects.js"
 import type * as NatsError from "./NatsError.js"
 import type * as Publisher from "./Publisher.js"
-import { ServiceIdentity } from "./ServiceIdentity.js"
+import type { ServiceIdentity } from "./ServiceIdentity.js"
 
 /**
  * Why the message was given up on: its bytes could not be decoded, the policy said so, or it was
@@ -181,38 +182,11 @@ export const messageIdFor = subjects.messageIdFor
  * @category constructors
  * @since 0.1.0
  */
-export const publish = Effect.fn("DeadLetter.publish")(function* (input: PublishInput, options: PublishOptions = {}) {
-  const identity = yield* ServiceIdentity
-  const write = publishing.sender(options)
-  const origin = record.originOf(input.message)
-  const messageId = subjects.messageIdFor(origin.stream, origin.seq)
-  const subject =
-    origin.subject === undefined ? subjects.missingSubject(origin.stream) : subjects.subjectFor(origin.subject)
-  yield* Effect.annotateCurrentSpan({ "messaging.destination.name": subject, "messaging.message.id": messageId })
-
-  const now = yield* DateTime.now
-  const data = record.recordOf(input, origin, input.lastFailureAt ?? now)
-  const envelope: Envelope.Envelope<Record> = {
-    eventId: crypto.randomUUID(),
-    eventType: subject,
-    correlationId: data.correlationId ?? crypto.randomUUID(),
-    sourceService: identity.name,
-    timestamp: now,
-    data
-  }
-  const { bytes, chunks } = yield* publishing.recordBytes(write, envelope, origin, messageId, options.maxMessageBytes)
-  const ack = yield* write(subject, bytes, messageId)
-  if (ack.duplicate) yield* Effect.logDebug(`dead letter ${messageId} was already stored as ${ack.stream}#${ack.seq}`)
-  else yield* publishing.counted(origin.stream, input.decision)
-  const receipt: Receipt = {
-    subject,
-    stream: ack.stream,
-    seq: ack.seq,
-    messageId,
-    duplicate: ack.duplicate,
-    chunks: chunks.length
-  }
-  return receipt
+export const publish = Effect.fn("DeadLetter.publish")(function* (
+  input: PublishInput,
+  options: PublishOptions = {}
+): Effect.fn.Return<Receipt, NatsError.NatsError, Broker | ServiceIdentity> {
+  return yield* publishing.writeRecord(input, options)
 })
 
 /**
@@ -411,29 +385,6 @@ export const replay = Effect.fn("DeadLetter.replay")(function* (options: ReplayO
 export const replayStream = (options: ReplayOptions = {}): Stream.Stream<ReplayOutcome, NatsError.NatsError, Broker> =>
   outcomes(options).pipe(Stream.withSpan("DeadLetter.replayStream"))
 
-const replayEntry = (write: publishing.Send, force: boolean) =>
-  Effect.fnUntraced(function* (entry: Entry) {
-    const skipped = (reason: string): ReplayOutcome => ({ _tag: "Skipped", seq: entry.seq, reason })
-    const times = entry.replays.length
-    if (times > 0 && !force) return skipped(`replayed ${times} time(s) already; force replays again`)
-    const subject = entry.record.originalSubject
-    if (subject === null) return skipped("the original subject is unknown")
-    const bytes = yield* originalBytes(entry)
-    if (Option.isNone(bytes)) {
-      return skipped(
-        entry.record.originalPayloadChunks.length > 0
-          ? "a chunk of the original bytes is missing or altered"
-          : "the original bytes were not kept"
-      )
-    }
-    return yield* replaying.replayCopy(write, entry, subject, bytes.value, times).pipe(
-      Effect.map((copy): ReplayOutcome => ({ _tag: "Replayed", seq: entry.seq, subject, ...copy })),
-      Effect.catchIf(replaying.refusesEntry, (error) =>
-        Effect.succeed<ReplayOutcome>({ _tag: "Failed", seq: entry.seq, subject, error })
-      )
-    )
-  })
-
 // `replay` and `replayStream` are this stream; only `replay` is one span.
 const outcomes = (options: ReplayOptions): Stream.Stream<ReplayOutcome, NatsError.NatsError, Broker> =>
   Stream.unwrap(
@@ -445,7 +396,7 @@ const outcomes = (options: ReplayOptions): Stream.Stream<ReplayOutcome, NatsErro
       const entries = yield* list({ ...options, limit: undefined })
       let attempts = 0
       return Stream.fromIterable(entries).pipe(
-        Stream.mapEffect(replayEntry(publishing.sender(options), options.force === true)),
+        Stream.mapEffect(replaying.replayEntry(publishing.sender(options), options.force === true, originalBytes)),
         Stream.takeUntil((outcome) => {
           if (outcome._tag !== "Skipped") attempts += 1
           return attempts >= limit
@@ -453,6 +404,54 @@ const outcomes = (options: ReplayOptions): Stream.Stream<ReplayOutcome, NatsErro
       )
     })
   )
+
+/**
+ * Which dead letters `purge` removes.
+ *
+ * @category models
+ * @since 0.3.0
+ */
+export interface PurgeOptions {
+  /** The dead-letter stream. Default: as for `list`, the broker's one stream whose subjects are all `dlq.*`. */
+  readonly stream?: string | undefined
+  /** Remove what the server stored longer ago than this. */
+  readonly olderThan: Duration.Input
+}
+
+/**
+ * What `purge` removed: the messages below `before` (records, and the chunks and replay markers among
+ * them), stored before `cutoff`.
+ *
+ * @category models
+ * @since 0.3.0
+ */
+export interface PurgeResult {
+  readonly stream: string
+  readonly removed: number
+  /** The first sequence kept (the next to be stored when nothing is left). */
+  readonly before: number
+  readonly cutoff: DateTime.Utc
+}
+
+/**
+ * Removes the oldest part of the dead-letter stream: every message stored longer ago than `olderThan`,
+ * up to the first one young enough to keep, found by a binary search over sequences (a stream keeps its
+ * messages in the order it stored them). For clearing what was dealt with, sooner than the stream's
+ * `maxAge` would.
+ *
+ * Gotchas: message ids stay in the duplicate window, so dead-lettering a removed record's message again
+ * within it stores nothing; the chunks right in front of a record that stays are kept with it.
+ *
+ * @category provisioning
+ * @since 0.3.0
+ */
+export const purge = Effect.fn("DeadLetter.purge")(function* (
+  options: PurgeOptions
+): Effect.fn.Return<PurgeResult, NatsError.NatsError, Broker> {
+  const broker = yield* Broker
+  const stream = yield* replaying.deadLetterStream(broker, options.stream, "DeadLetter.purge")
+  return yield* purging.purgeOlder(broker, stream, Duration.fromInputUnsafe(options.olderThan))
+})
 
 /**
  * The subject of the server's max-deliveries advisories for one consumer.

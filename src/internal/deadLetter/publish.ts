@@ -1,18 +1,20 @@
 /**
- * Writing a dead letter's messages: each publish retried and deduplicated by its message id, and the
+ * Writing a dead letter's messages: each publish retried and deduplicated by its message id, the
  * bytes of a record that would not fit in one message, with the original bytes moved into chunk
- * messages written first.
+ * messages written first, and the record in its envelope.
  *
- * Not public: `DeadLetter.publish` writes records with these, and `DeadLetter.replay` its copies and markers.
+ * Not public: `DeadLetter.publish` is `writeRecord`, and `DeadLetter.replay` writes its copies and
+ * markers with `sender`.
  */
-import { Duration, Effect, Metric, type Schedule } from "effect"
-import { Broker, type Headers, type PublishAck } from "../../Broker.js"
+import { DateTime, Duration, Effect, Metric, type Schedule } from "effect"
+import { Broker, type Headers, type Message, type PublishAck, type StoredMessage } from "../../Broker.js"
 import type * as Envelope from "../../Envelope.js"
 import * as Metrics from "../../Metrics.js"
 import type { NatsError } from "../../NatsError.js"
 import { defaultRetry, defaults, type OutageLog, retryTransient } from "../../Publisher.js"
-import { chunksOf, encodeOrDie, type Record } from "./record.js"
-import { chunkSubject } from "./subjects.js"
+import { ServiceIdentity } from "../../ServiceIdentity.js"
+import { chunksOf, encodeOrDie, type Failed, originOf, type Record, recordOf } from "./record.js"
+import { chunkSubject, messageIdFor, missingSubject, subjectFor } from "./subjects.js"
 
 const defaultMaxMessageBytes = 1024 * 1024
 // Room for the NATS headers of a record or chunk (`Nats-Msg-Id` and the protocol line).
@@ -85,3 +87,35 @@ export const counted = (stream: string, decision: string): Effect.Effect<void> =
         )
       : Effect.void
   )
+
+/** The dead letter of `input.message` written, once the server stored it; what `DeadLetter.publish` documents. */
+export const writeRecord = Effect.fnUntraced(function* (
+  input: Failed & {
+    readonly message: Message | StoredMessage | { readonly stream: string; readonly seq: number }
+    readonly lastFailureAt?: DateTime.Utc | undefined
+  },
+  options: Parameters<typeof sender>[0] & { readonly maxMessageBytes?: number | undefined }
+) {
+  const identity = yield* ServiceIdentity
+  const write = sender(options)
+  const origin = originOf(input.message)
+  const messageId = messageIdFor(origin.stream, origin.seq)
+  const subject = origin.subject === undefined ? missingSubject(origin.stream) : subjectFor(origin.subject)
+  yield* Effect.annotateCurrentSpan({ "messaging.destination.name": subject, "messaging.message.id": messageId })
+
+  const now = yield* DateTime.now
+  const data = recordOf(input, origin, input.lastFailureAt ?? now)
+  const envelope: Envelope.Envelope<Record> = {
+    eventId: crypto.randomUUID(),
+    eventType: subject,
+    correlationId: data.correlationId ?? crypto.randomUUID(),
+    sourceService: identity.name,
+    timestamp: now,
+    data
+  }
+  const { bytes, chunks } = yield* recordBytes(write, envelope, origin, messageId, options.maxMessageBytes)
+  const ack = yield* write(subject, bytes, messageId)
+  if (ack.duplicate) yield* Effect.logDebug(`dead letter ${messageId} was already stored as ${ack.stream}#${ack.seq}`)
+  else yield* counted(origin.stream, input.decision)
+  return { subject, stream: ack.stream, seq: ack.seq, messageId, duplicate: ack.duplicate, chunks: chunks.length }
+})

@@ -2,8 +2,8 @@
  * The dead-letter stream read and written back: which stream it is, its records and the replay markers
  * that follow them read in order, and a replay's copy of the original bytes with its marker.
  *
- * Not public: `DeadLetter.list`, `replay` and `replayStream` are made of these; `DeadLetter` documents and
- * exports `replayedFromHeader`.
+ * Not public: `DeadLetter.list`, `replay` and `replayStream` are made of these, `purge` finds its stream
+ * with `deadLetterStream`; `DeadLetter` documents and exports `replayedFromHeader`.
  */
 import { Buffer } from "node:buffer"
 import { DateTime, Effect, Exit, Option, Schema, Stream } from "effect"
@@ -37,9 +37,13 @@ const decodeMarker = Schema.decodeUnknownOption(ReplayMarker)
 const isDeadLetterStream = (info: StreamInfo): boolean =>
   info.config.subjects.length > 0 && info.config.subjects.every((subject) => subject.startsWith("dlq."))
 
-// The stream named, else the broker's one dead-letter stream; none or several is an error
-// that names what there is, never a guess.
-export const deadLetterStream = (broker: Broker["Service"], stream: string | undefined) =>
+// The stream named, else the broker's one dead-letter stream; none or several is an error of
+// `operation` that names what there is, never a guess.
+export const deadLetterStream = (
+  broker: Broker["Service"],
+  stream: string | undefined,
+  operation = "DeadLetter.list"
+) =>
   stream !== undefined
     ? Effect.succeed(stream)
     : Effect.flatMap(broker.listStreams, (streams) => {
@@ -48,7 +52,7 @@ export const deadLetterStream = (broker: Broker["Service"], stream: string | und
         if (names.length === 1 && only !== undefined) return Effect.succeed(only)
         return Effect.fail(
           NatsError.make(
-            "DeadLetter.list",
+            operation,
             new NatsError.StreamNotFound({
               message:
                 names.length === 0
@@ -69,6 +73,13 @@ const storedOf = (stream: string, { seq, subject }: StoredMessage, envelope: Env
   recordedBy: envelope.sourceService,
   recordedAt: envelope.timestamp
 })
+
+/** A record and where it is stored. */
+export interface RecordAt {
+  readonly stream: string
+  readonly seq: number
+  readonly record: Record
+}
 
 /** A replay as its marker tells it, `seq` being the marker's. */
 export type Marked = Omit<typeof ReplayMarker.Type, "deadLetterSeq"> & { readonly seq: number }
@@ -120,7 +131,7 @@ const keptOnReplay = (name: string): boolean => {
 // What the server refuses for this entry alone (no stream takes its subject, the copy is rejected): the
 // next entry may well go through. Anything else (unreachable past the retry schedule, the connection
 // closed) would hit every entry alike, so it ends the replay instead of being reported once per entry.
-export const refusesEntry = (error: NatsError.NatsError): boolean =>
+const refusesEntry = (error: NatsError.NatsError): boolean =>
   error.reason._tag === "StreamNotFound" || error.reason._tag === "Rejected"
 
 /**
@@ -128,9 +139,9 @@ export const refusesEntry = (error: NatsError.NatsError): boolean =>
  * original subject with the original headers, then its marker in the dead-letter stream. Returns where
  * the copy was stored, and whether the server had stored it already.
  */
-export const replayCopy = Effect.fnUntraced(function* (
+const replayCopy = Effect.fnUntraced(function* (
   write: Send,
-  { stream, seq, record }: { readonly stream: string; readonly seq: number; readonly record: Record },
+  { stream, seq, record }: RecordAt,
   subject: string,
   bytes: Uint8Array,
   times: number
@@ -157,3 +168,35 @@ export const replayCopy = Effect.fnUntraced(function* (
   yield* write(replayedSubject(stream), Buffer.from(marker), `replayed:${stream}:${seq}:${times + 1}`)
   return { stream: ack.stream, streamSeq: ack.seq, messageId, duplicate: ack.duplicate }
 })
+
+/**
+ * The replay of one entry, as `DeadLetter.ReplayOutcome` tells it: skipped (replayed before and not
+ * forced, subject unknown, bytes not kept), replayed, or failed when the server refused its copy. The
+ * original bytes come from `bytesOf` (`DeadLetter.originalBytes`).
+ */
+export const replayEntry = (
+  write: Send,
+  force: boolean,
+  bytesOf: (entry: RecordAt) => Effect.Effect<Option.Option<Uint8Array>, NatsError.NatsError, Broker>
+) =>
+  Effect.fnUntraced(function* (entry: RecordAt & { readonly replays: ReadonlyArray<unknown> }) {
+    const skipped = (reason: string) => ({ _tag: "Skipped" as const, seq: entry.seq, reason })
+    const times = entry.replays.length
+    if (times > 0 && !force) return skipped(`replayed ${times} time(s) already; force replays again`)
+    const subject = entry.record.originalSubject
+    if (subject === null) return skipped("the original subject is unknown")
+    const bytes = yield* bytesOf(entry)
+    if (Option.isNone(bytes)) {
+      return skipped(
+        entry.record.originalPayloadChunks.length > 0
+          ? "a chunk of the original bytes is missing or altered"
+          : "the original bytes were not kept"
+      )
+    }
+    return yield* replayCopy(write, entry, subject, bytes.value, times).pipe(
+      Effect.map((copy) => ({ _tag: "Replayed" as const, seq: entry.seq, subject, ...copy })),
+      Effect.catchIf(refusesEntry, (error) =>
+        Effect.succeed({ _tag: "Failed" as const, seq: entry.seq, subject, error })
+      )
+    )
+  })
