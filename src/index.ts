@@ -4,6 +4,7 @@
  * @since 0.1.0
  */
 
+export * as AsyncApi from "./AsyncApi.js"
 export * as Broker from "./Broker.js"
 export * as Consumer from "./Consumer.js"
 export * as DeadLetter from "./DeadLetter.js"

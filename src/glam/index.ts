@@ -8,6 +8,9 @@
 /** @since 0.1.0 */
 export * as Analytics from "./Analytics.js"
 
+/** @since 0.3.0 */
+export * as AsyncApi from "./AsyncApi.js"
+
 /** @since 0.1.0 */
 export * as Billing from "./Billing.js"
 
