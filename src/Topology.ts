@@ -4,10 +4,10 @@
  * A `StreamSpec` or `ConsumerSpec` names only what differs from the defaults; resolving it validates it
  * and fills in every default, giving the seam's `StreamConfig` / `ConsumerConfig`. `provision` then makes
  * the broker match: it creates what is missing, updates drift the server can update, and refuses (with a
- * `TopologyError`, before changing anything) drift it cannot. Streams and consumers that the topology
- * does not name are left alone; nothing is ever deleted by `provision`. Creations are logged at INFO;
- * every update is logged at WARN with each field's old and new values
- * (`Topology: updated stream ORDERS; maxAge: 1d -> 2d`), since it changes what others rely on.
+ * `TopologyError`, before changing anything) drift it cannot; `plan` tells all of it and changes nothing.
+ * Streams and consumers that the topology does not name are left alone; nothing is ever deleted by
+ * `provision`. Creations are logged at INFO; every update is logged at WARN with each field's old and
+ * new values (`Topology: updated stream ORDERS; maxAge: 1d -> 2d`), since it changes what others rely on.
  *
  * Which fields can change in place (as nats-server 2.9.10 answers):
  * - stream: `subjects`, `description`, `discard`, `maxAge`, `maxMessages`, `maxBytes`, `maxMessageSize`,
@@ -41,12 +41,13 @@ import {
   type Storage,
   type StreamConfig
 } from "./Broker.js"
-import { describeSubjects, overlapping } from "./internal/brokerErrors.js"
 import { deadLetterSubjectsOf } from "./internal/deadLetter/subjects.js"
-import { isName, isValid } from "./internal/subjects.js"
+import { isName } from "./internal/subjects.js"
 import * as drift from "./internal/topology/drift.js"
+import { isSubject, nameRequirement, positiveDuration, positiveInteger } from "./internal/topology/fields.js"
+import * as planning from "./internal/topology/plan.js"
 import type { NatsError } from "./NatsError.js"
-import { invalid, TopologyError, type Where } from "./TopologyError.js"
+import { invalid, TopologyError } from "./TopologyError.js"
 
 /**
  * A stream as data. Defaults: retention `limits`, storage `file`, discard `old`, limits unlimited,
@@ -129,23 +130,6 @@ export const make = (input: {
  * @since 0.1.0
  */
 export { TopologyError }
-
-const nameRequirement = "must be non-empty, without '.', '*', '>', '/', '\\' or whitespace"
-
-const isSubject = (subject: string): boolean => isValid(subject, { wildcards: true })
-
-const positiveInteger = (where: Where, field: string, value: number | undefined) =>
-  value === undefined || (Number.isSafeInteger(value) && value > 0)
-    ? Effect.succeed(value)
-    : Effect.fail(invalid(where, field, `must be a positive integer, got ${value}`))
-
-const positiveDuration = (where: Where, field: string, input: Duration.Input | undefined) => {
-  if (input === undefined) return Effect.succeed(undefined)
-  const duration = Duration.fromInput(input)
-  return Option.isSome(duration) && Duration.isFinite(duration.value) && Duration.isPositive(duration.value)
-    ? Effect.succeed(duration.value)
-    : Effect.fail(invalid(where, field, `must be a positive finite duration, got ${String(input)}`))
-}
 
 // The server's own default (nats-server gives a stream created without one 2 minutes).
 const defaultDuplicateWindow = Duration.minutes(2)
@@ -296,46 +280,22 @@ export const provision = Effect.fn("Topology.provision")(function* (
   topology: Topology,
   options: ProvisionOptions = {}
 ): Effect.fn.Return<Report, TopologyError | NatsError, Broker> {
-  const streams = yield* Effect.forEach(topology.streams, (spec) =>
-    Effect.map(resolveStream(spec), (config) => ({ spec, config }))
-  )
-  const consumers = yield* Effect.forEach(topology.consumers, resolveConsumer)
-  const sameStream = duplicateOf(streams, (s) => s.config.name)
-  if (sameStream !== undefined) return yield* invalid({ stream: sameStream.config.name }, "name", "is declared twice")
-  const sameConsumer = duplicateOf(consumers, (c) => `${c.stream}/${c.name}`)
-  if (sameConsumer !== undefined) {
-    return yield* invalid({ stream: sameConsumer.stream, consumer: sameConsumer.name }, "name", "is declared twice")
-  }
-  // Two of its own streams that overlap could never both exist: refused before the server is asked.
-  for (const [index, { config }] of streams.entries()) {
-    const [other] = overlapping(
-      config,
-      streams.slice(index + 1).map((s) => s.config)
-    )
-    if (other === undefined) continue
-    const message = `${describeSubjects(config)} overlaps ${describeSubjects(other)} in the same topology: the server refuses streams whose subjects overlap`
-    return yield* new TopologyError({ stream: config.name, field: "subjects", message })
-  }
-
-  // Every plan is made before anything is applied, so that drift the server would refuse changes nothing.
+  const { streams, consumers } = yield* resolveTogether(topology)
   const broker = yield* Broker
   const call = yield* drift.retrying(options.retry ?? defaultRetry)
-  const streamPlans = yield* Effect.forEach(streams, ({ spec, config }) => drift.planStream(call, spec, config))
-  const created = new Set(streamPlans.filter((p) => !p.exists).map((p) => p.desired.name))
-  const consumerPlans = yield* Effect.forEach(consumers, (desired) =>
-    drift.planConsumer(call, desired, created.has(desired.stream))
-  )
-  // Updates before creates, so that subjects can move from an old stream to a new one in a single run.
-  const updatesFirst = [...streamPlans.filter((p) => p.exists), ...streamPlans.filter((p) => !p.exists)]
+  // Every plan is made before anything is applied, so that drift the server would refuse changes nothing.
+  const plans = yield* planning.plansOf(call, streams, consumers)
+  const [refused] = [...plans.streams, ...plans.consumers].flatMap((p) => p.refusals)
+  if (refused !== undefined) return yield* refused
   const report: Report = {
-    streams: yield* Effect.forEach(updatesFirst, (p) =>
+    streams: yield* Effect.forEach(plans.streams, (p) =>
       drift.apply(
         p,
         (config) => call(broker.addStream(config)),
         (config) => call(broker.updateStream(config))
       )
     ),
-    consumers: yield* Effect.forEach(consumerPlans, (p) =>
+    consumers: yield* Effect.forEach(plans.consumers, (p) =>
       drift.apply(
         p,
         (config) => call(broker.addConsumer(config)),
@@ -346,8 +306,56 @@ export const provision = Effect.fn("Topology.provision")(function* (
   return report
 })
 
-const duplicateOf = <A>(items: ReadonlyArray<A>, key: (item: A) => string): A | undefined =>
-  items.find((item, index) => items.findIndex((other) => key(other) === key(item)) !== index)
+// Every spec resolved, then checked against the others.
+const resolveTogether = Effect.fnUntraced(function* (topology: Topology) {
+  const streams = yield* Effect.forEach(topology.streams, (spec) =>
+    Effect.map(resolveStream(spec), (config) => ({ spec, config }))
+  )
+  const consumers = yield* Effect.forEach(topology.consumers, resolveConsumer)
+  yield* planning.checkTogether(streams, consumers)
+  return { streams, consumers }
+})
+
+/**
+ * What `provision` would do to one stream or consumer: `create`, `update` (`changes` gives each field's
+ * current and desired value), `unchanged`, or `refused`, with `reasons` as `TopologyError`s: a field the
+ * server cannot change in place, replicas going down, a consumer on a stream that neither exists nor is
+ * declared (`changes` then lists what could be updated besides).
+ *
+ * @category models
+ * @since 0.3.0
+ */
+export type PlanEntry = drift.PlanEntry
+
+/**
+ * What `provision` would do, stream by stream and consumer by consumer.
+ *
+ * @category models
+ * @since 0.3.0
+ */
+export interface Plan {
+  readonly streams: ReadonlyArray<PlanEntry>
+  readonly consumers: ReadonlyArray<PlanEntry>
+}
+
+/**
+ * What `provision` would do, without changing anything: one entry per stream and consumer, streams in
+ * the order `provision` applies them. Where `provision` fails at the first drift it cannot apply,
+ * `plan` reports every one as `refused`, and a consumer on a stream that neither exists nor is declared
+ * too (`provision` would fail creating it). It only reads the broker, retrying as `options.retry` says;
+ * invalid specs fail with a `TopologyError` as they do for `provision`.
+ *
+ * @category provisioning
+ * @since 0.3.0
+ */
+export const plan = Effect.fn("Topology.plan")(function* (
+  topology: Topology,
+  options: ProvisionOptions = {}
+): Effect.fn.Return<Plan, TopologyError | NatsError, Broker> {
+  const { streams, consumers } = yield* resolveTogether(topology)
+  const call = yield* drift.retrying(options.retry ?? defaultRetry)
+  return yield* planning.planOf(call, streams, consumers)
+})
 
 /**
  * Provisions the topology when the layer is built, so that nothing runs against a missing stream.

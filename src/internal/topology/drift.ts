@@ -1,9 +1,10 @@
 /**
  * Drift between the broker and resolved stream and consumer configurations: which fields differ, which
- * of them the server updates in place, the replicas rule, and the creates and updates that make the
- * broker match, each broker call retried on one schedule while JetStream is not answering.
+ * of them the server updates in place and which it refuses, the replicas rule, and the creates and
+ * updates that make the broker match, each broker call retried on one schedule while JetStream is not
+ * answering.
  *
- * Not here: specs and their validation, and the order of a run (`Topology.provision`).
+ * Not here: specs and their validation, and the order of a run (`plan`, `Topology.provision`).
  */
 import { Clock, Duration, Effect, Option, Ref, Schedule } from "effect"
 import { Broker, type ConsumerConfig, type StreamConfig, type StreamInfo } from "../../Broker.js"
@@ -25,6 +26,16 @@ export interface Outcome {
   readonly consumer?: string | undefined
   readonly action: "created" | "updated" | "unchanged"
   readonly changes: ReadonlyArray<FieldChange>
+}
+
+/** What a run would do to one stream or consumer: documented as `Topology.PlanEntry`. */
+export interface PlanEntry {
+  readonly stream: string
+  /** Absent for a stream. */
+  readonly consumer?: string | undefined
+  readonly action: "create" | "update" | "unchanged" | "refused"
+  readonly changes: ReadonlyArray<FieldChange>
+  readonly reasons: ReadonlyArray<TopologyError>
 }
 
 /** How a spec asks for replicas: whether it names them, and whether it may lower them. */
@@ -67,52 +78,57 @@ export interface Plan<C> {
   readonly where: Where
   readonly desired: C
   readonly exists: boolean
+  /** The fields the server updates in place. */
   readonly changes: ReadonlyArray<FieldChange>
+  /** Why the rest cannot be applied: a plan with any is never applied. */
+  readonly refusals: ReadonlyArray<TopologyError>
 }
 
-// Fails on the first change the server would refuse, so that nothing is applied when one is refused.
+// Every change the server would refuse is a refusal, so that a run can apply nothing when there is one
+// and a plan can name them all.
 const planOf = <C>(
   rules: Readonly<Record<string, Rule<C>>>,
   where: Where,
   desired: C,
-  info: Option.Option<{ readonly config: C }>
-): Effect.Effect<Plan<C>, TopologyError> => {
-  if (Option.isNone(info)) return Effect.succeed({ where, desired, exists: false, changes: [] })
+  info: Option.Option<{ readonly config: C }>,
+  refused: ReadonlyArray<TopologyError> = []
+): Plan<C> => {
+  if (Option.isNone(info)) return { where, desired, exists: false, changes: [], refusals: [] }
   const changes: Array<FieldChange> = []
+  const refusals = [...refused]
   for (const [field, [updatable, render]] of Object.entries(rules)) {
     const [current, wanted] = [render(info.value.config), render(desired)]
     if (current === wanted) continue
-    if (!updatable) {
+    if (updatable) changes.push({ field, current, desired: wanted })
+    else {
       const message = `${describeWhere(where)}: ${field} cannot change from ${current} to ${wanted} in place; delete and recreate it, or keep ${current}`
-      return Effect.fail(new TopologyError({ ...where, field, current, desired: wanted, message }))
+      refusals.push(new TopologyError({ ...where, field, current, desired: wanted, message }))
     }
-    changes.push({ field, current, desired: wanted })
   }
-  return Effect.succeed({ where, desired, exists: true, changes })
+  return { where, desired, exists: true, changes, refusals }
 }
 
 // The server lowers replicas in place without a word, and the copies it drops are the operator's
 // safety margin: a spec that does not name them keeps the server's, and one that names fewer must say
-// that it means it.
+// that it means it (else it is refused, and planned with the server's).
 const withReplicas = (
   spec: ReplicasWanted,
   desired: StreamConfig,
   info: Option.Option<StreamInfo>
-): Effect.Effect<StreamConfig, TopologyError> => {
-  if (Option.isNone(info)) return Effect.succeed(desired)
+): { readonly desired: StreamConfig; readonly refused: ReadonlyArray<TopologyError> } => {
+  if (Option.isNone(info)) return { desired, refused: [] }
   const current = info.value.config.replicas
-  if (spec.replicas === undefined) return Effect.succeed({ ...desired, replicas: current })
-  if (desired.replicas >= current || spec.allowFewerReplicas === true) return Effect.succeed(desired)
+  if (spec.replicas === undefined) return { desired: { ...desired, replicas: current }, refused: [] }
+  if (desired.replicas >= current || spec.allowFewerReplicas === true) return { desired, refused: [] }
   const message = `${describeWhere({ stream: desired.name })}: replicas would go down from ${current} to ${desired.replicas}; set allowFewerReplicas to lower them, or leave replicas out to keep ${current}`
-  return Effect.fail(
-    new TopologyError({
-      stream: desired.name,
-      field: "replicas",
-      current: String(current),
-      desired: String(desired.replicas),
-      message
-    })
-  )
+  const refusal = new TopologyError({
+    stream: desired.name,
+    field: "replicas",
+    current: String(current),
+    desired: String(desired.replicas),
+    message
+  })
+  return { desired: { ...desired, replicas: current }, refused: [refusal] }
 }
 
 export const apply = <C>(
@@ -197,13 +213,13 @@ export const planStream = (
   call: <A>(effect: Effect.Effect<A, NatsError>) => Effect.Effect<A, NatsError>,
   spec: ReplicasWanted,
   config: StreamConfig
-) =>
-  Effect.flatMap(
+): Effect.Effect<Plan<StreamConfig>, NatsError, Broker> =>
+  Effect.map(
     Broker.use((broker) => call(broker.streamInfo(config.name))),
-    (info) =>
-      Effect.flatMap(withReplicas(spec, config, info), (desired) =>
-        planOf(streamRules, { stream: desired.name }, desired, info)
-      )
+    (info) => {
+      const { desired, refused } = withReplicas(spec, config, info)
+      return planOf(streamRules, { stream: desired.name }, desired, info, refused)
+    }
   )
 
 /** The plan of a consumer; one of a stream created in this run has nothing to ask the server. */
@@ -211,8 +227,8 @@ export const planConsumer = (
   call: <A>(effect: Effect.Effect<A, NatsError>) => Effect.Effect<A, NatsError>,
   desired: ConsumerConfig,
   streamCreated: boolean
-) =>
-  Effect.flatMap(
+): Effect.Effect<Plan<ConsumerConfig>, NatsError, Broker> =>
+  Effect.map(
     streamCreated
       ? Effect.succeed(Option.none<{ readonly config: ConsumerConfig }>())
       : Broker.use((broker) => call(broker.consumerInfo(desired.stream, desired.name))),
