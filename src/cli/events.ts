@@ -16,6 +16,7 @@ import * as Publisher from "../Publisher.js"
 import * as ServiceIdentity from "../ServiceIdentity.js"
 import * as connection from "./connection.js"
 import { CliError } from "./errors.js"
+import * as flags from "./flags.js"
 import * as output from "./output.js"
 import * as parse from "./parse.js"
 
@@ -51,7 +52,7 @@ const publish = Command.make(
     payload: Argument.String("payload").pipe(
       Argument.withDescription("The event's data as JSON, or @file to read it from a file")
     ),
-    raw: Flag.Boolean("raw").pipe(Flag.withDescription("Publish the bytes as they are, outside the catalogue")),
+    raw: flags.switchOf("raw", "Publish the bytes as they are, outside the catalogue"),
     eventId: Flag.String("event-id").pipe(
       Flag.withDescription("The event id and Nats-Msg-Id (default: a new UUID; with --raw, none)"),
       Flag.optional
@@ -60,7 +61,7 @@ const publish = Command.make(
       Flag.withDescription("The envelope's source_service"),
       Flag.withDefault("glam-messaging-cli")
     ),
-    json: Flag.Boolean("json").pipe(Flag.withDescription("Print the receipt as JSON"))
+    json: flags.switchOf("json", "Print the receipt as JSON")
   },
   (given) =>
     Effect.gen(function* () {
@@ -175,8 +176,8 @@ const tail = Command.make(
       Flag.withDescription("Stop after this many messages"),
       Flag.optional
     ),
-    pretty: Flag.Boolean("pretty").pipe(Flag.withDescription("One envelope per block, its data indented")),
-    json: Flag.Boolean("json").pipe(Flag.withDescription("One JSON object per line"))
+    pretty: flags.switchOf("pretty", "One envelope per block, its data indented"),
+    json: flags.switchOf("json", "One JSON object per line")
   },
   (given) =>
     Effect.gen(function* () {

@@ -4,15 +4,16 @@
  * with its plan shown first.
  */
 import { Duration, Effect, Option } from "effect"
-import { Argument, Command, Flag } from "effect/cli"
+import { Argument, Command } from "effect/cli"
 import { Broker, type ClusterInfo, type ConsumerInfo, type StreamInfo } from "../Broker.js"
 import * as Streams from "../glam/Streams.js"
 import * as Topology from "../Topology.js"
 import * as connection from "./connection.js"
 import { CliError } from "./errors.js"
+import * as flags from "./flags.js"
 import * as output from "./output.js"
 
-const jsonFlag = Flag.Boolean("json").pipe(Flag.withDescription("Print JSON for scripts"))
+const jsonFlag = flags.json
 
 const millis = (duration: Duration.Duration | undefined): number | null =>
   duration === undefined ? null : Duration.toMillis(duration)
@@ -129,7 +130,7 @@ const provision = Command.make(
   {
     ...connection.flags,
     json: jsonFlag,
-    dryRun: Flag.Boolean("dry-run").pipe(Flag.withDescription("Show the plan and change nothing"))
+    dryRun: flags.switchOf("dry-run", "Show the plan and change nothing")
   },
   (given) =>
     Effect.gen(function* () {
