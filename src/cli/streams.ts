@@ -125,6 +125,18 @@ const info = Command.make(
     }).pipe(connection.provide(given))
 ).pipe(Command.withDescription("A stream's configuration, state, limits, leader and replicas"))
 
+const changesText = (changes: ReadonlyArray<Topology.FieldChange>): string =>
+  changes.map((change) => `${change.field}: ${change.current} → ${change.desired}`).join("; ") || "-"
+
+const planJson = (plan: Topology.Plan) => {
+  const entry = (planned: Topology.PlanEntry) => ({
+    ...planned,
+    consumer: planned.consumer ?? null,
+    reasons: planned.reasons.map((reason) => reason.message)
+  })
+  return { streams: plan.streams.map(entry), consumers: plan.consumers.map(entry) }
+}
+
 const provision = Command.make(
   "provision",
   {
@@ -135,17 +147,43 @@ const provision = Command.make(
   (given) =>
     Effect.gen(function* () {
       const topology = yield* Streams.topologyConfig
-      const report = yield* Topology.provision(topology)
-      if (given.json) return yield* output.json(report)
-      yield* output.table(
-        ["ACTION", "STREAM", "CONSUMER", "CHANGES"],
-        [...report.streams, ...report.consumers].map((outcome) => [
-          outcome.action,
-          outcome.stream,
-          outcome.consumer ?? "-",
-          outcome.changes.map((change) => `${change.field}: ${change.current} → ${change.desired}`).join("; ") || "-"
-        ])
-      )
+      const plan = yield* Topology.plan(topology)
+      const entries = [...plan.streams, ...plan.consumers]
+      const refused = entries.filter((entry) => entry.action === "refused")
+      const pending = entries.filter((entry) => entry.action === "create" || entry.action === "update")
+      const applied =
+        given.dryRun || refused.length > 0 || pending.length === 0 ? undefined : yield* Topology.provision(topology)
+      if (given.json) {
+        yield* output.json({ plan: planJson(plan), applied: applied ?? null })
+      } else {
+        const on = yield* output.colours
+        yield* output.table(
+          ["PLAN", "STREAM", "CONSUMER", "CHANGES"],
+          entries.map((entry) => [
+            entry.action === "refused" ? output.style.red(on, "refused") : entry.action,
+            entry.stream,
+            entry.consumer ?? "-",
+            entry.action === "refused"
+              ? entry.reasons.map((reason) => reason.message).join("; ")
+              : changesText(entry.changes)
+          ])
+        )
+        if (applied !== undefined) {
+          const done = [...applied.streams, ...applied.consumers].filter((outcome) => outcome.action !== "unchanged")
+          yield* output.line(
+            `applied: ${done.map((outcome) => `${outcome.action} ${outcome.consumer ?? outcome.stream}`).join(", ") || "nothing to do"}`
+          )
+        } else if (given.dryRun) {
+          yield* output.line("dry run: nothing changed")
+        } else if (refused.length === 0) {
+          yield* output.line("nothing to do: every stream is as declared")
+        }
+      }
+      if (refused.length > 0) {
+        return yield* new CliError({
+          message: `provisioning refused for ${refused.map((entry) => entry.consumer ?? entry.stream).join(", ")}: nothing was changed`
+        })
+      }
     }).pipe(connection.provide(given))
 ).pipe(
   Command.withDescription(
