@@ -37,7 +37,7 @@ const program = Command.run(root, { version }).pipe(
     })
   ),
   Effect.provide(
-    Layer.mergeAll(NodeServices.layer, output.stderrLogger, Layer.succeed(References.MinimumLogLevel, "Warn"))
+    Layer.mergeAll(NodeServices.layer, output.stderrLogger, Layer.succeed(References.MinimumLogLevel, "Error"))
   )
 )
 
