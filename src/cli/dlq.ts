@@ -153,15 +153,16 @@ const show = Command.make(
         ["last failure", iso(record.lastFailureAt)],
         ["recorded by", `${entry.recordedBy} at ${iso(entry.recordedAt)}`]
       ])
-      yield* output.fields(
-        "Replays",
-        entry.replays.length === 0
-          ? [["none", ""]]
-          : entry.replays.map((replay): readonly [string, string] => [
-              iso(replay.replayedAt),
-              `${replay.stream} #${replay.streamSeq} (${replay.messageId})`
-            ])
-      )
+      if (entry.replays.length === 0) yield* output.line("Replays  none")
+      else {
+        yield* output.fields(
+          "Replays",
+          entry.replays.map((replay): readonly [string, string] => [
+            iso(replay.replayedAt),
+            `${replay.stream} #${replay.streamSeq} (${replay.messageId})`
+          ])
+        )
+      }
       const headers = Object.entries(record.originalHeaders)
       if (headers.length > 0) {
         yield* output.fields(
