@@ -99,6 +99,16 @@ layer(serverLayer, { timeout: 240_000 })("glam-messaging", (it) => {
           "GLAM_EVENTS"
         ])
 
+        const info = yield* run(url, "streams", "info", "GLAM_DLQ", "--json")
+        expect(JSON.parse(info.stdout)).toMatchObject({
+          name: "GLAM_DLQ",
+          subjects: ["dlq.>"],
+          replicas: 1,
+          cluster: null
+        })
+        const missing = yield* run(url, "streams", "info", "NOPE")
+        expect([missing.code, missing.stderr.trim()]).toEqual([1, "error: stream NOPE not found"])
+
         const healthy = yield* run(url, "health")
         expect(healthy.code).toBe(0)
         expect(healthy.stdout).toMatch(/^GLAM_DLQ\s+ok/m)
@@ -182,6 +192,10 @@ layer(serverLayer, { timeout: 240_000 })("glam-messaging", (it) => {
       const refused = yield* run(url, "dlq", "purge", "--older-than", "1s")
       expect(refused.code).toBe(1)
       expect(refused.stderr).toContain("pass --yes")
+      const kept = yield* run(url, "dlq", "purge", "--older-than", "1h", "--yes", "--json")
+      expect(kept.code).toBe(0)
+      expect(JSON.parse(kept.stdout)).toMatchObject({ stream: "GLAM_DLQ", removed: 0, before: 1 })
+      expect(JSON.parse((yield* run(url, "dlq", "list", "--json")).stdout)).toHaveLength(500)
     })
   )
 
