@@ -196,6 +196,10 @@ layer(serverLayer, { timeout: 240_000 })("glam-messaging", (it) => {
       expect(kept.code).toBe(0)
       expect(JSON.parse(kept.stdout)).toMatchObject({ stream: "GLAM_DLQ", removed: 0, before: 1 })
       expect(JSON.parse((yield* run(url, "dlq", "list", "--json")).stdout)).toHaveLength(500)
+      // Every record and replay marker was stored more than half a second ago by now (a process per step).
+      const purged = yield* run(url, "dlq", "purge", "--older-than", "500ms", "--yes", "--json")
+      expect(JSON.parse(purged.stdout)).toMatchObject({ stream: "GLAM_DLQ", removed: 1000, before: 1001 })
+      expect(JSON.parse((yield* run(url, "dlq", "list", "--json")).stdout)).toEqual([])
     })
   )
 

@@ -6,6 +6,7 @@
  * The dead-letter stream is the broker's one stream whose subjects are all `dlq.*` (`GLAM_DLQ` for the
  * GLAM topology) unless `--stream` names another.
  */
+import { Buffer } from "node:buffer"
 import { DateTime, Effect, Option, Schema, Stdio, Stream } from "effect"
 import { Argument, Command, Flag, Prompt } from "effect/cli"
 import { Broker } from "../Broker.js"
@@ -13,7 +14,6 @@ import * as DeadLetter from "../DeadLetter.js"
 import { deadLetterStream } from "../internal/deadLetter/replay.js"
 import * as connection from "./connection.js"
 import { CliError } from "./errors.js"
-import { printable } from "./events.js"
 import * as flags from "./flags.js"
 import * as output from "./output.js"
 import * as parse from "./parse.js"
@@ -119,10 +119,12 @@ const seqArgument = Argument.Int("seq").pipe(
 
 const bytesJson = (bytes: Option.Option<Uint8Array>) => {
   if (Option.isNone(bytes)) return null
-  const text = printable(bytes.value)
-  return text.startsWith("hex ")
-    ? { size: bytes.value.length, utf8: null, hex: text.slice(4) }
-    : { size: bytes.value.length, utf8: text, hex: null }
+  const text = output.utf8Of(bytes.value)
+  return {
+    size: bytes.value.length,
+    utf8: text ?? null,
+    hex: text === undefined ? Buffer.from(bytes.value).toString("hex") : null
+  }
 }
 
 const show = Command.make(
@@ -173,7 +175,7 @@ const show = Command.make(
       yield* output.line(
         Option.match(bytes, {
           onNone: () => "Original bytes  not kept (the message was gone, or a chunk is missing)",
-          onSome: (value) => `Original bytes (${value.length})\n${printable(value)}`
+          onSome: (value) => `Original bytes (${value.length})\n${output.printable(value)}`
         })
       )
     }).pipe(connection.provide(given))

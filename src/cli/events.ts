@@ -124,7 +124,7 @@ const describe = (message: StoredMessage, pretty: boolean): string => {
   if (Exit.isFailure(decoded)) {
     const error = Exit.findErrorOption(decoded)
     const reason = Option.isSome(error) ? error.value.message : "not an envelope"
-    return `${where} NOT A GLAM ENVELOPE (${reason}): ${printable(message.payload)}`
+    return `${where} NOT A GLAM ENVELOPE (${reason}): ${output.printable(message.payload)}`
   }
   const envelope = decoded.value
   const data = JSON.stringify(envelope.data, null, pretty ? 2 : undefined)
@@ -139,12 +139,6 @@ const describe = (message: StoredMessage, pretty: boolean): string => {
     : `${where} ${DateTime.formatIso(envelope.timestamp)} ${envelope.sourceService} ${envelope.eventId} ${data}`
 }
 
-/** UTF-8 text as it is; anything else as hex. */
-export const printable = (bytes: Uint8Array): string => {
-  const decoded = Result.try(() => text.decode(bytes))
-  return Result.isSuccess(decoded) ? decoded.success : `hex ${Buffer.from(bytes).toString("hex")}`
-}
-
 const jsonLine = (message: StoredMessage): string => {
   const body = Result.try((): unknown => JSON.parse(text.decode(message.payload)))
   return JSON.stringify({
@@ -153,7 +147,7 @@ const jsonLine = (message: StoredMessage): string => {
     subject: message.subject,
     storedAt: DateTime.formatIso(DateTime.makeUnsafe(message.timestampMillis)),
     envelope: Result.isSuccess(body) ? body.success : null,
-    raw: Result.isSuccess(body) ? undefined : printable(message.payload)
+    raw: Result.isSuccess(body) ? undefined : output.printable(message.payload)
   })
 }
 

@@ -5,7 +5,8 @@
  *
  * Not here: what a command prints (each command module), the one-line error (`main.ts`).
  */
-import { Config, Console, Effect, Logger, Option, Stdio } from "effect"
+import { Buffer } from "node:buffer"
+import { Config, Console, Effect, Logger, Option, Result, Stdio } from "effect"
 
 /** Whether to colour standard output: a terminal, and no `NO_COLOR` in the environment. */
 export const colours: Effect.Effect<boolean, never, Stdio.Stdio> = Effect.gen(function* () {
@@ -95,3 +96,14 @@ export const stderrLogger = Logger.layer([
     globalThis.console.error(`${logLevel.toUpperCase().padEnd(5)} ${text}`)
   })
 ])
+
+const utf8 = new TextDecoder("utf-8", { fatal: true })
+
+/** The bytes as text when they are valid UTF-8. */
+export const utf8Of = (bytes: Uint8Array): string | undefined => {
+  const decoded = Result.try(() => utf8.decode(bytes))
+  return Result.isSuccess(decoded) ? decoded.success : undefined
+}
+
+/** UTF-8 text as it is; anything else as `hex …`. */
+export const printable = (bytes: Uint8Array): string => utf8Of(bytes) ?? `hex ${Buffer.from(bytes).toString("hex")}`
