@@ -197,6 +197,8 @@ export interface ConsumerState {
   readonly numWaiting: number
   readonly delivered: SequencePair
   readonly ackFloor: SequencePair
+  /** When the consumer last delivered a message; `undefined` before its first delivery. */
+  readonly lastDelivered: Date | undefined
 }
 
 /**

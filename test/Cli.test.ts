@@ -6,7 +6,7 @@ import { execFile } from "node:child_process"
 import { copyFileSync, mkdirSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import { expect, layer } from "@effect/vitest"
-import { Duration, Effect, Layer } from "effect"
+import { Duration, Effect, Layer, Stream } from "effect"
 import { Broker } from "../src/Broker.js"
 import * as DeadLetter from "../src/DeadLetter.js"
 import * as NatsBroker from "../src/NatsBroker.js"
@@ -137,6 +137,61 @@ layer(serverLayer, { timeout: 240_000 })("glam-messaging", (it) => {
 
       const consumers = yield* run(url, "consumers", "list", "GLAM_EVENTS", "--json")
       expect(JSON.parse(consumers.stdout)).toEqual([])
+    })
+  )
+
+  it.effect("consumers list shows each durable's lag and when it last delivered", () =>
+    Effect.gen(function* () {
+      const { url } = yield* NatsServer.NatsServerService
+      yield* Effect.gen(function* () {
+        const broker = yield* Broker
+        const durable = (name: string, filterSubject: string) =>
+          broker.addConsumer({
+            stream: "GLAM_EVENTS",
+            name,
+            description: undefined,
+            filterSubject,
+            deliverPolicy: "all",
+            ackWait: Duration.seconds(30),
+            maxDeliver: undefined,
+            maxAckPending: 1000
+          })
+        yield* durable("lagging", "evt.lag.>")
+        yield* durable("idle", "evt.none.>")
+        const bytes = new TextEncoder().encode("{}")
+        for (let n = 0; n < 3; n++) {
+          yield* broker.publish({
+            subject: "evt.lag.item.v1",
+            payload: bytes,
+            headers: [],
+            timeout: Duration.seconds(5)
+          })
+        }
+        yield* broker.consume("GLAM_EVENTS", "lagging", { maxMessages: 1 }).pipe(
+          Stream.tap((message) => Effect.sync(() => message.ack())),
+          Stream.take(1),
+          Stream.runDrain
+        )
+      }).pipe(Effect.provide(NatsBroker.layer({ servers: [url] })))
+
+      const listed = yield* run(url, "consumers", "list", "GLAM_EVENTS", "--json")
+      expect(listed.code).toBe(0)
+      const byName = new Map<string, { state: { numPending: number; lastDelivered: string | null } }>(
+        JSON.parse(listed.stdout).map((consumer: { durable: string }) => [consumer.durable, consumer])
+      )
+      expect(byName.get("idle")?.state.lastDelivered).toBeNull()
+      const lagging = byName.get("lagging")?.state
+      expect(lagging?.numPending).toBe(2)
+      const sinceDelivery = Date.now() - Date.parse(lagging?.lastDelivered ?? "")
+      expect(sinceDelivery).toBeGreaterThanOrEqual(-1000)
+      expect(sinceDelivery).toBeLessThan(60_000)
+
+      const table = yield* run(url, "consumers", "list", "GLAM_EVENTS")
+      expect(table.stdout).toMatch(
+        /^DURABLE\s+FILTER\s+PENDING\s+ACK PENDING\s+REDELIVERED\s+WAITING\s+LAST ACTIVE\s+LEADER/m
+      )
+      expect(table.stdout).toMatch(/^lagging\s+evt\.lag\.>\s+2\s+0\s+0\s+\d+\s+\d+s ago\s+-$/m)
+      expect(table.stdout).toMatch(/^idle\s+evt\.none\.>\s+0\s+0\s+0\s+\d+\s+-\s+-$/m)
     })
   )
 

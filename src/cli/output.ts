@@ -84,6 +84,16 @@ export const bytes = (count: number): string => {
   return `${value.toFixed(1)} ${units[unit]}`
 }
 
+/** How long ago `then` was, in its largest whole unit (`42s ago`, `5m ago`, `3h ago`, `2d ago`); `-` for none. */
+export const ago = (then: Date | undefined, nowMillis: number): string => {
+  if (then === undefined) return "-"
+  const seconds = Math.max(0, Math.floor((nowMillis - then.getTime()) / 1000))
+  if (seconds < 60) return `${seconds}s ago`
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m ago`
+  if (seconds < 86_400) return `${Math.floor(seconds / 3600)}h ago`
+  return `${Math.floor(seconds / 86_400)}d ago`
+}
+
 /**
  * The library's log lines, on standard error in one line each (`WARN  <message>`), so that a command's
  * output stays clean for `--json` and pipes.

@@ -3,7 +3,7 @@
  * leader and replicas; the consumers of a stream with their lag), and provisioning the GLAM topology
  * with its plan shown first.
  */
-import { Duration, Effect, Option } from "effect"
+import { Clock, Duration, Effect, Option } from "effect"
 import { Argument, Command } from "effect/cli"
 import { Broker, type ClusterInfo, type ConsumerInfo, type StreamInfo } from "../Broker.js"
 import * as Streams from "../glam/Streams.js"
@@ -51,7 +51,7 @@ const consumerJson = ({ config, state, cluster }: ConsumerInfo) => ({
   ackWaitMillis: millis(config.ackWait),
   maxDeliver: config.maxDeliver ?? null,
   maxAckPending: config.maxAckPending,
-  state,
+  state: { ...state, lastDelivered: state.lastDelivered?.toISOString() ?? null },
   cluster: clusterJson(cluster)
 })
 
@@ -213,8 +213,9 @@ export const consumers = Command.make("consumers").pipe(
           const broker = yield* Broker
           const found = yield* broker.listConsumers(given.stream)
           if (given.json) return yield* output.json(found.map(consumerJson))
+          const now = yield* Clock.currentTimeMillis
           yield* output.table(
-            ["DURABLE", "FILTER", "PENDING", "ACK PENDING", "REDELIVERED", "WAITING", "LEADER"],
+            ["DURABLE", "FILTER", "PENDING", "ACK PENDING", "REDELIVERED", "WAITING", "LAST ACTIVE", "LEADER"],
             found.map(({ config, state, cluster }) => [
               config.name,
               config.filterSubject ?? ">",
@@ -222,6 +223,7 @@ export const consumers = Command.make("consumers").pipe(
               String(state.numAckPending),
               String(state.numRedelivered),
               String(state.numWaiting),
+              output.ago(state.lastDelivered, now),
               leaderOf(cluster)
             ])
           )

@@ -5,7 +5,7 @@
  * (Settle verbs one by one, ack-wait and `maxAckPending` are in `Delivery.ts`.)
  */
 import { expect } from "@effect/vitest"
-import { Deferred, Duration, Effect, Fiber, Stream } from "effect"
+import { Clock, Deferred, Duration, Effect, Fiber, Stream } from "effect"
 import { Broker, type Headers, type Message } from "../../src/Broker.js"
 import { consumerConfig, streamConfig } from "../support/configs.js"
 import { eventually } from "../support/Eventually.js"
@@ -49,6 +49,8 @@ export const streamOrder: Scenario = {
       ["X-Tag", "b"]
     ]
     yield* Effect.forEach(numbered(total), (n) => publishRaw(subject, bytes(`message ${n}`), { headers }))
+    expect((yield* consumerState("ordered")).lastDelivered).toBeUndefined()
+    const before = yield* Clock.currentTimeMillis
     const messages = yield* broker.consume("GLAM_EVENTS", "ordered", { maxMessages: 256 }).pipe(
       Stream.tap((message) => Effect.sync(() => message.ack())),
       Stream.take(total),
@@ -67,6 +69,9 @@ export const streamOrder: Scenario = {
     yield* acked("ordered", total)
     const state = yield* consumerState("ordered")
     expect([state.numPending, state.numRedelivered, state.delivered.streamSeq]).toStrictEqual([0, 0, total])
+    // the server's clock and ours: the same machine, a second of slack for rounding
+    expect(state.lastDelivered?.getTime()).toBeGreaterThanOrEqual(before - 1000)
+    expect(state.lastDelivered?.getTime()).toBeLessThanOrEqual((yield* Clock.currentTimeMillis) + 1000)
   })
 }
 

@@ -59,6 +59,8 @@ export class MemoryConsumer {
   private lastPerSubject: Set<number> | undefined
   private lastPerSubjectPosition = 0
   private deliveredConsumerSeq = 0
+  /** Epoch milliseconds of the last delivery, by the clock `next` is given. */
+  private lastDeliveredAt: number | undefined
   private ackFloor = { streamSeq: 0, consumerSeq: 0 }
   /** By stream sequence; inserted in stream order and never re-inserted, so iteration is stream order. */
   private readonly pending = new Map<number, Pending>()
@@ -126,7 +128,8 @@ export class MemoryConsumer {
         streamSeq: this.lastPerSubject === undefined ? this.cursor - 1 : this.lastPerSubjectPosition,
         consumerSeq: this.deliveredConsumerSeq
       },
-      ackFloor: { ...this.ackFloor }
+      ackFloor: { ...this.ackFloor },
+      lastDelivered: this.lastDeliveredAt === undefined ? undefined : new Date(this.lastDeliveredAt)
     }
   }
 
@@ -192,6 +195,7 @@ export class MemoryConsumer {
       entry.deliveryCount = deliveryCount
       this.redelivered.add(seq)
       this.armDeadline(entry, now + this.ackWaitMillis)
+      this.lastDeliveredAt = now
       return { record, deliveryCount, consumerSeq: ++this.deliveredConsumerSeq, pending: this.numPending }
     }
     if (this.pending.size >= this.config.maxAckPending) return undefined
@@ -202,6 +206,7 @@ export class MemoryConsumer {
     const entry: Pending = { consumerSeq, deliveryCount: 1, deadline: 0, queued: false }
     this.pending.set(record.seq, entry)
     this.armDeadline(entry, now + this.ackWaitMillis)
+    this.lastDeliveredAt = now
     return { record, deliveryCount: 1, consumerSeq, pending: this.numPending }
   }
 

@@ -153,6 +153,16 @@ export const toConsumerConfig = (config: ConsumerConfig, purpose: "add" | "updat
 }
 
 /** What the server reports about a consumer, in the seam's terms. */
+/**
+ * `delivered.last_active`: nats.js types it as nanoseconds, nats-server (2.9 and later) sends an RFC 3339
+ * time and leaves it out before the first delivery. Anything that is not a readable time is `undefined`.
+ */
+const fromLastActive = (value: unknown): Date | undefined => {
+  if (typeof value !== "string") return undefined
+  const date = new Date(value)
+  return Number.isNaN(date.getTime()) ? undefined : date
+}
+
 export const fromConsumerInfo = (info: NatsConsumerInfo): ConsumerInfo => {
   const config = info.config
   const filterSubject = config.filter_subject
@@ -174,7 +184,8 @@ export const fromConsumerInfo = (info: NatsConsumerInfo): ConsumerInfo => {
       numRedelivered: info.num_redelivered,
       numWaiting: info.num_waiting,
       delivered: { streamSeq: info.delivered.stream_seq, consumerSeq: info.delivered.consumer_seq },
-      ackFloor: { streamSeq: info.ack_floor.stream_seq, consumerSeq: info.ack_floor.consumer_seq }
+      ackFloor: { streamSeq: info.ack_floor.stream_seq, consumerSeq: info.ack_floor.consumer_seq },
+      lastDelivered: fromLastActive(info.delivered.last_active)
     },
     cluster: fromClusterInfo(info.cluster)
   }
