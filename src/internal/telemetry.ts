@@ -117,11 +117,15 @@ class Series<Input, State> {
 }
 
 const secondsSince = (fiber: Fiber.Fiber<unknown, unknown>, startNanos: bigint): number =>
-  Number(fiber.getRef(Clock.Clock).currentTimeNanosUnsafe() - startNanos) / 1e9
+  Number(fiber.getRef(Clock.Clock).monotonicTimeNanosUnsafe() - startNanos) / 1e9
 
-/** Now on the fiber's clock, in nanoseconds: the start of a measured duration. */
+/**
+ * Now on the fiber's monotonic clock, in nanoseconds: the start of a measured duration. Monotonic, not
+ * wall time: a duration does not jump with the system clock, and the live clock reads it in one call
+ * (wall-clock nanoseconds read both clocks and reconcile them: a tenth of the metrics' cost per message).
+ */
 export const nanosNow = (fiber: Fiber.Fiber<unknown, unknown>): bigint =>
-  fiber.getRef(Clock.Clock).currentTimeNanosUnsafe()
+  fiber.getRef(Clock.Clock).monotonicTimeNanosUnsafe()
 
 /** A publisher's metrics: sent messages and operation duration, by subject and outcome; retries. */
 export class PublishMetrics {
@@ -218,7 +222,7 @@ export class ConsumeMetrics {
 
   /** A delivery's handling begins. */
   began(message: Message): void {
-    this.started.set(message, this.clock.currentTimeNanosUnsafe())
+    this.started.set(message, this.clock.monotonicTimeNanosUnsafe())
     this.running++
   }
 
@@ -230,7 +234,7 @@ export class ConsumeMetrics {
     if (start === undefined) return
     this.started.delete(message)
     this.running--
-    Metrics.processDuration.updateUnsafe(Number(this.clock.currentTimeNanosUnsafe() - start) / 1e9, context)
+    Metrics.processDuration.updateUnsafe(Number(this.clock.monotonicTimeNanosUnsafe() - start) / 1e9, context)
   }
 
   /** The subscriber stopped: its in-flight series leaves the registry. */

@@ -3,7 +3,7 @@
  * in flight, dead letters written, publishes sent and timed; and nothing at all without `Metrics.layer`.
  */
 import { assert, describe, expect, it } from "@effect/vitest"
-import { Effect, Metric, Ref, Schedule } from "effect"
+import { Deferred, Effect, Metric, Ref, Schedule } from "effect"
 import * as Metrics from "../../src/Metrics.js"
 import * as Policy from "../../src/Policy.js"
 import * as Subscriber from "../../src/Subscriber.js"
@@ -130,6 +130,35 @@ describe("Metrics", () => {
         assert.strictEqual(outcome._tag, "Acked")
         expect(yield* consumed("retried")).toBe(1)
         expect(yield* consumed("acked")).toBe(0)
+      })
+    ).pipe(Effect.provide(Metrics.layer), Effect.provideService(Metric.MetricRegistry, new Map()))
+  )
+
+  it.effect("count handlers in flight while they run, and time them on the clock", () =>
+    withMemory(
+      Effect.gen(function* () {
+        yield* publishAll(3)
+        const gate = yield* Deferred.make<void>()
+        yield* run(
+          Subscriber.make(Happened, {
+            durable: "blocked",
+            concurrency: 2,
+            handler: () => Effect.andThen(Deferred.await(gate), Effect.sleep("250 millis"))
+          })
+        )
+        const inFlight = Measured.total("messaging.glam.handlers.in_flight", {
+          "messaging.consumer.group.name": "blocked"
+        })
+        yield* settled(Effect.filterOrFail(inFlight, (n) => n === 2))
+        yield* Deferred.succeed(gate, undefined)
+        yield* Testing.advance("250 millis")
+        yield* settled(outcomeOf(2))
+        yield* Testing.advance("250 millis")
+        yield* settled(outcomeOf(3))
+        expect(yield* inFlight).toBe(0)
+        const durations = yield* Measured.series("messaging.process.duration")
+        const blocked = durations.filter((one) => one.attributes["messaging.consumer.group.name"] === "blocked")
+        expect(blocked.map((one) => [one.value, one.sum])).toStrictEqual([[3, 0.75]])
       })
     ).pipe(Effect.provide(Metrics.layer), Effect.provideService(Metric.MetricRegistry, new Map()))
   )

@@ -74,19 +74,25 @@ export const make = Effect.fnUntraced(function* <A extends Envelope.Envelope<unk
   if (metrics !== undefined) yield* Effect.addFinalizer(() => Effect.sync(() => metrics.close()))
 
   // How a delivery was settled, on its span and in the metrics; nothing at all when neither records.
-  const observe =
-    !tracing && metrics === undefined
+  // Metrics alone need no fiber: counted when `observe` is called (so call it only where the settlement
+  // has happened), no effect run per message.
+  const observe = !tracing
+    ? metrics === undefined
       ? (_message: Message, _outcome: Metrics.Outcome, _failure?: Policy.Failure<Err>, _delay?: number) => Effect.void
-      : (message: Message, outcome: Metrics.Outcome, failure?: Policy.Failure<Err>, delay?: number) =>
-          Effect.withFiber((fiber) => {
-            const span = tracing ? Telemetry.ownSpan(fiber) : undefined
-            if (span !== undefined) {
-              const errorType = failure === undefined ? undefined : describeFailure(failure).code
-              Telemetry.recordSettlement(span, outcome, errorType, delay)
-            }
-            metrics?.settled(message, outcome)
-            return Effect.void
-          })
+      : (message: Message, outcome: Metrics.Outcome, _failure?: Policy.Failure<Err>, _delay?: number) => {
+          metrics.settled(message, outcome)
+          return Effect.void
+        }
+    : (message: Message, outcome: Metrics.Outcome, failure?: Policy.Failure<Err>, delay?: number) =>
+        Effect.withFiber((fiber) => {
+          const span = Telemetry.ownSpan(fiber)
+          if (span !== undefined) {
+            const errorType = failure === undefined ? undefined : describeFailure(failure).code
+            Telemetry.recordSettlement(span, outcome, errorType, delay)
+          }
+          metrics?.settled(message, outcome)
+          return Effect.void
+        })
 
   // The server gives up after one delivery more than the policy allows (`consumer` sets the durable's
   // `maxDeliver` so): a message nak'ed at that delivery would be left to the max-deliveries advisory.
@@ -129,7 +135,9 @@ export const make = Effect.fnUntraced(function* <A extends Envelope.Envelope<unk
             held.forget(message)
           })
         ),
-        Effect.andThen(observe(message, decision === "decode failure" ? "decode_failure" : "dead_lettered", failure))
+        Effect.andThen(() =>
+          observe(message, decision === "decode failure" ? "decode_failure" : "dead_lettered", failure)
+        )
       )
       const written = yield* Effect.exit(write)
       if (Exit.isSuccess(written)) return yield* settle
