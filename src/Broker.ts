@@ -303,6 +303,13 @@ export interface ConsumeOptions {
    * Only free slots are pulled from the server.
    */
   readonly maxMessages: number
+  /**
+   * How many of the `maxMessages` slots may be held now: asked whenever the consume decides what to pull
+   * (after a delivery settles, when a pull ends, on a restart), so a caller can narrow and widen it while
+   * the consume runs. Narrowed, no pull is sent until the held deliveries fall under it; pull requests the
+   * server already holds still deliver. Default: `maxMessages`.
+   */
+  readonly window?: (() => number) | undefined
   /** How often the server must show it is alive while nothing is delivered; missed heartbeats re-pull. */
   readonly idleHeartbeat?: Duration.Duration | undefined
   /**

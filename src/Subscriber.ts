@@ -16,6 +16,8 @@
  *
  * Messages are handed over a chunk at a time and taken by N worker fibers (never one fiber per message),
  * so messages that arrive together are handled in one turn of the event loop and acked in one write.
+ * It pulls up to `prefetch` (256) messages ahead while healthy and one at a time while a crash is
+ * suspected (see `prefetch`), so speed and a crashing handler's neighbours need no trade-off.
  * Concurrency N means at most N handlers in flight. With N = 1 messages are handled in stream order;
  * `orderBy` keeps order per key at any N. When the layer's scope closes, the subscriber stops pulling,
  * naks what it holds but has not started, lets running handlers finish within `shutdownTimeout`, and
@@ -43,6 +45,7 @@ import { Held } from "./internal/subscriber/held.js"
 import { InFlight } from "./internal/subscriber/inFlight.js"
 import { commonPrefixFilter, groupName } from "./internal/subscriber/names.js"
 import { requireStreams } from "./internal/subscriber/streams.js"
+import { Window } from "./internal/subscriber/window.js"
 import * as SubscriberWorkers from "./internal/subscriber/workers.js"
 import { supervise } from "./internal/supervise.js"
 import * as Telemetry from "./internal/telemetry.js"
@@ -115,11 +118,13 @@ export interface Options<E extends Event.Any, Err, R> {
   /** Unacknowledged messages the server lets this durable have. Default `max(1000, 2 × prefetch)`. */
   readonly maxAckPending?: number | undefined
   /**
-   * Messages held by the client at most (running or waiting to run). Default: `concurrency`, so that
-   * only messages that can start at once are held. Every held message counts as delivered on the
-   * server: when the process dies, each one is charged a delivery, and a message held behind a handler
-   * that crashes the process every time would reach `maxDeliveries` without ever being handled. Raise
-   * it for throughput only when handlers cannot crash the process.
+   * Messages held by the client at most (running or waiting to run): the ceiling of the pull window.
+   * Default `max(256, concurrency)`. The window is the ceiling while things are healthy and one message
+   * while a crash is suspected: at start-up when the durable has messages delivered and unacknowledged,
+   * and whenever a message comes back that this process did not give back (a process holding it may
+   * have died), until a full ack-wait passes without another. So a message whose handler kills the
+   * process on every delivery is delivered alone, and the messages behind it are not charged for its
+   * crashes. `prefetch: 1` pulls one message at a time always.
    */
   readonly prefetch?: number | undefined
   /** A handler running longer is interrupted and its message goes to the policy's `defect` rule. */
@@ -169,12 +174,15 @@ export type PolicyRequirement<Err> = [Err] extends [never] ? unknown : { readonl
 // consumer, its bounds (concurrency, prefetch, max ack pending) and its times.
 type Given = Omit<Options<Event.Any, never, never>, "handler" | "policy" | "orderBy">
 
+// The default ceiling of the pull window: where consume throughput levels off on one server.
+const DEFAULT_PREFETCH = 256
+
 const resolve = (options: Given, subjects: ReadonlyArray<string>, service: string) => {
   const filterSubject = options.filterSubject ?? commonPrefixFilter(subjects)
   const concurrency = Math.max(1, options.concurrency ?? 1)
   const ackWait = Duration.fromInputUnsafe(options.ackWait ?? "30 seconds")
   const ackWaitMillis = Duration.toMillis(ackWait)
-  const prefetchWanted = Math.max(concurrency, options.prefetch ?? concurrency)
+  const prefetchWanted = Math.max(concurrency, options.prefetch ?? Math.max(DEFAULT_PREFETCH, concurrency))
   const maxAckPending = options.maxAckPending ?? Math.max(1000, 2 * prefetchWanted)
   return {
     filterSubject,
@@ -303,6 +311,14 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
     yield* consumer.provision
 
     const held = new Held()
+    const window = new Window(`subscriber ${durable}`, settings.prefetch, settings.ackWaitMillis, held, clock)
+    // Not known: taken as unacknowledged messages, the careful side.
+    const unacknowledged = yield* broker.consumerInfo(stream, durable).pipe(
+      Effect.map(Option.match({ onNone: () => 1, onSome: (info) => info.state.numAckPending })),
+      Effect.orElseSucceed(() => 1)
+    )
+    const started = window.start(unacknowledged)
+    if (started !== undefined) yield* Effect.logWithLevel(started.level)(started.message)
     const inFlight = new InFlight(concurrency, settings.slowHandlerAfterMillis)
     const handle = yield* SubscriberHandling.make<Received<E>, Err, R>({
       attempt: withTimeout(options.handler, settings.handlerTimeout),
@@ -335,7 +351,14 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
         slot.set({ _tag: "Restarting", attempts, lastError, since })
       }
     })
-    const dispatcher = yield* consumer.consume({ ...settings, ...statusHooks("consume") }, workers.accept)
+    const dispatcher = yield* consumer.consume(
+      { ...settings, window: window.current, ...statusHooks("consume") },
+      (chunk) => {
+        const note = window.arrived(chunk)
+        workers.accept(chunk)
+        return note
+      }
+    )
     const keepAlive = yield* supervise({ name: `subscriber ${durable}: keep-alive` }, () =>
       SubscriberWorkers.keepAlive(held, inFlight, clock, settings.ackWaitMillis, settings.slowHandlerAfterMillis)
     ).pipe(Effect.forkDetach)

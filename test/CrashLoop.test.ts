@@ -53,11 +53,16 @@ const killGroup = (child: ChildProcess) =>
  * SIGTERM (tsx passes it on and the subscriber shuts down gracefully), then SIGKILL of the group if it
  * does not exit in time.
  */
-const startChild = (url: string, output: Output, start: number) =>
+const startChild = (url: string, output: Output, start: number, concurrency: number | undefined) =>
   Effect.acquireRelease(
     Effect.sync(() => {
       const child = spawn(process.execPath, [tsx, handlerProgram], {
-        env: { ...process.env, NATS_SERVERS: url, SERVICE_NAME: "crash-loop-service" },
+        env: {
+          ...process.env,
+          NATS_SERVERS: url,
+          SERVICE_NAME: "crash-loop-service",
+          ...(concurrency === undefined ? {} : { CONCURRENCY: String(concurrency) })
+        },
         stdio: ["ignore", "pipe", "pipe"],
         detached: true
       })
@@ -87,6 +92,8 @@ const startChild = (url: string, output: Output, start: number) =>
 interface CrashLoopOptions {
   /** Runs after each crash, before the next start. */
   readonly afterCrash: Effect.Effect<void, unknown, Broker>
+  /** The subscriber's concurrency; default its own. */
+  readonly concurrency?: number
 }
 
 /**
@@ -120,7 +127,7 @@ const crashLoop = (options: CrashLoopOptions) =>
     for (let start = 1; start <= maxStarts && !done; start++) {
       done = yield* Effect.scoped(
         Effect.gen(function* () {
-          const child = yield* startChild(server.url, output, start)
+          const child = yield* startChild(server.url, output, start, options.concurrency)
           const outcome = yield* Effect.raceFirst(
             Effect.map(exited(child), (code) => ({ _tag: "Exited" as const, code })),
             Effect.as(eventually(finished, { timeout: "20 seconds", interval: "100 millis" }), {
@@ -136,14 +143,18 @@ const crashLoop = (options: CrashLoopOptions) =>
     }
     // Shown only when the test fails.
     yield* Effect.log(`the children printed:\n${output.log.join("\n")}`)
-    return { done, exitCodes, handled: handled(), killerReceipt }
+    return { done, exitCodes, handled: handled(), killerReceipt, log: output.log }
   })
 
 /** What a user observes once the loop is over: one dead letter, every other job handled, nothing pending. */
 const expectKillerDeadLetteredOthersHandled = (result: Effect.Success<ReturnType<typeof crashLoop>>) =>
   Effect.gen(function* () {
-    const { done, exitCodes, handled, killerReceipt } = result
+    const { done, exitCodes, handled, killerReceipt, log } = result
     expect(done).toBe(true)
+    // The first start pulls ahead (nothing is unacknowledged); every later one starts one at a time.
+    expect(log.filter((line) => line.includes("pulling one message at a time")).length).toBeGreaterThanOrEqual(
+      exitCodes.length
+    )
     // Every start before the last crashed on the killer; the server stops delivering it at max_deliver
     // (a delivery can also go to the pull request of a process that just died, so there may be fewer).
     expect(exitCodes.length).toBeGreaterThanOrEqual(1)
@@ -197,15 +208,26 @@ describe("Crash loop", () => {
     60_000
   )
 
+  // Asking for the consumer's state right after a crash makes nats-server 2.9 drop the dead process's
+  // pull request (it sweeps its waiting list), so nothing is delivered into the void; the next start
+  // comes after the ack-wait, when every unsettled job is due again and is delivered in stream order.
+  const afterTheAckWait = consumerState("GLAM_EVENTS", durable).pipe(Effect.andThen(Effect.sleep("1500 millis")))
+
   it.live(
     "the jobs prefetched behind the killer are not charged for its crashes (restarts after the ack-wait, in stream order)",
     () =>
-      crashLoop({
-        // Asking for the consumer's state right after a crash makes nats-server 2.9 drop the dead process's
-        // pull request (it sweeps its waiting list), so nothing is delivered into the void; the next start
-        // comes after the ack-wait, when every unsettled job is due again and is delivered in stream order.
-        afterCrash: consumerState("GLAM_EVENTS", durable).pipe(Effect.andThen(Effect.sleep("1500 millis")))
-      }).pipe(
+      crashLoop({ afterCrash: afterTheAckWait }).pipe(
+        Effect.flatMap(expectKillerDeadLetteredOthersHandled),
+        Effect.provide(messaging()),
+        Effect.timeout(Duration.seconds(55))
+      ),
+    60_000
+  )
+
+  it.live(
+    "at concurrency 8 too, the jobs around the killer are not charged for its crashes (restarts after the ack-wait)",
+    () =>
+      crashLoop({ afterCrash: afterTheAckWait, concurrency: 8 }).pipe(
         Effect.flatMap(expectKillerDeadLetteredOthersHandled),
         Effect.provide(messaging()),
         Effect.timeout(Duration.seconds(55))

@@ -16,8 +16,8 @@
  *  - Administration.ts: stream and consumer configuration round-trips, updates applied or refused (with
  *    the server's codes and texts), list and delete; consumers listed with their state; purges by
  *    sequence and what they leave (messages, stream state, the consumer's position);
- *  - Consume.ts: stream order over 2,000 messages, acks and the ack floor, the `maxMessages` bound, an
- *    interrupted consume's buffer given back at once, a consume outliving its consumer and its stream
+ *  - Consume.ts: stream order over 2,000 messages, acks and the ack floor, the `maxMessages` bound, a
+ *    `window` narrowed and widened while it runs, an interrupted consume's buffer given back at once, a consume outliving its consumer and its stream
  *    deleted and created again;
  *  - Delivery.ts: nak at once and after a delay, `maxAckPending` (a redelivery still goes out), term,
  *    ack-wait expiry, `working`; DeadLetters.ts: max deliveries → advisory → dead letter with the bytes;
@@ -49,7 +49,14 @@ import {
   streamPurge,
   streamUpdates
 } from "./Administration.js"
-import { ackFloor, boundedBuffer, consumerAndStreamRecreated, interruptedBuffer, streamOrder } from "./Consume.js"
+import {
+  ackFloor,
+  boundedBuffer,
+  consumerAndStreamRecreated,
+  interruptedBuffer,
+  narrowedWindow,
+  streamOrder
+} from "./Consume.js"
 import { maxDeliveries, poisonDeadLettered } from "./DeadLetters.js"
 import {
   ackWaitExpiry,
@@ -110,6 +117,7 @@ const common: ReadonlyArray<Scenario> = [
   streamOrder,
   ackFloor,
   boundedBuffer,
+  narrowedWindow,
   interruptedBuffer,
   consumerAndStreamRecreated,
   nakRedelivery,

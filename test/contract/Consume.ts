@@ -123,6 +123,36 @@ export const boundedBuffer: Scenario = {
   })
 }
 
+export const narrowedWindow: Scenario = {
+  name: "a consume's window narrows and widens what it holds while it runs: no pull until the held fall under it",
+  run: Effect.gen(function* () {
+    yield* consumers({ name: "windowed", filterSubject: "evt.windowed.>" })
+    yield* Effect.forEach(numbered(30), (n) => publishRaw("evt.windowed.item.v1", bytes(`${n}`)))
+    let window = 2
+    const raw = yield* consumeRaw("windowed", { maxMessages: 10, window: () => window })
+    const first = yield* Effect.forEach(numbered(2), () => raw.next())
+    yield* raw.nothingWithin("500 millis")
+    yield* counts("windowed", { numAckPending: 2 })
+
+    window = 5
+    first[0]?.message.ack()
+    const wider = yield* Effect.forEach(numbered(4), () => raw.next())
+    expect(wider.map(({ message }) => message.streamSeq)).toStrictEqual([3, 4, 5, 6])
+    yield* raw.nothingWithin("500 millis")
+
+    // Narrowed under what is held: nothing more until the last of them is settled.
+    window = 1
+    const held = [first[1], ...wider]
+    for (const arrival of held.slice(0, 4)) arrival?.message.ack()
+    yield* raw.nothingWithin("500 millis")
+    held[4]?.message.ack()
+    const alone = yield* raw.next()
+    expect(alone.message.streamSeq).toBe(7)
+    yield* raw.nothingWithin("500 millis")
+    yield* counts("windowed", { numAckPending: 1, numPending: 23 })
+  })
+}
+
 export const interruptedBuffer: Scenario = {
   name: "an interrupted consume stops pulling, and gives back at once what sat in its buffer unemitted",
   run: Effect.gen(function* () {

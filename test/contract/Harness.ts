@@ -83,6 +83,7 @@ export const consumeRaw = (
   options: {
     readonly stream?: string
     readonly maxMessages?: number
+    readonly window?: () => number
     readonly idleHeartbeat?: Duration.Duration
   } = {}
 ) =>
@@ -92,6 +93,7 @@ export const consumeRaw = (
     yield* broker
       .consume(options.stream ?? Streams.eventsName, consumer, {
         maxMessages: options.maxMessages ?? 100,
+        window: options.window,
         idleHeartbeat: options.idleHeartbeat
       })
       .pipe(

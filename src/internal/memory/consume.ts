@@ -57,7 +57,7 @@ export class Pullers {
    * since a free slot is filled as soon as the consumer has something for it.
    */
   waiting(key: string): number {
-    return (this.byKey.get(key) ?? []).filter((puller) => !puller.closed && puller.held < puller.maxMessages).length
+    return (this.byKey.get(key) ?? []).filter((puller) => !puller.closed && puller.held < puller.limit()).length
   }
 
   /** Lets every consume of the consumer fill its free slots, now or right after the current signal. */
@@ -97,17 +97,25 @@ class Puller {
     readonly stream: string,
     readonly consumer: string,
     readonly maxMessages: number,
+    readonly window: (() => number) | undefined,
     readonly buffer: Queue.Queue<Message>,
     readonly wakeups: Queue.Queue<void>
   ) {
     this.key = `${stream}/${consumer}`
   }
 
+  /** The slots that may be held now. */
+  limit(): number {
+    if (this.window === undefined) return this.maxMessages
+    const wanted = this.window()
+    return wanted >= this.maxMessages ? this.maxMessages : Math.max(1, Math.floor(wanted))
+  }
+
   fill(): void {
     const consumer = this.closed ? undefined : this.pullers.lookup(this.stream, this.consumer)
     if (consumer === undefined) return
     const now = this.pullers.clock.currentTimeMillisUnsafe()
-    while (this.held < this.maxMessages) {
+    while (this.held < this.limit()) {
       const delivery = consumer.next(now)
       if (delivery === undefined) break
       this.held++
@@ -121,7 +129,7 @@ class Puller {
 
   /** When the consumer next has something for this consume; never while every slot is held. */
   dueAt(consumer: MemoryConsumer | undefined): number | undefined {
-    return consumer === undefined || this.held >= this.maxMessages ? undefined : consumer.nextDue()
+    return consumer === undefined || this.held >= this.limit() ? undefined : consumer.nextDue()
   }
 
   release(): void {
@@ -234,7 +242,7 @@ export const consume = (
       const buffer = yield* Queue.unbounded<Message>()
       const wakeups = yield* Queue.dropping<void>(1)
       const maxMessages = Math.max(1, Math.floor(options.maxMessages))
-      const puller = new Puller(pullers, stream, consumer, maxMessages, buffer, wakeups)
+      const puller = new Puller(pullers, stream, consumer, maxMessages, options.window, buffer, wakeups)
       yield* Effect.acquireRelease(
         Effect.sync(() => pullers.add(puller)),
         () =>

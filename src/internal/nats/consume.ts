@@ -85,6 +85,7 @@ export const consume = (
         stream,
         consumer,
         maxMessages: Math.max(1, Math.floor(options.maxMessages)),
+        window: options.window,
         heartbeatMillis: Math.max(1, Math.round(Duration.toMillis(heartbeat))),
         supportsTermReason: yield* client.supportsTermReason,
         deliveries,

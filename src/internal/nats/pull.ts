@@ -67,6 +67,8 @@ export interface PullFlowOptions {
   readonly stream: string
   readonly consumer: string
   readonly maxMessages: number
+  /** The slots that may be held now (at most `maxMessages`), asked at every pull; default all of them. */
+  readonly window?: (() => number) | undefined
   readonly heartbeatMillis: number
   /** Whether the server connected to honours `term(reason)`: the client's value for this connection. */
   readonly supportsTermReason: boolean
@@ -115,7 +117,7 @@ export class PullFlow {
   readonly inbox: string
   private readonly connection: NatsConnection
   private readonly maxMessages: number
-  private readonly refillAt: number
+  private readonly window: (() => number) | undefined
   private readonly pullSubject: string
   private readonly expiresNanos: number
   private readonly heartbeatNanos: number
@@ -129,9 +131,8 @@ export class PullFlow {
     this.consumer = options.consumer
     this.inbox = createInbox(options.inboxPrefix)
     this.maxMessages = options.maxMessages
+    this.window = options.window
     this.supportsTermReason = options.supportsTermReason
-    // Ask in quarters, as nats.js does: a busy consumer sends one request per ~maxMessages/4 settles.
-    this.refillAt = Math.max(1, Math.floor(options.maxMessages / 4))
     this.pullSubject = `${options.apiPrefix}.CONSUMER.MSG.NEXT.${options.stream}.${options.consumer}`
     this.expiresNanos = Math.max(MIN_EXPIRES_MILLIS, options.heartbeatMillis * 4) * 1_000_000
     this.heartbeatNanos = options.heartbeatMillis * 1_000_000
@@ -176,11 +177,20 @@ export class PullFlow {
     return reason !== undefined && reason !== "" && this.supportsTermReason ? encoder.encode(`+TERM ${reason}`) : TERM
   }
 
+  /** The slots that may be held now. */
+  private limit(): number {
+    if (this.window === undefined) return this.maxMessages
+    const wanted = this.window()
+    return wanted >= this.maxMessages ? this.maxMessages : Math.max(1, Math.floor(wanted))
+  }
+
   /** Pulls the free slots, unless most of them are already asked for. */
   private refill(): void {
     if (this.phase !== "Pulling" || this.connection.isClosed()) return
-    const free = this.maxMessages - this.held - this.outstanding
-    if (free <= 0 || (free < this.refillAt && this.outstanding > 0)) return
+    const limit = this.limit()
+    const free = limit - this.held - this.outstanding
+    // Ask in quarters, as nats.js does: a busy consumer sends one request per ~limit/4 settles.
+    if (free <= 0 || (free < Math.max(1, limit >> 2) && this.outstanding > 0)) return
     this.outstanding += free
     // Times in nanoseconds: nats.js's PullOptions take milliseconds and it converts them before sending.
     const request: Pick<PullOptions, "batch" | "expires" | "idle_heartbeat"> = {

@@ -12,6 +12,7 @@ import type { Broker, ConsumerInfo, Message } from "../../Broker.js"
 import * as NatsError from "../../NatsError.js"
 import * as Topology from "../../Topology.js"
 import { supervise } from "../supervise.js"
+import type { Note } from "./window.js"
 
 export interface Spec {
   readonly stream: string
@@ -27,6 +28,8 @@ export interface Spec {
 export interface ConsumeOptions {
   /** Messages held by the client at most. */
   readonly prefetch: number
+  /** The slots of `prefetch` that may be held now. */
+  readonly window: () => number
   readonly idleHeartbeat: Duration.Duration | undefined
   /** Told when the loop is consuming and when it failed (the subscriber's status follows them). */
   readonly onUp?: (() => void) | undefined
@@ -55,19 +58,26 @@ export const make = (broker: Broker["Service"], spec: Spec) => {
   )
 
   /**
-   * Starts the consume loop, handing every chunk to `accept` (synchronously). Its first run uses the
-   * consumer provisioned before; each restart provisions it again first.
+   * Starts the consume loop, handing every chunk to `accept` (synchronously) and logging the line it
+   * returns, if any. Its first run uses the consumer provisioned before; each restart provisions it
+   * again first.
    */
-  const consume = (options: ConsumeOptions, accept: (chunk: ReadonlyArray<Message>) => void) => {
-    const consumeOptions = { maxMessages: options.prefetch, chunked: true, idleHeartbeat: options.idleHeartbeat }
+  const consume = (options: ConsumeOptions, accept: (chunk: ReadonlyArray<Message>) => Note | undefined) => {
+    const consumeOptions = {
+      maxMessages: options.prefetch,
+      window: options.window,
+      chunked: true,
+      idleHeartbeat: options.idleHeartbeat
+    }
+    const take = (chunk: ReadonlyArray<Message>) =>
+      Effect.suspend(() => {
+        const note = accept(chunk)
+        return note === undefined ? Effect.void : Effect.logWithLevel(note.level)(note.message)
+      })
     let consumeRuns = 0
     const dispatch = (up: Effect.Effect<void>) =>
       (consumeRuns++ === 0 ? up : Effect.andThen(provision, up)).pipe(
-        Effect.andThen(
-          broker
-            .consume(stream, durable, consumeOptions)
-            .pipe(Stream.runForEachArray((chunk) => Effect.sync(() => accept(chunk))))
-        )
+        Effect.andThen(broker.consume(stream, durable, consumeOptions).pipe(Stream.runForEachArray(take)))
       )
     const name = `subscriber ${durable}: consume ${stream}/${durable}`
     return supervise({ name, onUp: options.onUp, onFailure: options.onFailure }, dispatch).pipe(

@@ -1,10 +1,13 @@
 /**
  * The messages a subscriber's process holds (waiting or running), for the `working` that keeps them
- * from being redelivered, and the time each first failed here, for its dead-letter record.
+ * from being redelivered; the time each first failed here, for its dead-letter record; and the ones it
+ * gave back (nak), so that their redelivery is not taken for a sign of a crash (`window`).
  */
 import type { Message } from "../../Broker.js"
 
 const FIRST_FAILURES_KEPT = 10_000
+// Forgetting one only makes its redelivery look like a crash elsewhere: the careful direction.
+const GIVEN_BACK_KEPT = 10_000
 
 /**
  * Messages held by this process (waiting or running), with when `working` was last sent for each, and
@@ -13,6 +16,8 @@ const FIRST_FAILURES_KEPT = 10_000
 export class Held {
   private readonly since = new Map<Message, number>()
   private readonly firstFailures = new Map<string, number>()
+  /** Keys of messages nak'ed here and not delivered again yet, oldest first. */
+  private readonly givenBack = new Set<string>()
 
   add(message: Message, now: number): void {
     this.since.set(message, now)
@@ -21,6 +26,16 @@ export class Held {
   /** The message was nak'ed: it may come back, so its first failure is kept. */
   release(message: Message): void {
     this.since.delete(message)
+    if (this.givenBack.size >= GIVEN_BACK_KEPT) {
+      const oldest = this.givenBack.values().next()
+      if (oldest.done !== true) this.givenBack.delete(oldest.value)
+    }
+    this.givenBack.add(keyOf(message))
+  }
+
+  /** Whether this process gave the message back (and had not been handed it again since); asked once per redelivery. */
+  cameBack(message: Message): boolean {
+    return this.givenBack.size > 0 && this.givenBack.delete(keyOf(message))
   }
 
   /** The message is settled for good. */
