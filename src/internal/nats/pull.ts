@@ -115,6 +115,8 @@ export class PullFlow {
   readonly stream: string
   readonly consumer: string
   readonly inbox: string
+  /** `$JS.ACK.<stream>.<consumer>.`: what an ack subject without a domain starts with. */
+  readonly ackPrefix: string
   private readonly connection: NatsConnection
   private readonly maxMessages: number
   private readonly window: (() => number) | undefined
@@ -129,6 +131,7 @@ export class PullFlow {
     this.connection = options.connection
     this.stream = options.stream
     this.consumer = options.consumer
+    this.ackPrefix = `$JS.ACK.${options.stream}.${options.consumer}.`
     this.inbox = createInbox(options.inboxPrefix)
     this.maxMessages = options.maxMessages
     this.window = options.window
@@ -332,7 +335,15 @@ class NatsMessage implements Message {
     return this.parsedHeaders
   }
 
+  // Asked of every delivery (the subscriber's window looks for redeliveries): read alone, without
+  // splitting the whole ack subject, when it has the usual form.
   get deliveryCount(): number {
+    if (this.info === undefined) {
+      const { reply } = this
+      const prefix = this.flow.ackPrefix
+      const end = reply.startsWith(prefix) ? reply.indexOf(".", prefix.length) : -1
+      if (end > prefix.length) return Number(reply.slice(prefix.length, end))
+    }
     return this.ackInfo()[0] ?? 0
   }
 

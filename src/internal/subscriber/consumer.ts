@@ -69,11 +69,12 @@ export const make = (broker: Broker["Service"], spec: Spec) => {
       chunked: true,
       idleHeartbeat: options.idleHeartbeat
     }
-    const take = (chunk: ReadonlyArray<Message>) =>
-      Effect.suspend(() => {
-        const note = accept(chunk)
-        return note === undefined ? Effect.void : Effect.logWithLevel(note.level)(note.message)
-      })
+    // Called by the Stream as each chunk arrives, and its effect run at once: accepted right here, with
+    // no effect of its own per chunk unless there is a line to log.
+    const take = (chunk: ReadonlyArray<Message>) => {
+      const note = accept(chunk)
+      return note === undefined ? Effect.void : Effect.logWithLevel(note.level)(note.message)
+    }
     let consumeRuns = 0
     const dispatch = (up: Effect.Effect<void>) =>
       (consumeRuns++ === 0 ? up : Effect.andThen(provision, up)).pipe(
