@@ -17,6 +17,7 @@
  * | `messaging.client.consumed.messages` | counter | system, subject, durable, outcome |
  * | `messaging.process.duration` | histogram, seconds | system, subject, durable, outcome |
  * | `messaging.glam.handlers.in_flight` | gauge | durable |
+ * | `messaging.glam.pull.window` | gauge | durable |
  * | `messaging.glam.dead_letters.written` | counter | stream, decision |
  * | `messaging.glam.publish.retries` | counter | subject |
  * | `messaging.nats.reconnects` | counter | |
@@ -112,6 +113,17 @@ export const processDuration = Metric.histogram("messaging.process.duration", {
  */
 export const handlersInFlight = Metric.gauge("messaging.glam.handlers.in_flight", {
   description: "Handlers running now, per subscriber"
+})
+
+/**
+ * The messages a subscriber may hold now: its `prefetch`, 1 while a crash is suspected, and on the way
+ * back between them.
+ *
+ * @category metrics
+ * @since 0.1.0
+ */
+export const pullWindow = Metric.gauge("messaging.glam.pull.window", {
+  description: "Messages a subscriber may hold now (its prefetch; 1 while a crash is suspected)"
 })
 
 /**

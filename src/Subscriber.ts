@@ -314,11 +314,22 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
     const window = new Window(`subscriber ${durable}`, settings.prefetch, settings.ackWaitMillis, held, clock)
     // Not known: taken as unacknowledged messages, the careful side.
     const unacknowledged = yield* broker.consumerInfo(stream, durable).pipe(
-      Effect.map(Option.match({ onNone: () => 1, onSome: (info) => info.state.numAckPending })),
-      Effect.orElseSucceed(() => 1)
+      Effect.map(
+        Option.match({ onNone: () => "the durable was not found", onSome: (info) => info.state.numAckPending })
+      ),
+      Effect.catch((error) => Effect.succeed(error.message))
     )
     const started = window.start(unacknowledged)
     if (started !== undefined) yield* Effect.logWithLevel(started.level)(started.message)
+    if (yield* Metrics.Enabled) {
+      const gauge = Telemetry.subscriberGauge(
+        Metrics.pullWindow,
+        durable,
+        yield* Effect.context<never>(),
+        () => window.limit
+      )
+      yield* Effect.addFinalizer(() => Effect.sync(() => gauge.remove()))
+    }
     const inFlight = new InFlight(concurrency, settings.slowHandlerAfterMillis)
     const handle = yield* SubscriberHandling.make<Received<E>, Err, R>({
       attempt: withTimeout(options.handler, settings.handlerTimeout),

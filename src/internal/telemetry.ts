@@ -169,6 +169,27 @@ export class PublishMetrics {
   }
 }
 
+const withAttributes = (
+  context: Context.Context<never>,
+  attributes: Record<string, string>
+): Context.Context<never> => {
+  const inherited = Context.get(context, Metric.CurrentMetricAttributes)
+  return Context.add(context, Metric.CurrentMetricAttributes, { ...inherited, ...attributes })
+}
+
+/** A gauge of one subscriber (labelled with its durable) whose value `get` gives when it is read, until removed. */
+export const subscriberGauge = (
+  metric: Metric.Metric<number, Metric.GaugeState<number>>,
+  durable: string,
+  context: Context.Context<never>,
+  get: () => number
+): Metric.Registration =>
+  Metric.registerUnsafe(metric, withAttributes(context, { "messaging.consumer.group.name": durable }), {
+    get: () => ({ value: get() }),
+    update: () => {},
+    modify: () => {}
+  })
+
 /**
  * Where one series of a subscriber's metrics is updated: its attributes merged into a context made once
  * per subject and outcome. `Metric.withAttributes` would merge them into the caller's context on every
@@ -189,16 +210,11 @@ export class ConsumeMetrics {
     private readonly context: Context.Context<never>
   ) {
     // Read when exported, not pushed twice per message.
-    this.registration = Metric.registerUnsafe(
-      Metrics.handlersInFlight,
-      this.withAttributes({ "messaging.consumer.group.name": durable }),
-      { get: () => ({ value: this.running }), update: () => {}, modify: () => {} }
-    )
+    this.registration = subscriberGauge(Metrics.handlersInFlight, durable, context, () => this.running)
   }
 
   private withAttributes(attributes: Record<string, string>): Context.Context<never> {
-    const inherited = Context.get(this.context, Metric.CurrentMetricAttributes)
-    return Context.add(this.context, Metric.CurrentMetricAttributes, { ...inherited, ...attributes })
+    return withAttributes(this.context, attributes)
   }
 
   private contextOf(subject: string, outcome: Metrics.Outcome): Context.Context<never> {

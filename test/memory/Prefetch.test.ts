@@ -5,14 +5,16 @@
  * without one; and its own naks never taken for a crash elsewhere.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Ref, Schedule, Stream } from "effect"
+import { Deferred, Effect, Metric, Ref, Schedule, Stream } from "effect"
 import { Broker } from "../../src/Broker.js"
+import * as Metrics from "../../src/Metrics.js"
 import * as Policy from "../../src/Policy.js"
 import * as Subscriber from "../../src/Subscriber.js"
 import * as Topology from "../../src/Topology.js"
 import * as Testing from "../../src/testing.js"
 import * as Logs from "../support/Logs.js"
 import { consumerState } from "../support/Messaging.js"
+import * as Measured from "../support/Metrics.js"
 import { Flaky, Happened, publishAll, run, settled, withMemory } from "../support/Subscribing.js"
 
 const ackPending = (durable: string, want: number) =>
@@ -85,6 +87,8 @@ describe("Prefetch on the memory broker", () => {
           yield* ackPending("careful", 4)
           yield* Testing.advance("100 millis")
           yield* ackPending("careful", 4)
+          const window = Measured.total("messaging.glam.pull.window", { "messaging.consumer.group.name": "careful" })
+          expect(yield* window).toBe(1)
 
           yield* Deferred.succeed(first, undefined)
           yield* Testing.advance("1100 millis")
@@ -109,9 +113,10 @@ describe("Prefetch on the memory broker", () => {
           // The 421st handler waits: 255 more are held behind it.
           yield* ackPending("careful", 256)
           expect(logs.matching("Info", "the pull window grows back to 256")).toHaveLength(1)
+          expect(yield* window).toBe(256)
           yield* Deferred.succeed(later, undefined)
         })
-      ).pipe(Effect.provide(logs.layer))
+      ).pipe(Effect.provide([logs.layer, Metrics.layer]), Effect.provideService(Metric.MetricRegistry, new Map()))
     }
   )
 

@@ -44,17 +44,26 @@ export class Window {
     this.size = ceiling
   }
 
-  /** At start-up: `unacknowledged` messages of the durable are delivered and not acknowledged. */
-  start(unacknowledged: number): Note | undefined {
+  /**
+   * At start-up: `unacknowledged` messages of the durable are delivered and not acknowledged, or, as a
+   * string, why that is not known (taken as some are).
+   */
+  start(unacknowledged: number | string): Note | undefined {
     if (unacknowledged === 0 || this.ceiling === 1) return undefined
     this.suspect()
+    const why =
+      typeof unacknowledged === "string"
+        ? `the durable's state could not be read (${unacknowledged})`
+        : `${unacknowledged} messages of the durable are delivered and not acknowledged (held by a process that may have died, or by a replica)`
     return {
       level: "Info",
-      message:
-        `${this.name}: ${unacknowledged} messages of the durable are delivered and not acknowledged ` +
-        `(held by a process that may have died, or by a replica): pulling one message at a time until ` +
-        `${formatMillis(this.ackWaitMillis)} pass without a redelivery from elsewhere`
+      message: `${this.name}: ${why}: pulling one message at a time until ${formatMillis(this.ackWaitMillis)} pass without a redelivery from elsewhere`
     }
+  }
+
+  /** What `current` would give, without moving on from a suspicion that is over: for the gauge. */
+  get limit(): number {
+    return this.carefulUntil !== 0 && this.clock.currentTimeMillisUnsafe() < this.carefulUntil ? 1 : this.size
   }
 
   /** The slots the consume may hold now; asked whenever it decides what to pull. */
