@@ -26,6 +26,7 @@
  * @since 0.1.0
  */
 import { Context, Layer, Metric } from "effect"
+import * as Series from "./internal/metricSeries.js"
 
 /**
  * Whether the library records its metrics. Default `false`: nothing is recorded and nothing is paid.
@@ -56,21 +57,13 @@ export const layer: Layer.Layer<never> = Layer.succeed(Enabled, true)
  */
 export type Outcome = "acked" | "retried" | "redelivered" | "termed" | "dead_lettered" | "decode_failure" | "dropped"
 
-/** Seconds, the OpenTelemetry messaging conventions' buckets for durations. */
-const durationBoundaries: ReadonlyArray<number> = [
-  0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10
-]
-
 /**
  * Messages published, by subject; a failed publish carries `error.type`.
  *
  * @category metrics
  * @since 0.1.0
  */
-export const sentMessages = Metric.counter("messaging.client.sent.messages", {
-  description: "Messages a producer attempted to send, by destination; failures carry error.type",
-  incremental: true
-})
+export const sentMessages = Series.sentMessages()
 
 /**
  * How long a publish took until the server's acknowledgement (or the failure), in seconds.
@@ -78,10 +71,7 @@ export const sentMessages = Metric.counter("messaging.client.sent.messages", {
  * @category metrics
  * @since 0.1.0
  */
-export const operationDuration = Metric.histogram("messaging.client.operation.duration", {
-  description: "Duration of a publish until acknowledged or failed, in seconds",
-  boundaries: durationBoundaries
-})
+export const operationDuration = Series.operationDuration()
 
 /**
  * Messages a subscriber received, by subject, durable and outcome.
@@ -89,10 +79,7 @@ export const operationDuration = Metric.histogram("messaging.client.operation.du
  * @category metrics
  * @since 0.1.0
  */
-export const consumedMessages = Metric.counter("messaging.client.consumed.messages", {
-  description: "Messages delivered to a subscriber, by destination, consumer group and outcome",
-  incremental: true
-})
+export const consumedMessages = Series.consumedMessages()
 
 /**
  * How long a handler ran for one delivery, in seconds, by subject, durable and outcome.
@@ -100,10 +87,7 @@ export const consumedMessages = Metric.counter("messaging.client.consumed.messag
  * @category metrics
  * @since 0.1.0
  */
-export const processDuration = Metric.histogram("messaging.process.duration", {
-  description: "Duration of a handler's run for one delivery, in seconds",
-  boundaries: durationBoundaries
-})
+export const processDuration = Series.processDuration()
 
 /**
  * Handlers running now, per durable.

@@ -9,6 +9,7 @@
 import { type Cause, Clock, Context, Effect, type Exit, type Fiber, Metric, type Tracer } from "effect"
 import type { ConsumerInfo, Message, ServerAddress } from "../Broker.js"
 import * as Metrics from "../Metrics.js"
+import * as MetricSeries from "./metricSeries.js"
 
 /** The span name and attributes of one publish (`send <subject>`, kind producer). */
 export const producerSpan = (system: string, server: ServerAddress | undefined, subject: string, eventId: string) => ({
@@ -102,14 +103,14 @@ export const ownSpan = (fiber: Fiber.Fiber<unknown, unknown>): Tracer.Span | und
   return span?._tag === "Span" ? span : undefined
 }
 
-/** A metric with attribute sets made once per key. */
-class Series<Input, State> {
-  private readonly made = new Map<string, Metric.Metric<Input, State>>()
-  constructor(private readonly metric: Metric.Metric<Input, State>) {}
-  of(key: string, attributes: () => Record<string, string>): Metric.Metric<Input, State> {
+/** Series made once per key, by `make` (one `Metric` instance each: see `metricSeries`). */
+class Series<A> {
+  private readonly made = new Map<string, A>()
+  constructor(private readonly make: (attributes: Record<string, string>) => A) {}
+  of(key: string, attributes: () => Record<string, string>): A {
     let series = this.made.get(key)
     if (series === undefined) {
-      series = Metric.withAttributes(this.metric, attributes())
+      series = this.make(attributes())
       this.made.set(key, series)
     }
     return series
@@ -129,9 +130,9 @@ export const nanosNow = (fiber: Fiber.Fiber<unknown, unknown>): bigint =>
 
 /** A publisher's metrics: sent messages and operation duration, by subject and outcome; retries. */
 export class PublishMetrics {
-  private readonly sent = new Series(Metrics.sentMessages)
-  private readonly duration = new Series(Metrics.operationDuration)
-  private readonly retries = new Series(Metrics.publishRetries)
+  private readonly sent = new Series(MetricSeries.sentMessages)
+  private readonly duration = new Series(MetricSeries.operationDuration)
+  private readonly retries = new Series((attributes) => Metric.withAttributes(Metrics.publishRetries, attributes))
   constructor(private readonly system: string) {}
 
   private attributes(subject: string, errorType: string | undefined): () => Record<string, string> {
@@ -190,16 +191,20 @@ export const subscriberGauge = (
     modify: () => {}
   })
 
-/**
- * Where one series of a subscriber's metrics is updated: its attributes merged into a context made once
- * per subject and outcome. `Metric.withAttributes` would merge them into the caller's context on every
- * update, and build the series key again each time: a fifth of the CPU of a consumed message.
- */
-type SeriesContexts = Map<Metrics.Outcome, Context.Context<never>>
+/** One series of a subscriber: its deliveries and their handling time, for one subject and outcome. */
+interface ConsumeSeries {
+  readonly consumed: Metric.Counter<number>
+  readonly duration: Metric.Histogram<number>
+}
 
-/** A subscriber's metrics: deliveries by outcome, handling duration, handlers in flight. */
+/**
+ * A subscriber's metrics: deliveries by outcome, handling duration, handlers in flight. Each series is
+ * its own `Metric` instance, updated from one context made when the subscriber starts: the series key is
+ * built once, where `Metric.withAttributes` would merge the attributes into a new context and build the
+ * key again on every update (a fifth of the CPU of a consumed message).
+ */
 export class ConsumeMetrics {
-  private readonly series = new Map<string, SeriesContexts>()
+  private readonly series = new Map<string, Map<Metrics.Outcome, ConsumeSeries>>()
   private readonly started = new Map<Message, bigint>()
   private running = 0
   private readonly registration: Metric.Registration
@@ -213,27 +218,27 @@ export class ConsumeMetrics {
     this.registration = subscriberGauge(Metrics.handlersInFlight, durable, context, () => this.running)
   }
 
-  private withAttributes(attributes: Record<string, string>): Context.Context<never> {
-    return withAttributes(this.context, attributes)
-  }
-
-  private contextOf(subject: string, outcome: Metrics.Outcome): Context.Context<never> {
+  private seriesOf(subject: string, outcome: Metrics.Outcome): ConsumeSeries {
     let bySubject = this.series.get(subject)
     if (bySubject === undefined) {
       bySubject = new Map()
       this.series.set(subject, bySubject)
     }
-    let context = bySubject.get(outcome)
-    if (context === undefined) {
-      context = this.withAttributes({
+    let series = bySubject.get(outcome)
+    if (series === undefined) {
+      const attributes = {
         "messaging.system": this.system,
         "messaging.destination.name": subject,
         "messaging.consumer.group.name": this.durable,
         "messaging.glam.outcome": outcome
-      })
-      bySubject.set(outcome, context)
+      }
+      series = {
+        consumed: MetricSeries.consumedMessages(attributes),
+        duration: MetricSeries.processDuration(attributes)
+      }
+      bySubject.set(outcome, series)
     }
-    return context
+    return series
   }
 
   /** A delivery's handling begins. */
@@ -244,13 +249,13 @@ export class ConsumeMetrics {
 
   /** A delivery was settled with `outcome`: counted, and the time since it began observed. */
   settled(message: Message, outcome: Metrics.Outcome): void {
-    const context = this.contextOf(message.subject, outcome)
-    Metrics.consumedMessages.updateUnsafe(1, context)
+    const series = this.seriesOf(message.subject, outcome)
+    series.consumed.updateUnsafe(1, this.context)
     const start = this.started.get(message)
     if (start === undefined) return
     this.started.delete(message)
     this.running--
-    Metrics.processDuration.updateUnsafe(Number(this.clock.monotonicTimeNanosUnsafe() - start) / 1e9, context)
+    series.duration.updateUnsafe(Number(this.clock.monotonicTimeNanosUnsafe() - start) / 1e9, this.context)
   }
 
   /** The subscriber stopped: its in-flight series leaves the registry. */
