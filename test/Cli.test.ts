@@ -8,9 +8,9 @@ import { fileURLToPath } from "node:url"
 import { expect, layer } from "@effect/vitest"
 import { Duration, Effect, Layer, Stream } from "effect"
 import { Broker } from "../src/Broker.js"
-import * as DeadLetter from "../src/DeadLetter.js"
 import * as NatsBroker from "../src/NatsBroker.js"
 import * as ServiceIdentity from "../src/ServiceIdentity.js"
+import { deadLettered } from "./support/DeadLetters.js"
 import * as NatsServer from "./support/NatsServer.js"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
@@ -198,29 +198,11 @@ layer(serverLayer, { timeout: 240_000 })("glam-messaging", (it) => {
   it.effect("dlq replay of 500 records prints one summary line; list, show and a second replay agree", () =>
     Effect.gen(function* () {
       const { url } = yield* NatsServer.NatsServerService
-      yield* Effect.gen(function* () {
-        const broker = yield* Broker
-        yield* Effect.forEach(
-          Array.from({ length: 500 }, (_, n) => n),
-          (n) =>
-            Effect.gen(function* () {
-              const subject = "evt.credit.balance.low.v1"
-              const bytes = new TextEncoder().encode(JSON.stringify({ event_id: `e-${n}`, data: { n } }))
-              const ack = yield* broker.publish({ subject, payload: bytes, headers: [], timeout: Duration.seconds(5) })
-              const stored = yield* Effect.flatMap(broker.getMessage(ack.stream, ack.seq), Effect.fromOption)
-              yield* DeadLetter.publish({
-                message: stored,
-                consumer: "billing",
-                deliveryCount: 3,
-                failure: { code: "PaymentDeclined", message: "card declined", operation: "handler" },
-                decision: "policy",
-                retryCount: 2,
-                maxRetries: 2
-              })
-            }),
-          { concurrency: 16 }
-        )
-      }).pipe(Effect.provide(Layer.merge(NatsBroker.layer({ servers: [url] }), ServiceIdentity.layer("billing"))))
+      yield* Effect.forEach(
+        Array.from({ length: 500 }, (_, n) => n),
+        (n) => deadLettered("evt.credit.balance.low.v1", `e-${n}`, { n }, "billing"),
+        { concurrency: 16 }
+      ).pipe(Effect.provide(Layer.merge(NatsBroker.layer({ servers: [url] }), ServiceIdentity.layer("billing"))))
 
       const listed = JSON.parse((yield* run(url, "dlq", "list", "--error-code", "PaymentDeclined", "--json")).stdout)
       expect(listed).toHaveLength(500)

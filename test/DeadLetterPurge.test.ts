@@ -13,29 +13,14 @@ import * as Streams from "../src/glam/Streams.js"
 import * as MemoryBroker from "../src/MemoryBroker.js"
 import * as Messaging from "../src/Messaging.js"
 import * as Topology from "../src/Topology.js"
+import { deadLettered as storeAndDeadLetter } from "./support/DeadLetters.js"
 import { messaging } from "./support/Messaging.js"
 
 const bytes = (text: string) => new TextEncoder().encode(text)
 
 /** Stores an event and dead-letters it; the record's sequence in the dead-letter stream. */
 const deadLettered = (n: number) =>
-  Effect.gen(function* () {
-    const broker = yield* Broker
-    const subject = "evt.purge.item.v1"
-    const payload = bytes(JSON.stringify({ event_id: `e-${n}`, event_type: subject, data: { n } }))
-    const ack = yield* broker.publish({ subject, payload, headers: [], timeout: Duration.seconds(5) })
-    const stored = yield* Effect.flatMap(broker.getMessage(ack.stream, ack.seq), Effect.fromOption)
-    const receipt = yield* DeadLetter.publish({
-      message: stored,
-      consumer: "reader",
-      deliveryCount: 3,
-      failure: { code: "PaymentDeclined", message: "card declined", operation: "handler" },
-      decision: "policy",
-      retryCount: 2,
-      maxRetries: 2
-    })
-    return receipt.seq
-  })
+  Effect.map(storeAndDeadLetter("evt.purge.item.v1", `e-${n}`, { n }), (receipt) => receipt.seq)
 
 const deadLetters = (from: number, count: number) =>
   Effect.forEach(

@@ -6,11 +6,12 @@
 import { readdirSync, readFileSync } from "node:fs"
 import { join, sep } from "node:path"
 import { assert, describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Fiber, Layer, Option, Schedule } from "effect"
+import { Effect, Fiber, Layer, Option, Schedule } from "effect"
 import { Broker } from "../src/Broker.js"
 import * as DeadLetter from "../src/DeadLetter.js"
 import * as Messaging from "../src/Messaging.js"
 import * as Topology from "../src/Topology.js"
+import { deadLettered as storeAndDeadLetter } from "./support/DeadLetters.js"
 
 const orders: Topology.StreamSpec = { name: "ORDERS", subjects: ["evt.orders.>"] }
 const payments: Topology.StreamSpec = { name: "PAYMENTS", subjects: ["evt.payments.>"] }
@@ -18,28 +19,8 @@ const payments: Topology.StreamSpec = { name: "PAYMENTS", subjects: ["evt.paymen
 const stack = (streams: ReadonlyArray<Topology.StreamSpec>) =>
   Layer.fresh(Messaging.layerMemory({ topology: Topology.make({ streams }), service: "dead-letter-streams" }))
 
-/** Stores an event on `subject` and dead-letters it; the record's sequence. */
-const deadLettered = (subject: string) =>
-  Effect.gen(function* () {
-    const broker = yield* Broker
-    const ack = yield* broker.publish({
-      subject,
-      payload: new TextEncoder().encode(JSON.stringify({ event_id: "e-1", event_type: subject, data: {} })),
-      headers: [],
-      timeout: Duration.seconds(5)
-    })
-    const stored = yield* Effect.flatMap(broker.getMessage(ack.stream, ack.seq), Effect.fromOption)
-    const receipt = yield* DeadLetter.publish({
-      message: stored,
-      consumer: "reader",
-      deliveryCount: 3,
-      failure: { code: "PaymentDeclined", message: "card declined", operation: "handler" },
-      decision: "policy",
-      retryCount: 2,
-      maxRetries: 2
-    })
-    return receipt
-  })
+/** Stores an event on `subject` and dead-letters it; the dead letter's receipt. */
+const deadLettered = (subject: string) => storeAndDeadLetter(subject, "e-1", {})
 
 describe("dead-letter streams found, not assumed", () => {
   it.effect("list and replay without a stream read the broker's one dead-letter stream", () =>
