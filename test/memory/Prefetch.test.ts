@@ -101,7 +101,8 @@ describe("Prefetch on the memory broker", () => {
             logs.matching("Warn", "without this process giving it back").map((line) => line.message)
           ).toStrictEqual([
             "subscriber careful: evt.test.happened.v1 (stream sequence 1) came back at delivery 2 without this process " +
-              "giving it back: a process holding it may have died. Pulling one message at a time until 1000 ms pass without another"
+              "giving it back: a process holding it may have died (or a pull carrying it was lost). " +
+              "Pulling one message at a time until 1000 ms pass without another"
           ])
 
           // An ack-wait without a redelivery from elsewhere: the window doubles back to 256 as messages come.

@@ -95,7 +95,8 @@ export class Window {
             level: "Warn",
             message:
               `${this.name}: ${message.subject} (stream sequence ${message.streamSeq}) came back at delivery ` +
-              `${message.deliveryCount} without this process giving it back: a process holding it may have died. ` +
+              `${message.deliveryCount} without this process giving it back: a process holding it may have died ` +
+              "(or a pull carrying it was lost). " +
               `Pulling one message at a time until ${formatMillis(this.ackWaitMillis)} pass without another`
           }
         }
