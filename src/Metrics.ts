@@ -127,10 +127,7 @@ export const deadLettersWritten = Metric.counter("messaging.glam.dead_letters.wr
  * @category metrics
  * @since 0.1.0
  */
-export const publishRetries = Metric.counter("messaging.glam.publish.retries", {
-  description: "Publishes tried again after a retryable failure, by destination",
-  incremental: true
-})
+export const publishRetries = Series.publishRetries()
 
 /**
  * Times the NATS connection was re-established.

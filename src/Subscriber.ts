@@ -45,7 +45,7 @@ import { Held } from "./internal/subscriber/held.js"
 import { InFlight } from "./internal/subscriber/inFlight.js"
 import { commonPrefixFilter, groupName } from "./internal/subscriber/names.js"
 import { requireStreams } from "./internal/subscriber/streams.js"
-import { Window } from "./internal/subscriber/window.js"
+import * as SubscriberWindow from "./internal/subscriber/window.js"
 import * as SubscriberWorkers from "./internal/subscriber/workers.js"
 import { supervise } from "./internal/supervise.js"
 import * as Telemetry from "./internal/telemetry.js"
@@ -311,7 +311,13 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
     yield* consumer.provision
 
     const held = new Held()
-    const window = new Window(`subscriber ${durable}`, settings.prefetch, settings.ackWaitMillis, held, clock)
+    const window = new SubscriberWindow.Window(
+      `subscriber ${durable}`,
+      settings.prefetch,
+      settings.ackWaitMillis,
+      held,
+      clock
+    )
     // Not known: taken as unacknowledged messages, the careful side.
     const unacknowledged = yield* broker.consumerInfo(stream, durable).pipe(
       Effect.map(
@@ -320,7 +326,7 @@ export const make = <const E extends Event.Any, Err = never, R = never>(
       Effect.catch((error) => Effect.succeed(error.message))
     )
     const started = window.start(unacknowledged)
-    if (started !== undefined) yield* Effect.logWithLevel(started.level)(started.message)
+    if (started !== undefined) yield* SubscriberWindow.log(started)
     if (yield* Metrics.Enabled) {
       const gauge = Telemetry.subscriberGauge(
         Metrics.pullWindow,

@@ -1,5 +1,5 @@
 /**
- * The metrics recorded per message, as constructors of one `Metric` instance per series (its attributes
+ * The metrics recorded per message (and per publish retry), as constructors of one `Metric` instance per series (its attributes
  * fixed when it is made). Effect derives a series' registry key (a JSON string) from the attributes of
  * the instance and of the context, and remembers it for the last attribute set each instance saw: one
  * instance updated for several series (two subscribers, two subjects, an ack then a retry) builds the
@@ -41,5 +41,12 @@ export const processDuration = (attributes?: Attributes) =>
   Metric.histogram("messaging.process.duration", {
     description: "Duration of a handler's run for one delivery, in seconds",
     boundaries: durationBoundaries,
+    attributes
+  })
+
+export const publishRetries = (attributes?: Attributes) =>
+  Metric.counter("messaging.glam.publish.retries", {
+    description: "Publishes tried again after a retryable failure, by destination",
+    incremental: true,
     attributes
   })

@@ -20,6 +20,7 @@
 import { type Clock, Duration, Effect, Queue, Stream } from "effect"
 import type { ConsumeOptions, Headers, Message } from "../../Broker.js"
 import * as NatsError from "../../NatsError.js"
+import { slotsNow } from "../slots.js"
 import type { DeliveredRecord, MemoryConsumer } from "./consumer.js"
 
 /** The consumes of one broker, by consumer, and the signals that make them pull. */
@@ -106,9 +107,7 @@ class Puller {
 
   /** The slots that may be held now. */
   limit(): number {
-    if (this.window === undefined) return this.maxMessages
-    const wanted = this.window()
-    return wanted >= this.maxMessages ? this.maxMessages : Math.max(1, Math.floor(wanted))
+    return slotsNow(this.maxMessages, this.window)
   }
 
   fill(): void {

@@ -152,7 +152,6 @@ export const toConsumerConfig = (config: ConsumerConfig, purpose: "add" | "updat
   return out
 }
 
-/** What the server reports about a consumer, in the seam's terms. */
 /**
  * `delivered.last_active`: nats.js types it as nanoseconds, nats-server (2.9 and later) sends an RFC 3339
  * time and leaves it out before the first delivery. Anything that is not a readable time is `undefined`.
@@ -163,6 +162,7 @@ const fromLastActive = (value: unknown): Date | undefined => {
   return Number.isNaN(date.getTime()) ? undefined : date
 }
 
+/** What the server reports about a consumer, in the seam's terms. */
 export const fromConsumerInfo = (info: NatsConsumerInfo): ConsumerInfo => {
   const config = info.config
   const filterSubject = config.filter_subject

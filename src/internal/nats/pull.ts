@@ -25,6 +25,7 @@ import { createInbox } from "@nats-io/transport-node"
 import { Cause, Queue } from "effect"
 import type { Headers, Message } from "../../Broker.js"
 import * as NatsError from "../../NatsError.js"
+import { slotsNow } from "../slots.js"
 import { fromCause } from "./errors.js"
 
 const noHeaders: Headers = Object.freeze([])
@@ -180,17 +181,10 @@ export class PullFlow {
     return reason !== undefined && reason !== "" && this.supportsTermReason ? encoder.encode(`+TERM ${reason}`) : TERM
   }
 
-  /** The slots that may be held now. */
-  private limit(): number {
-    if (this.window === undefined) return this.maxMessages
-    const wanted = this.window()
-    return wanted >= this.maxMessages ? this.maxMessages : Math.max(1, Math.floor(wanted))
-  }
-
   /** Pulls the free slots, unless most of them are already asked for. */
   private refill(): void {
     if (this.phase !== "Pulling" || this.connection.isClosed()) return
-    const limit = this.limit()
+    const limit = slotsNow(this.maxMessages, this.window)
     const free = limit - this.held - this.outstanding
     // Ask in quarters, as nats.js does: a busy consumer sends one request per ~limit/4 settles.
     if (free <= 0 || (free < Math.max(1, limit >> 2) && this.outstanding > 0)) return

@@ -12,7 +12,7 @@ import type { Broker, ConsumerInfo, Message } from "../../Broker.js"
 import * as NatsError from "../../NatsError.js"
 import * as Topology from "../../Topology.js"
 import { supervise } from "../supervise.js"
-import type { Note } from "./window.js"
+import { log as logNote, type Note } from "./window.js"
 
 export interface Spec {
   readonly stream: string
@@ -73,7 +73,7 @@ export const make = (broker: Broker["Service"], spec: Spec) => {
     // no effect of its own per chunk unless there is a line to log.
     const take = (chunk: ReadonlyArray<Message>) => {
       const note = accept(chunk)
-      return note === undefined ? Effect.void : Effect.logWithLevel(note.level)(note.message)
+      return note === undefined ? Effect.void : logNote(note)
     }
     let consumeRuns = 0
     const dispatch = (up: Effect.Effect<void>) =>

@@ -76,23 +76,27 @@ export const make = Effect.fnUntraced(function* <A extends Envelope.Envelope<unk
   // How a delivery was settled, on its span and in the metrics; nothing at all when neither records.
   // Metrics alone need no fiber: counted when `observe` is called (so call it only where the settlement
   // has happened), no effect run per message.
-  const observe = !tracing
-    ? metrics === undefined
-      ? (_message: Message, _outcome: Metrics.Outcome, _failure?: Policy.Failure<Err>, _delay?: number) => Effect.void
-      : (message: Message, outcome: Metrics.Outcome, _failure?: Policy.Failure<Err>, _delay?: number) => {
-          metrics.settled(message, outcome)
-          return Effect.void
-        }
-    : (message: Message, outcome: Metrics.Outcome, failure?: Policy.Failure<Err>, delay?: number) =>
-        Effect.withFiber((fiber) => {
-          const span = Telemetry.ownSpan(fiber)
-          if (span !== undefined) {
-            const errorType = failure === undefined ? undefined : describeFailure(failure).code
-            Telemetry.recordSettlement(span, outcome, errorType, delay)
-          }
-          metrics?.settled(message, outcome)
-          return Effect.void
-        })
+  type Observe = (
+    message: Message,
+    outcome: Metrics.Outcome,
+    failure?: Policy.Failure<Err>,
+    delay?: number
+  ) => Effect.Effect<void>
+  const traced: Observe = (message, outcome, failure, delay) =>
+    Effect.withFiber((fiber) => {
+      const span = Telemetry.ownSpan(fiber)
+      if (span !== undefined) {
+        const errorType = failure === undefined ? undefined : describeFailure(failure).code
+        Telemetry.recordSettlement(span, outcome, errorType, delay)
+      }
+      metrics?.settled(message, outcome)
+      return Effect.void
+    })
+  const counted: Observe = (message, outcome) => {
+    metrics?.settled(message, outcome)
+    return Effect.void
+  }
+  const observe: Observe = tracing ? traced : metrics === undefined ? () => Effect.void : counted
 
   // The server gives up after one delivery more than the policy allows (`consumer` sets the durable's
   // `maxDeliver` so): a message nak'ed at that delivery would be left to the max-deliveries advisory.

@@ -26,10 +26,7 @@ export class Held {
   /** The message was nak'ed: it may come back, so its first failure is kept. */
   release(message: Message): void {
     this.since.delete(message)
-    if (this.givenBack.size >= GIVEN_BACK_KEPT) {
-      const oldest = this.givenBack.values().next()
-      if (oldest.done !== true) this.givenBack.delete(oldest.value)
-    }
+    makeRoom(this.givenBack, GIVEN_BACK_KEPT)
     this.givenBack.add(keyOf(message))
   }
 
@@ -49,10 +46,7 @@ export class Held {
     const key = keyOf(message)
     const first = this.firstFailures.get(key)
     if (first !== undefined) return first
-    if (this.firstFailures.size >= FIRST_FAILURES_KEPT) {
-      const oldest = this.firstFailures.keys().next()
-      if (oldest.done !== true) this.firstFailures.delete(oldest.value)
-    }
+    makeRoom(this.firstFailures, FIRST_FAILURES_KEPT)
     this.firstFailures.set(key, now)
     return now
   }
@@ -69,3 +63,10 @@ export class Held {
 }
 
 const keyOf = (message: Message): string => `${message.stream}:${message.streamSeq}`
+
+/** Drops the oldest key of a full `keys` (insertion order), so one more fits under `kept`. */
+const makeRoom = (keys: Set<string> | Map<string, unknown>, kept: number): void => {
+  if (keys.size < kept) return
+  const oldest = keys.keys().next()
+  if (oldest.done !== true) keys.delete(oldest.value)
+}

@@ -15,7 +15,7 @@
  *
  * Cost when healthy: one delivery-count read per message. The clock is read only while suspected.
  */
-import type { Clock } from "effect"
+import { type Clock, Effect } from "effect"
 import type { Message } from "../../Broker.js"
 import { formatMillis } from "../durations.js"
 import type { Held } from "./held.js"
@@ -25,6 +25,9 @@ export interface Note {
   readonly level: "Info" | "Warn"
   readonly message: string
 }
+
+/** Writes `note` at its level. */
+export const log = (note: Note): Effect.Effect<void> => Effect.logWithLevel(note.level)(note.message)
 
 export class Window {
   private size: number
